@@ -1,0 +1,328 @@
+/* mtls-agent: the daemon. Loads the configuration, opens tokens and
+ * identities, listens on every tunnel and hands each accepted connection
+ * to its own thread. SIGHUP reloads; SIGTERM stops accepting and ends
+ * in-flight connections within shutdown_grace. */
+#include <wolfssl/options.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "listener.h"
+#include "mtls_log.h"
+#include "runtime.h"
+#include "stats.h"
+
+#define DEFAULT_CONFIG "/etc/mtls-agent/mtls-agent.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mtls-agent [-c CONFIG] [--check]\n"
+		   "  -c, --config FILE  configuration (default %s)\n"
+		   "  -t, --check        load config, tokens and identities, "
+		   "then exit\n"
+		   "  -V, --version      print the version\n",
+		DEFAULT_CONFIG);
+}
+
+static void log_error(const char *event, const struct mtls_error *err)
+{
+	char msg[512];
+
+	log_err("event=%s reason=%s detail=\"%s\"", event,
+		mtls_err_name(err->code), mtls_error_str(err, msg, sizeof(msg)));
+}
+
+/* Opens every listener of rt, reusing the matching sockets of old. */
+static mtls_err_t open_listeners(struct runtime *rt, struct runtime *old,
+				 struct mtls_error *err)
+{
+	for (unsigned i = 0; i < rt->n_tunnels; i++) {
+		struct tunnel *t = &rt->tunnels[i];
+		mtls_err_t r;
+
+		for (unsigned j = 0; old != NULL && j < old->n_tunnels; j++) {
+			if (old->tunnels[j].listen_fd >= 0 &&
+			    listener_same(t->cfg, old->tunnels[j].cfg)) {
+				t->listen_fd = old->tunnels[j].listen_fd;
+				old->tunnels[j].listen_fd = -1;
+				break;
+			}
+		}
+		if (t->listen_fd >= 0)
+			continue;
+		r = listener_open(t->cfg, &t->listen_fd, err);
+		if (r != MTLS_OK)
+			return r;
+		log_info("event=listen tunnel=%s listen=%s%s%s%.0u connect=%s:%u",
+			 t->cfg->name,
+			 t->cfg->listen_path ? t->cfg->listen_path : "",
+			 t->cfg->listen_host ? t->cfg->listen_host : "",
+			 t->cfg->listen_host ? ":" : "",
+			 t->cfg->listen_host ? t->cfg->listen_port : 0,
+			 t->cfg->connect_host, t->cfg->connect_port);
+	}
+	return MTLS_OK;
+}
+
+static void close_listeners(struct runtime *rt)
+{
+	for (unsigned i = 0; i < rt->n_tunnels; i++) {
+		if (rt->tunnels[i].listen_fd >= 0) {
+			close(rt->tunnels[i].listen_fd);
+			rt->tunnels[i].listen_fd = -1;
+			listener_unlink(rt->tunnels[i].cfg);
+		}
+	}
+}
+
+/* Gives back sockets that rt adopted from old after a failed reload. */
+static void return_listeners(struct runtime *rt, struct runtime *old)
+{
+	for (unsigned i = 0; i < rt->n_tunnels; i++) {
+		struct tunnel *t = &rt->tunnels[i];
+
+		for (unsigned j = 0; j < old->n_tunnels && t->listen_fd >= 0; j++) {
+			if (old->tunnels[j].listen_fd < 0 &&
+			    listener_same(t->cfg, old->tunnels[j].cfg)) {
+				old->tunnels[j].listen_fd = t->listen_fd;
+				t->listen_fd = -1;
+			}
+		}
+	}
+}
+
+static mtls_err_t load(const char *path, struct runtime *old,
+		       struct runtime **out, struct mtls_error *err)
+{
+	struct config *cfg;
+	struct runtime *rt;
+	mtls_err_t r;
+
+	r = config_load(path, &cfg, err);
+	if (r != MTLS_OK)
+		return r;
+	mtls_log_set_level((enum mtls_log_level)cfg->agent.log_level);
+	r = runtime_new(cfg, &rt, err);
+	if (r != MTLS_OK)
+		return r;
+	r = open_listeners(rt, old, err);
+	if (r != MTLS_OK) {
+		if (old != NULL)
+			return_listeners(rt, old);
+		runtime_put(rt);
+		return r;
+	}
+	*out = rt;
+	return MTLS_OK;
+}
+
+static void reload(const char *path, struct runtime **rt)
+{
+	struct runtime *next = NULL;
+	struct mtls_error err = { 0 };
+
+	log_notice("event=reload config=%s", path);
+	if (load(path, *rt, &next, &err) != MTLS_OK) {
+		log_error("reload_failed", &err);
+		log_notice("event=reload result=kept_previous");
+		return;
+	}
+	/* Tunnels that are gone lose their socket; connections in flight
+	 * keep the old runtime alive until they end. */
+	close_listeners(*rt);
+	runtime_put(*rt);
+	*rt = next;
+	log_notice("event=reload result=ok tunnels=%u", next->n_tunnels);
+}
+
+static void accept_on(struct runtime *rt, struct tunnel *t, int stop_fd)
+{
+	struct mtls_error err = { 0 };
+
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(t->listen_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("event=accept_error tunnel=%s error=\"%s\"",
+					 t->cfg->name, strerror(errno));
+			return;
+		}
+		if (atomic_load(&g_stats.connections_active) >=
+		    rt->cfg->agent.max_connections) {
+			atomic_fetch_add(&g_stats.connections_refused, 1);
+			log_warn("event=refused tunnel=%s reason=limit "
+				 "max_connections=%u", t->cfg->name,
+				 rt->cfg->agent.max_connections);
+			close(fd);
+			continue;
+		}
+		runtime_get(rt);
+		if (conn_start(rt, t, fd, stop_fd, &err) != MTLS_OK)
+			log_error("conn_start_failed", &err);
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void drain(struct runtime *rt, int stop_fd)
+{
+	uint64_t deadline = now_ms() + rt->cfg->agent.shutdown_grace_ms;
+	uint64_t one = 1;
+
+	while (atomic_load(&g_stats.connections_active) > 0 &&
+	       now_ms() < deadline)
+		usleep(20000);
+	if (atomic_load(&g_stats.connections_active) > 0) {
+		log_notice("event=shutdown ending=%lu",
+			   atomic_load(&g_stats.connections_active));
+		if (write(stop_fd, &one, sizeof(one)) != sizeof(one))
+			log_warn("event=shutdown error=\"stop signal\"");
+		deadline = now_ms() + 2000;
+		while (atomic_load(&g_stats.connections_active) > 0 &&
+		       now_ms() < deadline)
+			usleep(10000);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_CONFIG;
+	struct mtls_error err = { 0 };
+	struct runtime *rt = NULL;
+	int check = 0, opt, sig_fd, stop_fd, status = 1;
+	sigset_t mask;
+
+	while ((opt = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'V':
+			printf("mtls-agent %s\n", MTLS_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	mtls_log_init("mtls-agent");
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	/* Blocked before any thread starts, so every thread inherits it and
+	 * the signals reach only the signalfd. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (sig_fd < 0 || stop_fd < 0) {
+		log_err("event=start_failed error=\"%s\"", strerror(errno));
+		return 1;
+	}
+	if (tls_global_init(&err) != MTLS_OK) {
+		log_error("start_failed", &err);
+		return 1;
+	}
+	if (check) {
+		struct config *cfg;
+
+		if (config_load(path, &cfg, &err) != MTLS_OK ||
+		    runtime_new(cfg, &rt, &err) != MTLS_OK) {
+			log_error("check_failed", &err);
+			goto out;
+		}
+		printf("%s: ok (%u tokens, %u identities, %u tunnels)\n", path,
+		       rt->cfg->n_tokens, rt->cfg->n_identities,
+		       rt->n_tunnels);
+		runtime_put(rt);
+		rt = NULL;
+		status = 0;
+		goto out;
+	}
+	if (load(path, NULL, &rt, &err) != MTLS_OK) {
+		log_error("start_failed", &err);
+		goto out;
+	}
+	log_notice("event=ready version=%s tunnels=%u", MTLS_VERSION,
+		   rt->n_tunnels);
+
+	for (;;) {
+		struct pollfd p[CFG_MAX_TUNNELS + 1];
+		unsigned n = 0;
+
+		p[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		for (unsigned i = 0; i < rt->n_tunnels; i++)
+			p[n++] = (struct pollfd){ .fd = rt->tunnels[i].listen_fd,
+						  .events = POLLIN };
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("event=poll_failed error=\"%s\"", strerror(errno));
+			break;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				reload(path, &rt);
+				continue;
+			}
+			log_notice("event=shutdown signal=%s active=%lu",
+				   si.ssi_signo == SIGTERM ? "TERM" : "INT",
+				   atomic_load(&g_stats.connections_active));
+			break;
+		}
+		for (unsigned i = 1; i < n; i++)
+			if (p[i].revents & POLLIN)
+				accept_on(rt, &rt->tunnels[i - 1], stop_fd);
+	}
+	close_listeners(rt);
+	drain(rt, stop_fd);
+	stats_log();
+	status = 0;
+out:
+	if (rt != NULL && atomic_load(&g_stats.connections_active) == 0)
+		runtime_put(rt);
+	tls_global_cleanup();
+	return status;
+}

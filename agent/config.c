@@ -1,0 +1,673 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mtls_log.h"
+
+/* libinih is built with INI_MAX_LINE; our reader refuses longer lines
+ * instead of letting the parser see the tail as a line of its own. */
+#define LINE_MAX_INI (INI_MAX_LINE - 1)
+
+enum section_kind { SEC_NONE, SEC_AGENT, SEC_TOKEN, SEC_IDENTITY, SEC_TUNNEL };
+
+struct parse_state {
+	struct config *c;
+	const char *name;
+	const char *text;
+	size_t len, pos;
+	int line;
+	enum section_kind kind;
+	int index;
+	char section[INI_MAX_LINE];
+	/* Names of identities referenced by tunnels, resolved at the end. */
+	char tunnel_identity[CFG_MAX_TUNNELS][CFG_NAME_MAX];
+	char identity_token[CFG_MAX_IDENTITIES][CFG_NAME_MAX];
+	struct mtls_error *err;
+	int failed;
+};
+
+static int fail(struct parse_state *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse_state *st, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!st->failed) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		mtls_error_set(st->err, MTLS_ERR_CONFIG, "%s:%d: %s", st->name,
+			       st->line, msg);
+		st->failed = 1;
+	}
+	return 0;
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	size_t n = 0;
+
+	if (st->pos >= st->len)
+		return NULL;
+	st->line++;
+	while (st->pos < st->len && n + 1 < (size_t)num) {
+		char ch = st->text[st->pos++];
+
+		if (ch == '\0') {
+			fail(st, "NUL byte in file");
+			ch = ' ';
+		}
+		str[n++] = ch;
+		if (ch == '\n')
+			break;
+	}
+	str[n] = '\0';
+	if (n > 0 && str[n - 1] != '\n' && st->pos < st->len) {
+		fail(st, "line longer than %d characters", LINE_MAX_INI - 1);
+		/* Skip the rest of the line. */
+		while (st->pos < st->len && st->text[st->pos++] != '\n')
+			;
+		str[0] = '\0';
+	}
+	return str;
+}
+
+int config_parse_duration_ms(const char *s, unsigned *out)
+{
+	char *end;
+	double v;
+	double mult = 1000.0;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || v < 0)
+		return -1;
+	if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+		mult = 1000.0;
+	else if (strcmp(end, "ms") == 0)
+		mult = 1.0;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		mult = 60000.0;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600000.0;
+	else
+		return -1;
+	v *= mult;
+	if (v > (double)UINT_MAX)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* "host:port" or "[v6]:port". */
+static int parse_host_port(const char *s, char **host, uint16_t *port)
+{
+	const char *colon, *h = s;
+	size_t hlen;
+	unsigned long p;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen > 253 || parse_uint(colon + 1, 65535, &p) != 0 ||
+	    p == 0)
+		return -1;
+	*host = strndup(h, hlen);
+	if (*host == NULL)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static int set_str(struct parse_state *st, char **dst, const char *v)
+{
+	if (*dst != NULL)
+		return fail(st, "duplicate key");
+	if (*v == '\0')
+		return fail(st, "empty value");
+	*dst = strdup(v);
+	if (*dst == NULL)
+		return fail(st, "out of memory");
+	return 1;
+}
+
+static int set_name(struct parse_state *st, char *dst, const char *v)
+{
+	if (strlen(v) >= CFG_NAME_MAX)
+		return fail(st, "name longer than %d", CFG_NAME_MAX - 1);
+	strcpy(dst, v);
+	return 1;
+}
+
+static int valid_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) >= CFG_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' &&
+		    *s != '.')
+			return 0;
+	return 1;
+}
+
+static int begin_section(struct parse_state *st, const char *section)
+{
+	const char *sp = strchr(section, ' ');
+	char kind[16];
+	const char *name;
+	size_t klen;
+
+	snprintf(st->section, sizeof(st->section), "%s", section);
+	if (strcmp(section, "agent") == 0) {
+		st->kind = SEC_AGENT;
+		return 1;
+	}
+	if (sp == NULL)
+		return fail(st, "unknown section [%s]", section);
+	klen = (size_t)(sp - section);
+	if (klen >= sizeof(kind))
+		return fail(st, "unknown section [%s]", section);
+	memcpy(kind, section, klen);
+	kind[klen] = '\0';
+	name = sp + 1;
+	if (!valid_name(name))
+		return fail(st, "bad name '%s' (letters, digits, - _ .)", name);
+
+	if (strcmp(kind, "token") == 0) {
+		for (unsigned i = 0; i < st->c->n_tokens; i++)
+			if (strcmp(st->c->tokens[i].name, name) == 0)
+				return fail(st, "token '%s' defined twice", name);
+		if (st->c->n_tokens >= CFG_MAX_TOKENS)
+			return fail(st, "more than %d tokens", CFG_MAX_TOKENS);
+		st->kind = SEC_TOKEN;
+		st->index = (int)st->c->n_tokens++;
+		st->c->tokens[st->index].line = st->line;
+		return set_name(st, st->c->tokens[st->index].name, name);
+	}
+	if (strcmp(kind, "identity") == 0) {
+		if (config_find_identity(st->c, name) >= 0)
+			return fail(st, "identity '%s' defined twice", name);
+		if (st->c->n_identities >= CFG_MAX_IDENTITIES)
+			return fail(st, "more than %d identities",
+				    CFG_MAX_IDENTITIES);
+		st->kind = SEC_IDENTITY;
+		st->index = (int)st->c->n_identities++;
+		st->c->identities[st->index].line = st->line;
+		st->c->identities[st->index].token = -1;
+		return set_name(st, st->c->identities[st->index].name, name);
+	}
+	if (strcmp(kind, "tunnel") == 0) {
+		for (unsigned i = 0; i < st->c->n_tunnels; i++)
+			if (strcmp(st->c->tunnels[i].name, name) == 0)
+				return fail(st, "tunnel '%s' defined twice", name);
+		if (st->c->n_tunnels >= CFG_MAX_TUNNELS)
+			return fail(st, "more than %d tunnels", CFG_MAX_TUNNELS);
+		st->kind = SEC_TUNNEL;
+		st->index = (int)st->c->n_tunnels++;
+		struct cfg_tunnel *t = &st->c->tunnels[st->index];
+		t->line = st->line;
+		t->mode = 0600;
+		t->owner = (uid_t)-1;
+		t->group = (gid_t)-1;
+		t->identity = -1;
+		t->min_tls = CFG_TLS_1_2;
+		return set_name(st, t->name, name);
+	}
+	return fail(st, "unknown section [%s]", section);
+}
+
+static int agent_key(struct parse_state *st, const char *k, const char *v)
+{
+	struct cfg_agent *a = &st->c->agent;
+	unsigned long n;
+	enum mtls_log_level lvl;
+
+	if (strcmp(k, "max_connections") == 0) {
+		if (parse_uint(v, 65536, &n) != 0 || n == 0)
+			return fail(st, "max_connections: 1..65536");
+		a->max_connections = (unsigned)n;
+	} else if (strcmp(k, "handshake_timeout") == 0) {
+		if (config_parse_duration_ms(v, &a->handshake_timeout_ms) ||
+		    a->handshake_timeout_ms == 0)
+			return fail(st, "handshake_timeout: a duration like 10s");
+	} else if (strcmp(k, "connect_timeout") == 0) {
+		if (config_parse_duration_ms(v, &a->connect_timeout_ms) ||
+		    a->connect_timeout_ms == 0)
+			return fail(st, "connect_timeout: a duration like 5s");
+	} else if (strcmp(k, "idle_timeout") == 0) {
+		if (config_parse_duration_ms(v, &a->idle_timeout_ms))
+			return fail(st, "idle_timeout: a duration (0 = none)");
+	} else if (strcmp(k, "shutdown_grace") == 0) {
+		if (config_parse_duration_ms(v, &a->shutdown_grace_ms))
+			return fail(st, "shutdown_grace: a duration like 5s");
+	} else if (strcmp(k, "log_level") == 0) {
+		if (mtls_log_level_parse(v, &lvl) != 0)
+			return fail(st, "log_level: err, warning, notice, "
+					"info or debug");
+		a->log_level = (int)lvl;
+	} else {
+		return fail(st, "unknown key '%s' in [agent]", k);
+	}
+	return 1;
+}
+
+static int token_key(struct parse_state *st, const char *k, const char *v)
+{
+	struct cfg_token *t = &st->c->tokens[st->index];
+	unsigned long n;
+
+	if (strcmp(k, "module") == 0)
+		return set_str(st, &t->module, v);
+	if (strcmp(k, "uri") == 0) {
+		if (strncmp(v, "pkcs11:", 7) != 0)
+			return fail(st, "uri must start with pkcs11:");
+		return set_str(st, &t->uri, v);
+	}
+	if (strcmp(k, "pin_source") == 0) {
+		if (strncmp(v, "file:", 5) != 0 &&
+		    strncmp(v, "credential:", 11) != 0 &&
+		    strncmp(v, "env:", 4) != 0)
+			return fail(st, "pin_source: file:PATH, "
+					"credential:NAME or env:VAR");
+		return set_str(st, &t->pin_source, v);
+	}
+	if (strcmp(k, "max_sessions") == 0) {
+		if (parse_uint(v, 32, &n) != 0 || n == 0)
+			return fail(st, "max_sessions: 1..32");
+		t->max_sessions = (unsigned)n;
+		return 1;
+	}
+	return fail(st, "unknown key '%s' in [%s]", k, st->section);
+}
+
+static int identity_key(struct parse_state *st, const char *k, const char *v)
+{
+	struct cfg_identity *id = &st->c->identities[st->index];
+
+	if (strcmp(k, "token") == 0) {
+		if (st->identity_token[st->index][0] != '\0')
+			return fail(st, "duplicate key");
+		return set_name(st, st->identity_token[st->index], v);
+	}
+	if (strcmp(k, "key") == 0) {
+		if (strncmp(v, "pkcs11:", 7) != 0)
+			return fail(st, "key must be a pkcs11: URI (keys stay "
+					"on the token)");
+		return set_str(st, &id->key, v);
+	}
+	if (strcmp(k, "cert") == 0)
+		return set_str(st, &id->cert, v);
+	if (strcmp(k, "chain") == 0)
+		return set_str(st, &id->chain, v);
+	if (strcmp(k, "ca") == 0)
+		return set_str(st, &id->ca, v);
+	return fail(st, "unknown key '%s' in [%s]", k, st->section);
+}
+
+static int parse_owner(struct parse_state *st, const char *v, uid_t *uid)
+{
+	unsigned long n;
+	struct passwd *pw;
+
+	if (parse_uint(v, (uid_t)-2, &n) == 0) {
+		*uid = (uid_t)n;
+		return 1;
+	}
+	pw = getpwnam(v);
+	if (pw == NULL)
+		return fail(st, "unknown user '%s'", v);
+	*uid = pw->pw_uid;
+	return 1;
+}
+
+static int parse_group(struct parse_state *st, const char *v, gid_t *gid)
+{
+	unsigned long n;
+	struct group *gr;
+
+	if (parse_uint(v, (gid_t)-2, &n) == 0) {
+		*gid = (gid_t)n;
+		return 1;
+	}
+	gr = getgrnam(v);
+	if (gr == NULL)
+		return fail(st, "unknown group '%s'", v);
+	*gid = gr->gr_gid;
+	return 1;
+}
+
+static int is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return 0;
+}
+
+static int tunnel_key(struct parse_state *st, const char *k, const char *v)
+{
+	struct cfg_tunnel *t = &st->c->tunnels[st->index];
+
+	if (strcmp(k, "listen") == 0) {
+		if (t->listen_path != NULL || t->listen_host != NULL)
+			return fail(st, "duplicate key");
+		if (v[0] == '/') {
+			if (strlen(v) >= 108)
+				return fail(st, "socket path longer than 107");
+			return set_str(st, &t->listen_path, v);
+		}
+		if (parse_host_port(v, &t->listen_host, &t->listen_port) != 0)
+			return fail(st, "listen: an absolute socket path or "
+					"127.0.0.1:PORT");
+		/* Plaintext must never leave the machine. */
+		if (!is_loopback(t->listen_host))
+			return fail(st, "listen: only loopback addresses "
+					"(127.0.0.0/8, ::1)");
+		return 1;
+	}
+	if (strcmp(k, "mode") == 0) {
+		char *end;
+		unsigned long m = strtoul(v, &end, 8);
+
+		if (*v == '\0' || *end != '\0' || m > 0777)
+			return fail(st, "mode: octal, like 0660");
+		t->mode = (mode_t)m;
+		return 1;
+	}
+	if (strcmp(k, "owner") == 0)
+		return parse_owner(st, v, &t->owner);
+	if (strcmp(k, "group") == 0)
+		return parse_group(st, v, &t->group);
+	if (strcmp(k, "connect") == 0) {
+		if (t->connect_host != NULL)
+			return fail(st, "duplicate key");
+		if (parse_host_port(v, &t->connect_host, &t->connect_port) != 0)
+			return fail(st, "connect: HOST:PORT");
+		return 1;
+	}
+	if (strcmp(k, "identity") == 0) {
+		if (st->tunnel_identity[st->index][0] != '\0')
+			return fail(st, "duplicate key");
+		return set_name(st, st->tunnel_identity[st->index], v);
+	}
+	if (strcmp(k, "sni") == 0)
+		return set_str(st, &t->sni, v);
+	if (strcmp(k, "alpn") == 0)
+		return set_str(st, &t->alpn, v);
+	if (strcmp(k, "ca") == 0)
+		return set_str(st, &t->ca, v);
+	if (strcmp(k, "min_tls") == 0) {
+		if (strcmp(v, "1.2") == 0)
+			t->min_tls = CFG_TLS_1_2;
+		else if (strcmp(v, "1.3") == 0)
+			t->min_tls = CFG_TLS_1_3;
+		else
+			return fail(st, "min_tls: 1.2 or 1.3");
+		return 1;
+	}
+	if (strcmp(k, "verify") == 0 || strcmp(k, "insecure") == 0)
+		return fail(st, "server verification cannot be turned off");
+	return fail(st, "unknown key '%s' in [%s]", k, st->section);
+}
+
+static int handler(void *user, const char *section, const char *key,
+		   const char *value)
+{
+	struct parse_state *st = user;
+
+	if (st->failed)
+		return 0;
+	if (strcmp(section, st->section) != 0 || st->kind == SEC_NONE) {
+		if (!begin_section(st, section))
+			return 0;
+	}
+	switch (st->kind) {
+	case SEC_AGENT:
+		return agent_key(st, key, value);
+	case SEC_TOKEN:
+		return token_key(st, key, value);
+	case SEC_IDENTITY:
+		return identity_key(st, key, value);
+	case SEC_TUNNEL:
+		return tunnel_key(st, key, value);
+	default:
+		return fail(st, "key outside a section");
+	}
+}
+
+int config_find_identity(const struct config *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n_identities; i++)
+		if (strcmp(c->identities[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int find_token(const struct config *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n_tokens; i++)
+		if (strcmp(c->tokens[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Cross-references and required keys, once the whole file is read. */
+static int check(struct parse_state *st)
+{
+	struct config *c = st->c;
+
+	for (unsigned i = 0; i < c->n_tokens; i++) {
+		struct cfg_token *t = &c->tokens[i];
+
+		st->line = t->line;
+		if (t->module == NULL)
+			return fail(st, "[token %s]: module= is required",
+				    t->name);
+		if (t->uri == NULL)
+			return fail(st, "[token %s]: uri= is required", t->name);
+	}
+	for (unsigned i = 0; i < c->n_identities; i++) {
+		struct cfg_identity *id = &c->identities[i];
+
+		st->line = id->line;
+		if (st->identity_token[i][0] == '\0') {
+			if (c->n_tokens != 1)
+				return fail(st, "[identity %s]: token= is "
+						"required", id->name);
+			id->token = 0;
+		} else {
+			id->token = find_token(c, st->identity_token[i]);
+			if (id->token < 0)
+				return fail(st, "[identity %s]: no [token %s]",
+					    id->name, st->identity_token[i]);
+		}
+		if (id->key == NULL)
+			return fail(st, "[identity %s]: key= is required",
+				    id->name);
+		if (id->cert == NULL)
+			return fail(st, "[identity %s]: cert= is required",
+				    id->name);
+	}
+	for (unsigned i = 0; i < c->n_tunnels; i++) {
+		struct cfg_tunnel *t = &c->tunnels[i];
+
+		st->line = t->line;
+		if (t->listen_path == NULL && t->listen_host == NULL)
+			return fail(st, "[tunnel %s]: listen= is required",
+				    t->name);
+		if (t->connect_host == NULL)
+			return fail(st, "[tunnel %s]: connect= is required",
+				    t->name);
+		if (st->tunnel_identity[i][0] == '\0')
+			return fail(st, "[tunnel %s]: identity= is required",
+				    t->name);
+		t->identity = config_find_identity(c, st->tunnel_identity[i]);
+		if (t->identity < 0)
+			return fail(st, "[tunnel %s]: no [identity %s]",
+				    t->name, st->tunnel_identity[i]);
+		if (t->ca == NULL && c->identities[t->identity].ca == NULL)
+			return fail(st, "[tunnel %s]: no trust anchors: set "
+					"ca= here or in [identity %s]",
+				    t->name, c->identities[t->identity].name);
+		for (unsigned j = 0; j < i; j++) {
+			struct cfg_tunnel *o = &c->tunnels[j];
+
+			if ((t->listen_path && o->listen_path &&
+			     strcmp(t->listen_path, o->listen_path) == 0) ||
+			    (t->listen_host && o->listen_host &&
+			     t->listen_port == o->listen_port &&
+			     strcmp(t->listen_host, o->listen_host) == 0))
+				return fail(st, "[tunnel %s]: listens where "
+						"[tunnel %s] does", t->name,
+					    o->name);
+		}
+	}
+	return 1;
+}
+
+mtls_err_t config_parse(const char *name, const char *text, size_t len,
+			struct config **out, struct mtls_error *err)
+{
+	struct parse_state *st;
+	struct config *c;
+	int r;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	st = calloc(1, sizeof(*st));
+	if (c == NULL || st == NULL) {
+		free(c);
+		free(st);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
+	c->agent.max_connections = 1024;
+	c->agent.handshake_timeout_ms = 15000;
+	c->agent.connect_timeout_ms = 10000;
+	c->agent.idle_timeout_ms = 3600000;
+	c->agent.shutdown_grace_ms = 5000;
+	c->agent.log_level = MTLS_LOG_INFO;
+	c->path = strdup(name);
+	st->c = c;
+	st->name = name;
+	st->text = text;
+	st->len = len;
+	st->err = err;
+	r = ini_parse_stream(reader, st, handler, st);
+	if (r != 0 && !st->failed) {
+		st->line = r > 0 ? r : st->line;
+		fail(st, "syntax error (expected [section] or key = value)");
+	}
+	if (!st->failed)
+		check(st);
+	if (st->failed || c->path == NULL) {
+		if (!st->failed)
+			mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+		free(st);
+		config_free(c);
+		return MTLS_ERR_CONFIG;
+	}
+	free(st);
+	*out = c;
+	return MTLS_OK;
+}
+
+mtls_err_t config_load(const char *path, struct config **out,
+		       struct mtls_error *err)
+{
+	FILE *f;
+	char *buf;
+	size_t n;
+	mtls_err_t r;
+
+	*out = NULL;
+	f = fopen(path, "re");
+	if (f == NULL)
+		return mtls_error_set(err, MTLS_ERR_CONFIG, "%s: %s", path,
+				      strerror(errno));
+	buf = malloc(CFG_FILE_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
+	n = fread(buf, 1, CFG_FILE_MAX + 1, f);
+	if (ferror(f) || n > CFG_FILE_MAX) {
+		r = mtls_error_set(err, MTLS_ERR_CONFIG, "%s: %s", path,
+				   ferror(f) ? strerror(errno) :
+					       "larger than 1 MiB");
+	} else {
+		r = config_parse(path, buf, n, out, err);
+	}
+	fclose(f);
+	free(buf);
+	return r;
+}
+
+void config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	for (unsigned i = 0; i < c->n_tokens; i++) {
+		free(c->tokens[i].module);
+		free(c->tokens[i].uri);
+		free(c->tokens[i].pin_source);
+	}
+	for (unsigned i = 0; i < c->n_identities; i++) {
+		free(c->identities[i].key);
+		free(c->identities[i].cert);
+		free(c->identities[i].chain);
+		free(c->identities[i].ca);
+	}
+	for (unsigned i = 0; i < c->n_tunnels; i++) {
+		free(c->tunnels[i].listen_path);
+		free(c->tunnels[i].listen_host);
+		free(c->tunnels[i].connect_host);
+		free(c->tunnels[i].sni);
+		free(c->tunnels[i].alpn);
+		free(c->tunnels[i].ca);
+	}
+	free(c->path);
+	free(c);
+}

@@ -1,0 +1,91 @@
+/* The agent's INI configuration: [agent], [token NAME], [identity NAME],
+ * [tunnel NAME]. Parsing checks everything it can without touching a token
+ * or the network; a bad file is reported as "file:line: reason". */
+#ifndef MTLS_CONFIG_H
+#define MTLS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mtls_err.h"
+
+#define CFG_MAX_TOKENS 16
+#define CFG_MAX_IDENTITIES 64
+#define CFG_MAX_TUNNELS 128
+#define CFG_NAME_MAX 64
+#define CFG_FILE_MAX (1024 * 1024)
+
+enum cfg_tls_version { CFG_TLS_1_2 = 12, CFG_TLS_1_3 = 13 };
+
+struct cfg_agent {
+	unsigned max_connections;
+	unsigned handshake_timeout_ms;
+	unsigned connect_timeout_ms;
+	unsigned idle_timeout_ms;   /* 0: none */
+	unsigned shutdown_grace_ms;
+	int log_level;              /* enum mtls_log_level */
+};
+
+struct cfg_token {
+	char name[CFG_NAME_MAX];
+	char *module;     /* p11-kit module name or path */
+	char *uri;        /* pkcs11: URI selecting the token */
+	char *pin_source; /* file:, credential:, env: or NULL */
+	unsigned max_sessions;
+	int line;
+};
+
+struct cfg_identity {
+	char name[CFG_NAME_MAX];
+	int token;        /* index into tokens */
+	char *key;        /* pkcs11: URI of the private key */
+	char *cert;       /* pkcs11: URI or a PEM file path */
+	char *chain;      /* optional PEM file of intermediates */
+	char *ca;         /* trust anchors for servers: PEM file or folder */
+	int line;
+};
+
+struct cfg_tunnel {
+	char name[CFG_NAME_MAX];
+	/* listen: a Unix socket path, or 127.0.0.1:PORT / [::1]:PORT */
+	char *listen_path;
+	char *listen_host;
+	uint16_t listen_port;
+	mode_t mode;      /* Unix socket mode, default 0600 */
+	uid_t owner;      /* (uid_t)-1: unchanged */
+	gid_t group;      /* (gid_t)-1: unchanged */
+	char *connect_host;
+	uint16_t connect_port;
+	int identity;     /* index into identities */
+	char *sni;        /* server name sent and verified; default host */
+	char *alpn;       /* comma-separated list or NULL */
+	char *ca;         /* overrides the identity's trust anchors */
+	enum cfg_tls_version min_tls;
+	int line;
+};
+
+struct config {
+	char *path;
+	struct cfg_agent agent;
+	struct cfg_token tokens[CFG_MAX_TOKENS];
+	unsigned n_tokens;
+	struct cfg_identity identities[CFG_MAX_IDENTITIES];
+	unsigned n_identities;
+	struct cfg_tunnel tunnels[CFG_MAX_TUNNELS];
+	unsigned n_tunnels;
+};
+
+mtls_err_t config_load(const char *path, struct config **out,
+		       struct mtls_error *err);
+/* Parses text as if read from name (for tests and fuzzing). */
+mtls_err_t config_parse(const char *name, const char *text, size_t len,
+			struct config **out, struct mtls_error *err);
+void config_free(struct config *c);
+
+int config_find_identity(const struct config *c, const char *name);
+
+/* "1.5s", "300ms", "10m", "2h", plain seconds. */
+int config_parse_duration_ms(const char *s, unsigned *out);
+
+#endif

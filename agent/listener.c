@@ -1,0 +1,125 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 128
+
+static mtls_err_t open_unix(const struct cfg_tunnel *t, int *out,
+			    struct mtls_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, rc;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->listen_path);
+	/* A stale socket from a previous run is replaced; anything else at
+	 * that path is left alone. */
+	if (lstat(t->listen_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return mtls_error_set(err, MTLS_ERR_CONFIG,
+					      "%s exists and is not a socket",
+					      t->listen_path);
+		unlink(t->listen_path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return mtls_error_set(err, MTLS_ERR_IO, "socket: %s",
+				      strerror(errno));
+	/* Bind under a tight umask so the socket is never wider than asked,
+	 * not even between bind() and chmod(). */
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc != 0)
+		goto fail;
+	if ((t->owner != (uid_t)-1 || t->group != (gid_t)-1) &&
+	    chown(t->listen_path, t->owner, t->group) != 0)
+		goto fail;
+	if (chmod(t->listen_path, t->mode) != 0)
+		goto fail;
+	if (listen(fd, LISTEN_BACKLOG) != 0)
+		goto fail;
+	*out = fd;
+	return MTLS_OK;
+fail:
+	rc = errno;
+	close(fd);
+	return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", t->listen_path,
+			      strerror(rc));
+}
+
+static mtls_err_t open_tcp(const struct cfg_tunnel *t, int *out,
+			   struct mtls_error *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, rc;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, t->listen_host,
+		      &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons(t->listen_port);
+		len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, t->listen_host,
+			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(t->listen_port);
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		return mtls_error_set(err, MTLS_ERR_CONFIG,
+				      "%s: not an address", t->listen_host);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+	if (fd < 0)
+		return mtls_error_set(err, MTLS_ERR_IO, "socket: %s",
+				      strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		rc = errno;
+		close(fd);
+		return mtls_error_set(err, MTLS_ERR_IO, "%s:%u: %s",
+				      t->listen_host, t->listen_port,
+				      strerror(rc));
+	}
+	*out = fd;
+	return MTLS_OK;
+}
+
+mtls_err_t listener_open(const struct cfg_tunnel *t, int *fd,
+			 struct mtls_error *err)
+{
+	if (t->listen_path != NULL)
+		return open_unix(t, fd, err);
+	return open_tcp(t, fd, err);
+}
+
+void listener_unlink(const struct cfg_tunnel *t)
+{
+	if (t->listen_path != NULL)
+		unlink(t->listen_path);
+}
+
+int listener_same(const struct cfg_tunnel *a, const struct cfg_tunnel *b)
+{
+	if (a->listen_path != NULL && b->listen_path != NULL)
+		return strcmp(a->listen_path, b->listen_path) == 0 &&
+		       a->mode == b->mode && a->owner == b->owner &&
+		       a->group == b->group;
+	if (a->listen_host != NULL && b->listen_host != NULL)
+		return strcmp(a->listen_host, b->listen_host) == 0 &&
+		       a->listen_port == b->listen_port;
+	return 0;
+}

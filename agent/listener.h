@@ -1,0 +1,18 @@
+/* Listening sockets: Unix socket paths (with owner, group, mode) and
+ * loopback TCP ports. */
+#ifndef MTLS_LISTENER_H
+#define MTLS_LISTENER_H
+
+#include <sys/types.h>
+
+#include "config.h"
+#include "mtls_err.h"
+
+mtls_err_t listener_open(const struct cfg_tunnel *t, int *fd,
+			 struct mtls_error *err);
+/* Removes the socket file of a Unix listener (after closing it). */
+void listener_unlink(const struct cfg_tunnel *t);
+/* Same place to listen? (reload keeps such sockets open) */
+int listener_same(const struct cfg_tunnel *a, const struct cfg_tunnel *b);
+
+#endif

@@ -1,0 +1,91 @@
+/* mtlsctl: the command-line tool. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mtlsctl.h"
+#include "mtls_log.h"
+
+#define DEFAULT_CONFIG "/etc/mtls-agent/mtls-agent.conf"
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ctl *, int, char **);
+	const char *help;
+} commands[] = {
+	{ "keygen", ctl_keygen,
+	  "IDENTITY [--type ec-p256|ec-p384|rsa-2048|rsa-3072]" },
+	{ "csr", ctl_csr,
+	  "IDENTITY --subject CN=..,O=.. [--san DNS:name]... [-o FILE]" },
+	{ "import-cert", ctl_import_cert, "IDENTITY CERT.pem" },
+	{ "key-info", ctl_key_info, "IDENTITY" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mtlsctl [-c CONFIG] COMMAND [ARGS]\n\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nCONFIG defaults to %s.\n", DEFAULT_CONFIG);
+}
+
+int ctl_fail(const struct mtls_error *err)
+{
+	char msg[512];
+
+	fprintf(stderr, "mtlsctl: %s: %s\n", mtls_err_name(err->code),
+		mtls_error_str(err, msg, sizeof(msg)));
+	return 1;
+}
+
+int ctl_load_config(struct ctl *ctl)
+{
+	struct mtls_error err = { 0 };
+
+	if (ctl->cfg != NULL)
+		return 0;
+	if (config_load(ctl->config_path, &ctl->cfg, &err) != MTLS_OK)
+		return ctl_fail(&err);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl = { .config_path = DEFAULT_CONFIG };
+	int i = 1, rc;
+
+	mtls_log_init("mtlsctl");
+	mtls_log_set_level(MTLS_LOG_WARNING);
+	while (i < argc && argv[i][0] == '-') {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		     strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+			ctl.config_path = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+			   strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "-V") == 0 ||
+			   strcmp(argv[i], "--version") == 0) {
+			printf("mtlsctl %s\n", MTLS_VERSION);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		if (strcmp(argv[i], commands[c].name) == 0) {
+			rc = commands[c].fn(&ctl, argc - i, argv + i);
+			config_free(ctl.cfg);
+			return rc;
+		}
+	}
+	fprintf(stderr, "mtlsctl: unknown command '%s'\n", argv[i]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,22 @@
+/* mtlsctl: one file per group of subcommands. */
+#ifndef MTLS_MTLSCTL_H
+#define MTLS_MTLSCTL_H
+
+#include "config.h"
+
+struct ctl {
+	const char *config_path;
+	struct config *cfg; /* loaded on demand */
+};
+
+/* Token commands work on the token directly, without the agent. */
+int ctl_keygen(struct ctl *ctl, int argc, char **argv);
+int ctl_csr(struct ctl *ctl, int argc, char **argv);
+int ctl_import_cert(struct ctl *ctl, int argc, char **argv);
+int ctl_key_info(struct ctl *ctl, int argc, char **argv);
+
+/* Prints "mtlsctl: <reason>: <detail>" and returns 1. */
+int ctl_fail(const struct mtls_error *err);
+int ctl_load_config(struct ctl *ctl);
+
+#endif

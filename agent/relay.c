@@ -1,0 +1,184 @@
+#include <wolfssl/options.h>
+
+#include "relay.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <wolfssl/ssl.h>
+
+#include "stats.h"
+
+struct dir {
+	uint8_t buf[RELAY_BUF];
+	size_t len, off;
+	int eof;  /* source finished */
+	int done; /* EOF passed on to the sink */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
+		     int app_fd, int stop_fd, unsigned idle_ms,
+		     struct relay_result *res, struct mtls_error *err)
+{
+	struct dir up = { 0 }, down = { 0 }; /* up: app -> server */
+	uint64_t last = now_ms();
+	int tls_want_read = 1, tls_want_write = 0;
+	mtls_err_t r = MTLS_OK;
+	ssize_t n;
+	int e;
+
+	memset(res, 0, sizeof(*res));
+	for (;;) {
+		int progress = 0;
+
+		/* server -> app */
+		if (down.len == 0 && !down.eof) {
+			n = wolfSSL_read(ssl, down.buf, sizeof(down.buf));
+			if (n > 0) {
+				down.len = (size_t)n;
+				down.off = 0;
+				progress = 1;
+			} else {
+				e = wolfSSL_get_error(ssl, (int)n);
+				if (e == WOLFSSL_ERROR_WANT_READ) {
+					tls_want_read = 1;
+				} else if (e == WOLFSSL_ERROR_WANT_WRITE) {
+					tls_want_write = 1;
+				} else if (e == WOLFSSL_ERROR_ZERO_RETURN ||
+					   e == SOCKET_PEER_CLOSED_E) {
+					down.eof = 1;
+					progress = 1;
+				} else {
+					r = tls_error(ssl, tc, (int)n, err);
+					goto out;
+				}
+			}
+		}
+		if (down.len > 0) {
+			n = send(app_fd, down.buf + down.off, down.len,
+				 MSG_NOSIGNAL);
+			if (n > 0) {
+				down.off += (size_t)n;
+				down.len -= (size_t)n;
+				res->to_client += (uint64_t)n;
+				atomic_fetch_add(&g_stats.bytes_to_client,
+						 (unsigned long)n);
+				progress = 1;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				/* The app went away: nothing left to do. */
+				goto out;
+			}
+		}
+		if (down.eof && down.len == 0 && !down.done) {
+			(void)shutdown(app_fd, SHUT_WR);
+			down.done = 1;
+			progress = 1;
+		}
+
+		/* app -> server */
+		if (up.len == 0 && !up.eof) {
+			n = recv(app_fd, up.buf, sizeof(up.buf), 0);
+			if (n > 0) {
+				up.len = (size_t)n;
+				up.off = 0;
+				progress = 1;
+			} else if (n == 0 ||
+				   (errno != EAGAIN && errno != EINTR)) {
+				up.eof = 1;
+				progress = 1;
+			}
+		}
+		if (up.len > 0) {
+			/* wolfSSL wants the same buffer and length again after
+			 * WANT_WRITE, so up.off only moves on success. */
+			n = wolfSSL_write(ssl, up.buf + up.off, (int)up.len);
+			if (n > 0) {
+				up.off += (size_t)n;
+				up.len -= (size_t)n;
+				res->to_server += (uint64_t)n;
+				atomic_fetch_add(&g_stats.bytes_to_server,
+						 (unsigned long)n);
+				progress = 1;
+			} else {
+				e = wolfSSL_get_error(ssl, (int)n);
+				if (e == WOLFSSL_ERROR_WANT_WRITE)
+					tls_want_write = 1;
+				else if (e == WOLFSSL_ERROR_WANT_READ)
+					tls_want_read = 1;
+				else {
+					r = tls_error(ssl, tc, (int)n, err);
+					goto out;
+				}
+			}
+		}
+		if (up.eof && up.len == 0 && !up.done) {
+			/* close_notify tells the server the request ended;
+			 * its answer still flows back. */
+			(void)wolfSSL_shutdown(ssl);
+			up.done = 1;
+			progress = 1;
+		}
+		if (up.done && down.done)
+			goto out;
+		if (progress) {
+			last = now_ms();
+			continue;
+		}
+		if (wolfSSL_pending(ssl) > 0 && down.len == 0)
+			continue;
+
+		struct pollfd p[3] = {
+			{ .fd = app_fd, .events = 0 },
+			{ .fd = tls_fd, .events = 0 },
+			{ .fd = stop_fd, .events = POLLIN },
+		};
+		int timeout = -1;
+
+		if (up.len == 0 && !up.eof)
+			p[0].events |= POLLIN;
+		if (down.len > 0)
+			p[0].events |= POLLOUT;
+		if ((down.len == 0 && !down.eof) || tls_want_read)
+			p[1].events |= POLLIN;
+		if (tls_want_write)
+			p[1].events |= POLLOUT;
+		tls_want_read = tls_want_write = 0;
+		/* Poll only what we wait for: POLLHUP is reported even when
+		 * not asked, and would spin the loop. */
+		if (p[0].events == 0)
+			p[0].fd = -1;
+		if (p[1].events == 0)
+			p[1].fd = -1;
+		if (idle_ms > 0) {
+			uint64_t idle = now_ms() - last;
+
+			if (idle >= idle_ms) {
+				res->idle_timeout = 1;
+				goto out;
+			}
+			timeout = (int)(idle_ms - idle);
+		}
+		if (poll(p, 3, timeout) < 0 && errno != EINTR) {
+			r = mtls_error_set(err, MTLS_ERR_IO, "poll: %s",
+					   strerror(errno));
+			goto out;
+		}
+		if (p[2].revents & POLLIN) {
+			res->stopped = 1;
+			goto out;
+		}
+	}
+out:
+	return r;
+}

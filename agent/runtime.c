@@ -1,0 +1,105 @@
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mtls_log.h"
+
+static void runtime_free(struct runtime *rt)
+{
+	for (unsigned i = 0; i < rt->n_tunnels; i++) {
+		tls_ctx_free(rt->tunnels[i].ctx);
+		if (rt->tunnels[i].listen_fd >= 0)
+			close(rt->tunnels[i].listen_fd);
+	}
+	for (unsigned i = 0; i < CFG_MAX_IDENTITIES; i++)
+		identity_free(rt->ids[i]);
+	for (unsigned i = 0; i < CFG_MAX_TOKENS; i++)
+		p11_token_close(rt->tokens[i]);
+	for (unsigned i = 0; i < CFG_MAX_TOKENS; i++)
+		p11_module_close(rt->modules[i]);
+	config_free(rt->cfg);
+	free(rt);
+}
+
+mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
+		       struct mtls_error *err)
+{
+	struct runtime *rt;
+	mtls_err_t r = MTLS_OK;
+
+	*out = NULL;
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL) {
+		config_free(cfg);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
+	atomic_init(&rt->refs, 1);
+	rt->cfg = cfg;
+	for (unsigned i = 0; i < CFG_MAX_TUNNELS; i++)
+		rt->tunnels[i].listen_fd = -1;
+
+	for (unsigned i = 0; i < cfg->n_tokens; i++) {
+		const struct cfg_token *ct = &cfg->tokens[i];
+
+		/* Each token gets its own p11-kit managed instance of the
+		 * module, so a reload never disturbs the sessions of the
+		 * runtime it replaces. */
+		r = p11_module_open(ct->module, &rt->modules[i], err);
+		if (r != MTLS_OK)
+			goto fail;
+		r = p11_token_open(rt->modules[i], ct->uri, ct->pin_source,
+				   ct->max_sessions, &rt->tokens[i], err);
+		if (r != MTLS_OK)
+			goto fail;
+		r = p11_token_login(rt->tokens[i], err);
+		if (r != MTLS_OK)
+			goto fail;
+		log_info("event=token_open token=%s module=%s", ct->name,
+			 ct->module);
+	}
+	for (unsigned i = 0; i < cfg->n_identities; i++) {
+		const struct cfg_identity *ci = &cfg->identities[i];
+
+		r = identity_load(ci->name, rt->tokens[ci->token], ci->key,
+				  ci->cert, ci->chain, &rt->ids[i], err);
+		if (r != MTLS_OK)
+			goto fail;
+		log_info("event=identity_loaded identity=%s key_type=%s-%u "
+			 "subject=\"%s\" not_after=%ld", ci->name,
+			 p11_key_type(rt->ids[i]->key) == P11_KEY_EC ? "ec" :
+								       "rsa",
+			 p11_key_bits(rt->ids[i]->key), rt->ids[i]->subject,
+			 rt->ids[i]->not_after);
+	}
+	for (unsigned i = 0; i < cfg->n_tunnels; i++) {
+		const struct cfg_tunnel *ct = &cfg->tunnels[i];
+		struct tunnel *t = &rt->tunnels[i];
+		const char *ca = ct->ca != NULL ? ct->ca :
+				 cfg->identities[ct->identity].ca;
+
+		t->cfg = ct;
+		t->id = rt->ids[ct->identity];
+		r = tls_ctx_new(t->id, ca, (int)ct->min_tls, &t->ctx, err);
+		rt->n_tunnels = i + 1;
+		if (r != MTLS_OK)
+			goto fail;
+	}
+	*out = rt;
+	return MTLS_OK;
+fail:
+	runtime_free(rt);
+	return r;
+}
+
+void runtime_get(struct runtime *rt)
+{
+	atomic_fetch_add(&rt->refs, 1);
+}
+
+void runtime_put(struct runtime *rt)
+{
+	if (rt != NULL && atomic_fetch_sub(&rt->refs, 1) == 1)
+		runtime_free(rt);
+}

@@ -1,0 +1,37 @@
+#include "stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mtls_log.h"
+
+struct stats g_stats;
+
+void stats_log(void)
+{
+	char fails[1024];
+	size_t n = 0;
+
+	fails[0] = '\0';
+	for (int i = 1; i < MTLS_ERR__COUNT; i++) {
+		unsigned long v = atomic_load(&g_stats.handshakes_failed[i]);
+		int w;
+
+		if (v == 0)
+			continue;
+		w = snprintf(fails + n, sizeof(fails) - n, " failed_%s=%lu",
+			     mtls_err_name((mtls_err_t)i), v);
+		if (w < 0 || (size_t)w >= sizeof(fails) - n)
+			break;
+		n += (size_t)w;
+	}
+	log_info("event=stats connections_total=%lu connections_active=%lu "
+		 "connections_refused=%lu handshakes_ok=%lu bytes_to_server=%lu "
+		 "bytes_to_client=%lu%s",
+		 atomic_load(&g_stats.connections_total),
+		 atomic_load(&g_stats.connections_active),
+		 atomic_load(&g_stats.connections_refused),
+		 atomic_load(&g_stats.handshakes_ok),
+		 atomic_load(&g_stats.bytes_to_server),
+		 atomic_load(&g_stats.bytes_to_client), fails);
+}

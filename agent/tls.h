@@ -1,0 +1,44 @@
+/* wolfSSL client side: one context per tunnel (identity + trust anchors +
+ * minimum version), private-key operations on the token through wolfSSL's
+ * PK callbacks, and handshake failures turned into the project's reasons. */
+#ifndef MTLS_TLS_H
+#define MTLS_TLS_H
+
+#include "identity.h"
+#include "mtls_err.h"
+
+typedef struct WOLFSSL_CTX WOLFSSL_CTX;
+typedef struct WOLFSSL WOLFSSL;
+
+/* Per-connection state the callbacks see. */
+struct tls_conn {
+	struct identity *id;
+	struct mtls_error sign_err; /* set when the token refused to sign */
+	unsigned long sign_count;
+	double sign_seconds;
+};
+
+mtls_err_t tls_global_init(struct mtls_error *err);
+void tls_global_cleanup(void);
+
+/* ca: PEM file or folder of trust anchors. min_tls: 12 or 13. Server
+ * verification is always on; there is no way to turn it off. */
+mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
+		       WOLFSSL_CTX **out, struct mtls_error *err);
+void tls_ctx_free(WOLFSSL_CTX *ctx);
+
+/* A client object on fd, sending SNI name and checking it against the
+ * server certificate's SAN (or CN); alpn: comma-separated or NULL. */
+mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
+		   const char *name, const char *alpn, WOLFSSL **out,
+		   struct mtls_error *err);
+
+/* Maps a failed wolfSSL_connect/read (ret, with ssl's error state) to a
+ * reason: unknown CA, name mismatch, expired, our certificate refused,
+ * token errors, ... */
+mtls_err_t tls_error(WOLFSSL *ssl, struct tls_conn *tc, int ret,
+		     struct mtls_error *err);
+
+const char *tls_version_name(WOLFSSL *ssl);
+
+#endif

@@ -1,0 +1,93 @@
+/* Key pairs generated on the token: the private half is a token object that
+ * is private, sensitive and never extractable, so no byte of it ever leaves. */
+#include <string.h>
+#include <sys/random.h>
+
+#include "p11_internal.h"
+
+static const uint8_t oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+				    0x3d, 0x03, 0x01, 0x07 };
+static const uint8_t oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
+
+mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
+		      unsigned bits, const char *label, const uint8_t *id,
+		      size_t id_len, uint8_t id_out[P11_ID_MAX],
+		      size_t *id_out_len, struct mtls_error *err)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG mod_bits = bits;
+	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
+	CK_MECHANISM mech = { 0, NULL, 0 };
+	CK_OBJECT_HANDLE hpub, hpriv;
+	CK_ATTRIBUTE pub[10], priv[12];
+	CK_ULONG npub = 0, npriv = 0;
+	uint8_t new_id[8];
+	size_t label_len = label != NULL ? strlen(label) : 0;
+	struct p11_session s;
+	mtls_err_t r;
+	CK_RV rv;
+
+	if (id == NULL || id_len == 0) {
+		if (getrandom(new_id, sizeof(new_id), 0) != sizeof(new_id))
+			return mtls_error_set(err, MTLS_ERR_IO, "getrandom");
+		id = new_id;
+		id_len = sizeof(new_id);
+	}
+	if (id_len > P11_ID_MAX || label_len > P11_LABEL_MAX)
+		return mtls_error_set(err, MTLS_ERR_ARG, "id or label too long");
+
+	pub[npub++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	pub[npub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &yes, sizeof(yes) };
+	/* Least privilege: a signing key does nothing else. */
+	pub[npub++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &no, sizeof(no) };
+	pub[npub++] = (CK_ATTRIBUTE){ CKA_WRAP, &no, sizeof(no) };
+	pub[npub++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &yes, sizeof(yes) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &yes, sizeof(yes) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &no, sizeof(no) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof(yes) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_DECRYPT, &no, sizeof(no) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_UNWRAP, &no, sizeof(no) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_DERIVE, &no, sizeof(no) };
+	priv[npriv++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
+	if (label_len > 0) {
+		pub[npub++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, label_len };
+		priv[npriv++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, label_len };
+	}
+	if (type == P11_KEY_EC) {
+		const uint8_t *oid = bits == 384 ? oid_p384 : oid_p256;
+		size_t oid_len = bits == 384 ? sizeof(oid_p384) : sizeof(oid_p256);
+
+		if (bits != 256 && bits != 384)
+			return mtls_error_set(err, MTLS_ERR_ARG,
+					      "EC keys: P-256 or P-384");
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		pub[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)oid, oid_len };
+	} else if (type == P11_KEY_RSA) {
+		if (bits < 2048 || bits > 8192)
+			return mtls_error_set(err, MTLS_ERR_ARG,
+					      "RSA keys: 2048 to 8192 bits");
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		pub[npub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &mod_bits,
+					      sizeof(mod_bits) };
+		pub[npub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, exp,
+					      sizeof(exp) };
+	} else {
+		return mtls_error_set(err, MTLS_ERR_ARG, "unknown key type");
+	}
+
+	r = p11_session_get(t, &s, err);
+	if (r != MTLS_OK)
+		return r;
+	rv = t->m->fn->C_GenerateKeyPair(s.h, &mech, pub, npub, priv, npriv,
+					 &hpub, &hpriv);
+	p11_session_put(t, &s, rv);
+	if (rv != CKR_OK)
+		return p11_rv_error(err, rv, "C_GenerateKeyPair", t->uri);
+	if (id_out != NULL) {
+		memcpy(id_out, id, id_len);
+		*id_out_len = id_len;
+	}
+	return MTLS_OK;
+}

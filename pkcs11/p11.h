@@ -1,0 +1,140 @@
+/* pkcs11/: the only code that talks to tokens.
+ *
+ * Modules are loaded through p11-kit (by registered name or by path), tokens,
+ * keys and certificates are selected with RFC 7512 URIs, and signatures use
+ * the token's own mechanisms (CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS; never
+ * raw CKM_RSA_X_509). Every failure carries the CK_RV name and the URI.
+ *
+ * Thread safety: a token may be used from many threads at once. Signatures
+ * borrow a session from the token's pool; key handles are cached and found
+ * again when the token was reset (removed, reinserted, sessions closed).
+ *
+ * This header deliberately does not include pkcs11.h: wolfSSL's PKCS#11
+ * headers and p11-kit's conflict in one translation unit. */
+#ifndef MTLS_P11_H
+#define MTLS_P11_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mtls_err.h"
+
+struct p11_module;
+struct p11_token;
+struct p11_key;
+
+enum p11_key_type {
+	P11_KEY_EC = 1,
+	P11_KEY_RSA = 2,
+};
+
+enum p11_sign_mech {
+	P11_SIGN_ECDSA,    /* in: the hash; out: raw r||s */
+	P11_SIGN_RSA_PKCS, /* in: DER DigestInfo; out: PKCS#1 v1.5 signature */
+	P11_SIGN_RSA_PSS,  /* in: the hash; salt length = hash length */
+};
+
+enum p11_hash {
+	P11_HASH_SHA256,
+	P11_HASH_SHA384,
+	P11_HASH_SHA512,
+};
+
+#define P11_ID_MAX 64
+#define P11_LABEL_MAX 128
+#define P11_SIG_MAX 1024   /* RSA-8192 */
+#define P11_CERT_MAX 16384 /* one DER certificate */
+
+/* Public half of a key, in the token's encodings. */
+struct p11_pubkey {
+	enum p11_key_type type;
+	unsigned bits;
+	uint8_t ec_params[16]; /* DER OID of the named curve */
+	size_t ec_params_len;
+	uint8_t ec_point[133]; /* uncompressed point 04||X||Y, up to P-521 */
+	size_t ec_point_len;
+	uint8_t modulus[1024];
+	size_t modulus_len;
+	uint8_t exponent[8];
+	size_t exponent_len;
+};
+
+struct p11_key_flags {
+	int token, private_, sensitive, extractable, always_sensitive,
+		never_extractable, sign;
+};
+
+struct p11_token_status {
+	int present;       /* token found in a slot */
+	int logged_in;
+	int login_blocked; /* a PIN was refused: no retry until unlock/reload */
+	unsigned long slot_id;
+	char label[33], serial[17], model[17], manufacturer[33];
+	unsigned sessions_open, sessions_idle;
+};
+
+/* Name of a CK_RV, e.g. "CKR_PIN_INCORRECT"; "CKR_0x..." for unknown ones. */
+const char *p11_rv_name(unsigned long rv);
+
+/* name_or_path: a p11-kit module name ("softhsm2") or a path to a .so. */
+mtls_err_t p11_module_open(const char *name_or_path, struct p11_module **out,
+			   struct mtls_error *err);
+void p11_module_close(struct p11_module *m);
+
+/* uri selects the token (token, serial, model, manufacturer, slot-id).
+ * pin_source: "file:PATH" (must not be group/world accessible),
+ * "credential:NAME" ($CREDENTIALS_DIRECTORY/NAME), "env:VAR" (tests), or
+ * NULL to use the URI's pin-source / pin-value. The token is looked up now;
+ * an absent token is not an error here (it may be inserted later), a
+ * malformed URI or PIN source is. */
+mtls_err_t p11_token_open(struct p11_module *m, const char *uri,
+			  const char *pin_source, unsigned max_sessions,
+			  struct p11_token **out, struct mtls_error *err);
+void p11_token_close(struct p11_token *t);
+const char *p11_token_uri(const struct p11_token *t);
+void p11_token_status(struct p11_token *t, struct p11_token_status *st);
+/* Log in now (at start-up) so that a wrong PIN shows before traffic. */
+mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err);
+/* Forget a refused PIN so that the next operation tries again (after the
+ * operator fixed the PIN source). */
+void p11_token_unblock(struct p11_token *t);
+
+/* Finds the private key the URI names (object, id; type must be private if
+ * given). The key must exist now. */
+mtls_err_t p11_key_open(struct p11_token *t, const char *uri,
+			struct p11_key **out, struct mtls_error *err);
+void p11_key_close(struct p11_key *k);
+enum p11_key_type p11_key_type(const struct p11_key *k);
+unsigned p11_key_bits(const struct p11_key *k);
+const char *p11_key_uri(const struct p11_key *k);
+/* The token's CKA_ID of the key. */
+size_t p11_key_id(const struct p11_key *k, uint8_t id[P11_ID_MAX]);
+
+mtls_err_t p11_key_sign(struct p11_key *k, enum p11_sign_mech mech,
+			enum p11_hash hash, const uint8_t *in, size_t in_len,
+			uint8_t *sig, size_t *sig_len, struct mtls_error *err);
+mtls_err_t p11_key_public(struct p11_key *k, struct p11_pubkey *pub,
+			  struct mtls_error *err);
+mtls_err_t p11_key_flags(struct p11_key *k, struct p11_key_flags *f,
+			 struct mtls_error *err);
+
+/* Generates a key pair on the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE
+ * true, CKA_EXTRACTABLE false. bits: 256/384 for EC, 2048.. for RSA.
+ * id may be NULL: a random 8-byte CKA_ID is chosen and returned in id_out. */
+mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
+		      unsigned bits, const char *label, const uint8_t *id,
+		      size_t id_len, uint8_t id_out[P11_ID_MAX],
+		      size_t *id_out_len, struct mtls_error *err);
+
+/* Reads the one certificate the URI names; *der is malloc'd. */
+mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
+			 size_t *der_len, struct mtls_error *err);
+/* Stores a certificate object (CKC_X_509) beside the key with this id;
+ * its label is the object= of label_uri (a pkcs11: URI) when given. */
+mtls_err_t p11_cert_store(struct p11_token *t, const uint8_t *der,
+			  size_t der_len, const uint8_t *subject,
+			  size_t subject_len, const char *label_uri,
+			  const uint8_t *id, size_t id_len,
+			  struct mtls_error *err);
+
+#endif

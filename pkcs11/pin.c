@@ -1,0 +1,130 @@
+/* PIN sources: a file with strict permissions, a systemd credential, an
+ * environment variable (tests), or the URI's pin-value / pin-source. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "p11_internal.h"
+
+static mtls_err_t pin_from_file(const char *path, int check_mode,
+				struct mtls_secret *pin, struct mtls_error *err)
+{
+	char buf[MTLS_SECRET_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	mtls_err_t r = MTLS_OK;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return mtls_error_set(err, MTLS_ERR_PIN_MISSING, "%s: %s",
+				      path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r = mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				   "%s: not a regular file", path);
+		goto out;
+	}
+	/* Like ssh with private keys: a PIN others can read is no secret. */
+	if (check_mode && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		r = mtls_error_set(err, MTLS_ERR_PERMISSION,
+				   "%s: PIN file mode %04o is group or world "
+				   "accessible; chmod 600 it",
+				   path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (check_mode && st.st_uid != geteuid() && st.st_uid != 0) {
+		r = mtls_error_set(err, MTLS_ERR_PERMISSION,
+				   "%s: PIN file owned by uid %u", path,
+				   (unsigned)st.st_uid);
+		goto out;
+	}
+	while (len < sizeof(buf)) {
+		n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = mtls_error_set(err, MTLS_ERR_IO, "%s: %s", path,
+					   strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len == 0 || mtls_secret_set(pin, buf, len) != 0)
+		r = mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				   "%s: PIN empty or longer than %d bytes",
+				   path, MTLS_SECRET_MAX);
+out:
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}
+
+mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
+			       struct mtls_error *err)
+{
+	if (strncmp(source, "file:", 5) == 0)
+		return pin_from_file(source + 5, 1, pin, err);
+	if (source[0] == '/')
+		return pin_from_file(source, 1, pin, err);
+	if (strncmp(source, "credential:", 11) == 0) {
+		const char *dir = getenv("CREDENTIALS_DIRECTORY");
+		const char *name = source + 11;
+		char path[4096];
+
+		if (dir == NULL)
+			return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+					      "%s: CREDENTIALS_DIRECTORY is "
+					      "not set (LoadCredential=?)",
+					      source);
+		if (*name == '\0' || strchr(name, '/') != NULL)
+			return mtls_error_set(err, MTLS_ERR_CONFIG,
+					      "%s: bad credential name", source);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		/* systemd owns the credential's permissions. */
+		return pin_from_file(path, 0, pin, err);
+	}
+	if (strncmp(source, "env:", 4) == 0) {
+		const char *v = getenv(source + 4);
+
+		if (v == NULL || *v == '\0')
+			return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+					      "%s: variable not set", source);
+		if (mtls_secret_set(pin, v, strlen(v)) != 0)
+			return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+					      "%s: PIN too long", source);
+		return MTLS_OK;
+	}
+	return mtls_error_set(err, MTLS_ERR_CONFIG,
+			      "unknown PIN source '%s' (file:, credential:, "
+			      "env:)", source);
+}
+
+mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
+			struct mtls_error *err)
+{
+	const char *v;
+
+	if (t->pin_source[0] != '\0')
+		return p11_pin_from_source(t->pin_source, pin, err);
+	v = p11_kit_uri_get_pin_value(t->kuri);
+	if (v != NULL) {
+		if (mtls_secret_set(pin, v, strlen(v)) != 0)
+			return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+					      "pin-value too long");
+		return MTLS_OK;
+	}
+	v = p11_kit_uri_get_pin_source(t->kuri);
+	if (v != NULL)
+		return p11_pin_from_source(v, pin, err);
+	return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+			      "no PIN source for %s", t->uri);
+}

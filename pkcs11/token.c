@@ -1,0 +1,351 @@
+/* Tokens: slot lookup by URI, login, and the session pool.
+ *
+ * Login state is per application and token in PKCS#11, so one C_Login serves
+ * every session. When the token goes away (CKR_DEVICE_REMOVED,
+ * CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, ...) the pool is dropped
+ * and the generation bumped; the next operation looks the token up again,
+ * which is how the agent recovers by itself when the token returns. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "p11_internal.h"
+
+/* How long a signer waits for a pooled session before giving up. */
+#define POOL_WAIT_SEC 30
+
+int p11_rv_token_lost(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_DEVICE_ERROR:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+	case CKR_SLOT_ID_INVALID:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+mtls_err_t p11_rv_error(struct mtls_error *err, CK_RV rv, const char *what,
+			const char *uri)
+{
+	mtls_err_t code;
+
+	switch (rv) {
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_SLOT_ID_INVALID:
+		code = MTLS_ERR_TOKEN_ABSENT;
+		break;
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_INVALID:
+	case CKR_PIN_LEN_RANGE:
+		code = MTLS_ERR_PIN_INCORRECT;
+		break;
+	case CKR_PIN_LOCKED:
+	case CKR_PIN_EXPIRED:
+		code = MTLS_ERR_PIN_LOCKED;
+		break;
+	case CKR_MECHANISM_INVALID:
+	case CKR_MECHANISM_PARAM_INVALID:
+	case CKR_KEY_TYPE_INCONSISTENT:
+	case CKR_KEY_FUNCTION_NOT_PERMITTED:
+		code = MTLS_ERR_MECHANISM;
+		break;
+	case CKR_HOST_MEMORY:
+		code = MTLS_ERR_NOMEM;
+		break;
+	default:
+		code = MTLS_ERR_TOKEN;
+		break;
+	}
+	return mtls_error_set(err, code, "%s: %s (%s)", what, p11_rv_name(rv),
+			      uri);
+}
+
+static void token_info_fixed(const CK_UTF8CHAR *in, size_t n, char *out)
+{
+	/* PKCS#11 pads these fields with spaces and does not terminate them. */
+	while (n > 0 && in[n - 1] == ' ')
+		n--;
+	memcpy(out, in, n);
+	out[n] = '\0';
+}
+
+/* Finds the slot holding the token; lock held. */
+static mtls_err_t token_locate(struct p11_token *t, struct mtls_error *err)
+{
+	CK_SLOT_ID slots[64], want_slot, found = 0;
+	CK_ULONG n = sizeof(slots) / sizeof(slots[0]);
+	CK_TOKEN_INFO info, found_info;
+	unsigned matches = 0;
+	CK_RV rv;
+
+	rv = t->m->fn->C_GetSlotList(CK_TRUE, slots, &n);
+	if (rv != CKR_OK)
+		return p11_rv_error(err, rv, "C_GetSlotList", t->uri);
+	want_slot = p11_kit_uri_get_slot_id(t->kuri);
+	for (CK_ULONG i = 0; i < n; i++) {
+		if (want_slot != (CK_SLOT_ID)-1 && slots[i] != want_slot)
+			continue;
+		if (t->m->fn->C_GetTokenInfo(slots[i], &info) != CKR_OK)
+			continue;
+		/* SoftHSM lists an empty, uninitialised slot: never ours. */
+		if (!(info.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		if (!p11_kit_uri_match_token_info(t->kuri, &info))
+			continue;
+		if (matches++ == 0) {
+			found = slots[i];
+			found_info = info;
+		}
+	}
+	if (matches == 0)
+		return mtls_error_set(err, MTLS_ERR_TOKEN_ABSENT,
+				      "no token matches %s", t->uri);
+	if (matches > 1)
+		return mtls_error_set(err, MTLS_ERR_AMBIGUOUS,
+				      "%u tokens match %s; add serial= or "
+				      "slot-id=", matches, t->uri);
+	t->slot = found;
+	t->info = found_info;
+	t->present = 1;
+	return MTLS_OK;
+}
+
+/* Closes every pooled session and forgets the login; lock held. */
+static void token_reset(struct p11_token *t)
+{
+	for (unsigned i = 0; i < t->n_idle; i++)
+		(void)t->m->fn->C_CloseSession(t->idle[i]);
+	t->n_open -= t->n_idle;
+	t->n_idle = 0;
+	t->present = 0;
+	t->logged_in = 0;
+	t->generation++;
+	pthread_cond_broadcast(&t->idle_cv);
+}
+
+/* Logs in on session s; lock held. A refused PIN blocks further attempts
+ * so that nothing burns the token's retry counter in a loop. */
+static mtls_err_t token_login_locked(struct p11_token *t, CK_SESSION_HANDLE s,
+				     struct mtls_error *err)
+{
+	struct mtls_secret *pin;
+	mtls_err_t r;
+	CK_RV rv;
+
+	if (t->logged_in)
+		return MTLS_OK;
+	if (t->login_blocked)
+		return mtls_error_set(err, MTLS_ERR_PIN_INCORRECT,
+				      "PIN was refused earlier; not retrying "
+				      "until unlock or reload (%s)", t->uri);
+	if (t->info.flags & CKF_USER_PIN_LOCKED)
+		return mtls_error_set(err, MTLS_ERR_PIN_LOCKED,
+				      "token reports the user PIN locked (%s)",
+				      t->uri);
+	pin = mtls_secret_new();
+	if (pin == NULL)
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	r = p11_pin_read(t, pin, err);
+	if (r != MTLS_OK)
+		goto out;
+	rv = t->m->fn->C_Login(s, CKU_USER, (CK_UTF8CHAR *)pin->buf,
+			       (CK_ULONG)pin->len);
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		t->logged_in = 1;
+		r = MTLS_OK;
+		goto out;
+	}
+	r = p11_rv_error(err, rv, "C_Login", t->uri);
+	if (r == MTLS_ERR_PIN_INCORRECT || r == MTLS_ERR_PIN_LOCKED)
+		t->login_blocked = 1;
+out:
+	mtls_secret_free(pin);
+	return r;
+}
+
+mtls_err_t p11_token_open(struct p11_module *m, const char *uri,
+			  const char *pin_source, unsigned max_sessions,
+			  struct p11_token **out, struct mtls_error *err)
+{
+	struct p11_token *t;
+	struct mtls_error ignored;
+	mtls_err_t r;
+
+	*out = NULL;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	r = p11_uri_parse(uri, &t->kuri, err);
+	if (r != MTLS_OK) {
+		free(t);
+		return r;
+	}
+	p11_uri_redact(uri, t->uri, sizeof(t->uri));
+	if (pin_source != NULL)
+		snprintf(t->pin_source, sizeof(t->pin_source), "%s",
+			 pin_source);
+	t->m = m;
+	t->max_sessions = max_sessions == 0 ? 4 : max_sessions;
+	if (t->max_sessions > P11_POOL_MAX)
+		t->max_sessions = P11_POOL_MAX;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->idle_cv, NULL);
+	/* Absent now is fine: it is looked up again on first use. */
+	pthread_mutex_lock(&t->lock);
+	r = token_locate(t, &ignored);
+	pthread_mutex_unlock(&t->lock);
+	if (r == MTLS_ERR_AMBIGUOUS) {
+		*err = ignored;
+		p11_token_close(t);
+		return r;
+	}
+	*out = t;
+	return MTLS_OK;
+}
+
+void p11_token_close(struct p11_token *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	token_reset(t);
+	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->idle_cv);
+	p11_kit_uri_free(t->kuri);
+	free(t);
+}
+
+const char *p11_token_uri(const struct p11_token *t)
+{
+	return t->uri;
+}
+
+mtls_err_t p11_session_get(struct p11_token *t, struct p11_session *s,
+			   struct mtls_error *err)
+{
+	struct timespec deadline;
+	mtls_err_t r = MTLS_OK;
+	CK_SESSION_HANDLE h;
+	CK_RV rv;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += POOL_WAIT_SEC;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		if (!t->present) {
+			r = token_locate(t, err);
+			if (r != MTLS_OK)
+				goto out;
+		}
+		if (t->n_idle > 0) {
+			s->h = t->idle[--t->n_idle];
+			s->gen = t->generation;
+			goto out;
+		}
+		if (t->n_open < t->max_sessions)
+			break;
+		if (pthread_cond_timedwait(&t->idle_cv, &t->lock, &deadline)) {
+			r = mtls_error_set(err, MTLS_ERR_TIMEOUT,
+					   "no free session on %s after %d s",
+					   t->uri, POOL_WAIT_SEC);
+			goto out;
+		}
+	}
+	rv = t->m->fn->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+				     NULL, NULL, &h);
+	if (rv != CKR_OK) {
+		if (p11_rv_token_lost(rv))
+			token_reset(t);
+		r = p11_rv_error(err, rv, "C_OpenSession", t->uri);
+		goto out;
+	}
+	t->n_open++;
+	r = token_login_locked(t, h, err);
+	if (r != MTLS_OK) {
+		(void)t->m->fn->C_CloseSession(h);
+		t->n_open--;
+		goto out;
+	}
+	s->h = h;
+	s->gen = t->generation;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
+{
+	pthread_mutex_lock(&t->lock);
+	if (s->gen != t->generation) {
+		/* The pool was reset while this session was out. */
+		(void)t->m->fn->C_CloseSession(s->h);
+		t->n_open--;
+	} else if (p11_rv_token_lost(rv)) {
+		(void)t->m->fn->C_CloseSession(s->h);
+		t->n_open--;
+		token_reset(t);
+	} else if (rv == CKR_OK && t->n_idle < P11_POOL_MAX) {
+		t->idle[t->n_idle++] = s->h;
+	} else {
+		/* An unexpected failure may leave an operation active on the
+		 * session; a fresh one is cheaper than finding out. */
+		(void)t->m->fn->C_CloseSession(s->h);
+		t->n_open--;
+	}
+	pthread_cond_signal(&t->idle_cv);
+	pthread_mutex_unlock(&t->lock);
+}
+
+mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err)
+{
+	struct p11_session s;
+	mtls_err_t r;
+
+	r = p11_session_get(t, &s, err);
+	if (r == MTLS_OK)
+		p11_session_put(t, &s, CKR_OK);
+	return r;
+}
+
+void p11_token_unblock(struct p11_token *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->login_blocked = 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void p11_token_status(struct p11_token *t, struct p11_token_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&t->lock);
+	st->present = t->present;
+	st->logged_in = t->logged_in;
+	st->login_blocked = t->login_blocked;
+	st->slot_id = t->slot;
+	st->sessions_open = t->n_open;
+	st->sessions_idle = t->n_idle;
+	if (t->present) {
+		token_info_fixed(t->info.label, sizeof(t->info.label),
+				 st->label);
+		token_info_fixed(t->info.serialNumber,
+				 sizeof(t->info.serialNumber), st->serial);
+		token_info_fixed(t->info.model, sizeof(t->info.model),
+				 st->model);
+		token_info_fixed(t->info.manufacturerID,
+				 sizeof(t->info.manufacturerID),
+				 st->manufacturer);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
