@@ -55,6 +55,31 @@ static int fail(struct parse_state *st, const char *fmt, ...)
 	return 0;
 }
 
+static int begin_section(struct parse_state *st, const char *section);
+
+/* Section headers are handled here, as the line is read, so that a section
+ * without keys is still checked and errors name the header's own line. */
+static void reader_section(struct parse_state *st, const char *line)
+{
+	char name[INI_MAX_LINE];
+	const char *p = line, *end;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '[')
+		return;
+	end = strchr(p, ']');
+	if (end == NULL)
+		return; /* inih reports the syntax error */
+	p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	snprintf(name, sizeof(name), "%.*s", (int)(end - p), p);
+	begin_section(st, name);
+}
+
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse_state *st = stream;
@@ -82,6 +107,8 @@ static char *reader(char *str, int num, void *stream)
 			;
 		str[0] = '\0';
 	}
+	if (!st->failed)
+		reader_section(st, str);
 	return str;
 }
 
@@ -460,10 +487,8 @@ static int handler(void *user, const char *section, const char *key,
 
 	if (st->failed)
 		return 0;
-	if (strcmp(section, st->section) != 0 || st->kind == SEC_NONE) {
-		if (!begin_section(st, section))
-			return 0;
-	}
+	if (strcmp(section, st->section) != 0)
+		return fail(st, "unexpected section [%s]", section);
 	switch (st->kind) {
 	case SEC_AGENT:
 		return agent_key(st, key, value);

@@ -1,0 +1,214 @@
+/* Config parsing: every error names file, line and reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+
+static const char good[] =
+	"; comment\n"
+	"[agent]\n"
+	"max_connections = 50\n"
+	"handshake_timeout = 1.5s\n"
+	"idle_timeout = 10m\n"
+	"log_level = debug\n"
+	"\n"
+	"[token soft]\n"
+	"module = softhsm2\n"
+	"uri = pkcs11:token=demo;serial=abc\n"
+	"pin_source = file:/etc/mtls-agent/pin\n"
+	"\n"
+	"[identity corp]\n"
+	"token = soft\n"
+	"key = pkcs11:object=corp-key;type=private\n"
+	"cert = pkcs11:object=corp-cert;type=cert\n"
+	"ca = /etc/ssl/corp-ca.pem\n"
+	"\n"
+	"[tunnel web]\n"
+	"listen = /run/mtls/web.sock\n"
+	"mode = 0660\n"
+	"connect = api.example:443\n"
+	"identity = corp\n"
+	"alpn = http/1.1\n"
+	"min_tls = 1.3\n"
+	"[tunnel tcp]\n"
+	"listen = 127.0.0.1:8080\n"
+	"connect = [::1]:8443\n"
+	"identity = corp\n"
+	"sni = api.example\n";
+
+static struct config *parse_ok(const char *text)
+{
+	struct mtls_error err = { 0 };
+	struct config *c = NULL;
+
+	if (config_parse("t.conf", text, strlen(text), &c, &err) != MTLS_OK)
+		fail_msg("unexpected error: %s", err.detail);
+	return c;
+}
+
+static void expect_error(const char *text, const char *detail)
+{
+	struct mtls_error err = { 0 };
+	struct config *c = NULL;
+
+	assert_int_equal(config_parse("t.conf", text, strlen(text), &c, &err),
+			 MTLS_ERR_CONFIG);
+	assert_null(c);
+	if (strstr(err.detail, detail) == NULL)
+		fail_msg("detail '%s' lacks '%s'", err.detail, detail);
+}
+
+static void test_good(void **state)
+{
+	struct config *c = parse_ok(good);
+
+	(void)state;
+	assert_int_equal(c->agent.max_connections, 50);
+	assert_int_equal(c->agent.handshake_timeout_ms, 1500);
+	assert_int_equal(c->agent.idle_timeout_ms, 600000);
+	assert_int_equal(c->n_tokens, 1);
+	assert_string_equal(c->tokens[0].module, "softhsm2");
+	assert_string_equal(c->tokens[0].uri, "pkcs11:token=demo;serial=abc");
+	assert_int_equal(c->n_identities, 1);
+	assert_int_equal(c->identities[0].token, 0);
+	assert_int_equal(c->n_tunnels, 2);
+	assert_string_equal(c->tunnels[0].listen_path, "/run/mtls/web.sock");
+	assert_int_equal(c->tunnels[0].mode, 0660);
+	assert_string_equal(c->tunnels[0].connect_host, "api.example");
+	assert_int_equal(c->tunnels[0].connect_port, 443);
+	assert_int_equal(c->tunnels[0].min_tls, CFG_TLS_1_3);
+	assert_string_equal(c->tunnels[1].listen_host, "127.0.0.1");
+	assert_int_equal(c->tunnels[1].listen_port, 8080);
+	assert_string_equal(c->tunnels[1].connect_host, "::1");
+	assert_int_equal(c->tunnels[1].connect_port, 8443);
+	assert_string_equal(c->tunnels[1].sni, "api.example");
+	assert_int_equal(c->tunnels[1].min_tls, CFG_TLS_1_2);
+	config_free(c);
+}
+
+static void test_errors_name_line(void **state)
+{
+	(void)state;
+	expect_error("[agent]\nmax_connections = 0\n", "t.conf:2: max_connections");
+	expect_error("[agent]\nbogus = 1\n", "t.conf:2: unknown key 'bogus'");
+	expect_error("[nope]\n", "t.conf:1: unknown section [nope]");
+	expect_error("[token a b]\n", "t.conf:1: bad name");
+	expect_error("x = 1\n", "t.conf:1:");
+	expect_error("[agent]\nthis line has no equals\n", "t.conf:2: syntax error");
+	expect_error("[token t]\nmodule = m\nuri = pk:x\n", "t.conf:3: uri must start");
+	expect_error("[token t]\nmodule = m\nuri = pkcs11:token=t\n"
+		     "pin_source = /pin\n", "t.conf:4: pin_source");
+	expect_error("[token t]\nmodule = m\n", "t.conf:1: [token t]: uri= is required");
+	expect_error("[token t]\nmodule=m\nuri=pkcs11:token=t\n[token t]\n",
+		     "t.conf:4: token 't' defined twice");
+}
+
+static void test_references(void **state)
+{
+	static const char base[] = "[token t]\nmodule = m\nuri = pkcs11:token=t\n"
+				   "[identity i]\nkey = pkcs11:object=k\n"
+				   "cert = /c.pem\n";
+	char buf[1024];
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "%s[tunnel x]\nlisten = /s\nconnect = h:1\n"
+		 "identity = nope\n", base);
+	expect_error(buf, "t.conf:7: [tunnel x]: no [identity nope]");
+	snprintf(buf, sizeof(buf), "%s[tunnel x]\nlisten = /s\nconnect = h:1\n"
+		 "identity = i\n", base);
+	expect_error(buf, "no trust anchors");
+	snprintf(buf, sizeof(buf), "%sca = /ca.pem\n[tunnel x]\nlisten = /s\n"
+		 "connect = h:1\nidentity = i\n[tunnel y]\nlisten = /s\n"
+		 "connect = h:2\nidentity = i\n", base);
+	expect_error(buf, "t.conf:12: [tunnel y]: listens where [tunnel x]");
+	expect_error("[identity i]\nkey = /file.key\n", "t.conf:2: key must be a pkcs11: URI");
+}
+
+static void test_tunnel_values(void **state)
+{
+	(void)state;
+	expect_error("[tunnel x]\nlisten = 0.0.0.0:80\n", "only loopback");
+	expect_error("[tunnel x]\nlisten = 192.168.1.1:80\n", "only loopback");
+	expect_error("[tunnel x]\nlisten = relative.sock\n", "absolute socket path");
+	expect_error("[tunnel x]\nconnect = host\n", "connect: HOST:PORT");
+	expect_error("[tunnel x]\nconnect = host:0\n", "connect: HOST:PORT");
+	expect_error("[tunnel x]\nconnect = host:65536\n", "connect: HOST:PORT");
+	expect_error("[tunnel x]\nmode = 999\n", "mode: octal");
+	expect_error("[tunnel x]\nmin_tls = 1.1\n", "min_tls: 1.2 or 1.3");
+	expect_error("[tunnel x]\nverify = no\n", "cannot be turned off");
+	expect_error("[tunnel x]\nowner = no-such-user-xyz\n", "unknown user");
+}
+
+static void test_long_line(void **state)
+{
+	char buf[600];
+
+	(void)state;
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf, "[agent]\nlog_level = ", 20);
+	buf[sizeof(buf) - 2] = '\n';
+	buf[sizeof(buf) - 1] = '\0';
+	expect_error(buf, "t.conf:2: line longer than");
+}
+
+static void test_nul_byte(void **state)
+{
+	static const char text[] = "[agent]\nlog_level = info\0x\n";
+	struct mtls_error err = { 0 };
+	struct config *c = NULL;
+
+	(void)state;
+	assert_int_equal(config_parse("t.conf", text, sizeof(text) - 1, &c, &err),
+			 MTLS_ERR_CONFIG);
+	assert_non_null(strstr(err.detail, "NUL byte"));
+}
+
+static void test_durations(void **state)
+{
+	unsigned v;
+
+	(void)state;
+	assert_int_equal(config_parse_duration_ms("10", &v), 0);
+	assert_int_equal(v, 10000);
+	assert_int_equal(config_parse_duration_ms("250ms", &v), 0);
+	assert_int_equal(v, 250);
+	assert_int_equal(config_parse_duration_ms("2h", &v), 0);
+	assert_int_equal(v, 7200000);
+	assert_int_equal(config_parse_duration_ms("1.5m", &v), 0);
+	assert_int_equal(v, 90000);
+	assert_int_equal(config_parse_duration_ms("-1s", &v), -1);
+	assert_int_equal(config_parse_duration_ms("1y", &v), -1);
+	assert_int_equal(config_parse_duration_ms("", &v), -1);
+	assert_int_equal(config_parse_duration_ms("9999999999h", &v), -1);
+}
+
+static void test_load_missing_file(void **state)
+{
+	struct mtls_error err = { 0 };
+	struct config *c = NULL;
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/mtls.conf", &c, &err),
+			 MTLS_ERR_CONFIG);
+	assert_non_null(strstr(err.detail, "/nonexistent/mtls.conf"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_errors_name_line),
+		cmocka_unit_test(test_references),
+		cmocka_unit_test(test_tunnel_values),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_load_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
