@@ -1,0 +1,95 @@
+# Helpers to provision identities with the project's own tooling and to run
+# the agent under test. Sourced after common.sh, softhsm.sh and pki.sh.
+
+# agent_conf_token FILE LABEL PIN_FILE: writes [agent] and [token soft].
+agent_conf_token() {
+	local file=$1 label=$2 pin_file=$3
+	cat >"$file" <<-EOF
+	[agent]
+	log_level = debug
+	handshake_timeout = 10s
+	shutdown_grace = 3s
+
+	[token soft]
+	module = $SOFTHSM_MODULE
+	uri = pkcs11:token=$label
+	pin_source = file:$pin_file
+	EOF
+}
+
+# agent_conf_identity FILE NAME CA [CERT]: an identity whose key and
+# certificate live on the token (object=NAME-key / NAME-cert) unless CERT
+# (a PEM file) is given.
+agent_conf_identity() {
+	local file=$1 name=$2 ca=$3 cert=${4:-pkcs11:object=$2-cert;type=cert}
+	cat >>"$file" <<-EOF
+
+	[identity $name]
+	token = soft
+	key = pkcs11:object=$name-key;type=private
+	cert = $cert
+	ca = $ca
+	EOF
+}
+
+# agent_conf_tunnel FILE NAME LISTEN CONNECT IDENTITY [extra key=value...]
+agent_conf_tunnel() {
+	local file=$1 name=$2 listen=$3 connect=$4 identity=$5
+	shift 5
+	{
+		printf '\n[tunnel %s]\nlisten = %s\nconnect = %s\nidentity = %s\n' \
+			"$name" "$listen" "$connect" "$identity"
+		for kv in "$@"; do printf '%s\n' "$kv"; done
+	} >>"$file"
+}
+
+# identity_provision CONF NAME TYPE CADIR SUBJECT: key generated on the token
+# by mtlsctl, CSR signed on the token by mtlsctl, certificate issued by the
+# test CA, stored on the token by mtlsctl. Leaves $T/NAME.pem too.
+identity_provision() {
+	local conf=$1 name=$2 type=$3 cadir=$4 subject=$5
+	"$MTLSCTL" -c "$conf" keygen "$name" --type "$type" >"$T/$name.keygen.log"
+	"$MTLSCTL" -c "$conf" csr "$name" --subject "$subject" -o "$T/$name.csr"
+	openssl req -in "$T/$name.csr" -verify -noout 2>/dev/null ||
+		t_fail "CSR of $name does not verify"
+	pki_sign_csr "$cadir" "$T/$name.csr" "$T/$name.pem" >/dev/null
+	"$MTLSCTL" -c "$conf" import-cert "$name" "$T/$name.pem" >/dev/null
+}
+
+# agent_start CONF: starts mtls-agent in the background, logging to
+# $T/agent.log; waits until it is ready. Sets AGENT_PID.
+agent_start() {
+	local conf=$1 i
+	"$MTLS_AGENT" -c "$conf" >>"$T/agent.log" 2>&1 &
+	AGENT_PID=$!
+	t_on_exit agent_stop
+	for i in $(seq 1 200); do
+		grep -q 'event=ready' "$T/agent.log" 2>/dev/null && return 0
+		kill -0 "$AGENT_PID" 2>/dev/null || {
+			cat "$T/agent.log" >&2
+			t_fail "mtls-agent exited during start-up"
+		}
+		sleep 0.05
+	done
+	t_fail "mtls-agent not ready after 10 s"
+}
+
+# agent_stop: SIGTERM and wait; returns the agent's exit status.
+agent_stop() {
+	[ -n "${AGENT_PID:-}" ] || return 0
+	kill -TERM "$AGENT_PID" 2>/dev/null || true
+	local rc=0
+	wait "$AGENT_PID" || rc=$?
+	AGENT_PID=
+	return $rc
+}
+
+# agent_log_wait PATTERN [SECONDS]: waits for a line of the agent's log.
+agent_log_wait() {
+	local pattern=$1 secs=${2:-10} i
+	for i in $(seq 1 $((secs * 20))); do
+		grep -qE "$pattern" "$T/agent.log" && return 0
+		sleep 0.05
+	done
+	t_fail "agent log never matched: $pattern"
+}
