@@ -186,7 +186,9 @@ static void *conn_main(void *arg)
 		      c->rt->cfg->agent.idle_timeout_ms, &rr, &err);
 	if (r != MTLS_OK && rr.to_client == 0) {
 		/* TLS 1.3 servers judge our certificate after our Finished:
-		 * their refusal arrives as the first record. */
+		 * their refusal arrives as the first record, and turns the
+		 * handshake counted as ok into a failed one. */
+		atomic_fetch_sub(&g_stats.handshakes_ok, 1);
 		count_failure(r);
 		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
 			 "reason=%s detail=\"%s\"", c->id, ct->name,

@@ -1,0 +1,52 @@
+#!/bin/bash
+# openssl s_server -Verify -verify_return_error against token keys: EC and
+# RSA, TLS 1.3 and TLS 1.2. s_server's page names the client's signature
+# type, so this proves which token mechanism ran: ECDSA, RSA-PSS (TLS 1.3)
+# and RSA PKCS#1 v1.5 (TLS 1.2).
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/softhsm.sh"
+. "$(dirname "$0")/../lib/pki.sh"
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/agent.sh"
+
+t_init tunnel_s_server
+softhsm_init itoken 87654321 123456
+printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+pki_ca "$T/ca" "Test CA"
+pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
+
+p13=$(t_free_port)
+s_server_start "$T/s13" "$p13" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key" -tls1_3
+p12=$(t_free_port)
+s_server_start "$T/s12" "$p12" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key" -tls1_2
+
+conf=$T/agent.conf
+agent_conf_token "$conf" itoken "$T/pin"
+# The EC identity reads its certificate from a PEM file, the RSA one from
+# the token: both sources are exercised.
+agent_conf_identity "$conf" ec "$T/ca/ca.pem" "$T/ec.pem"
+agent_conf_identity "$conf" rsa "$T/ca/ca.pem"
+identity_provision "$conf" ec ec-p256 "$T/ca" "CN=s-ec"
+identity_provision "$conf" rsa rsa-2048 "$T/ca" "CN=s-rsa"
+for id in ec rsa; do
+	agent_conf_tunnel "$conf" ${id}13 "$T/${id}13.sock" "localhost:$p13" $id
+	agent_conf_tunnel "$conf" ${id}12 "$T/${id}12.sock" "localhost:$p12" $id
+done
+agent_start "$conf"
+
+check() { # SOCKET CN PROTOCOL SIGTYPE
+	local page
+	page=$(curl -sS --max-time 10 --unix-socket "$1" http://localhost/)
+	grep -qE "Subject: CN ?= ?$2\$" <<<"$page" ||
+		t_fail "$1: s_server did not report client CN $2"
+	grep -q "Protocol *: *$3" <<<"$page" || t_fail "$1: not $3"
+	grep -q "^Peer signature type: $4\$" <<<"$page" ||
+		t_fail "$1: signature type $(grep 'Peer signature type' <<<"$page"), want $4"
+	echo "ok: $1 $2 $3 $4"
+}
+check "$T/ec13.sock" s-ec TLSv1.3 ECDSA
+check "$T/ec12.sock" s-ec TLSv1.2 ECDSA
+check "$T/rsa13.sock" s-rsa TLSv1.3 RSA-PSS
+check "$T/rsa12.sock" s-rsa TLSv1.2 RSA
+t_pass "s_server verified ECDSA, RSA-PSS and RSA PKCS#1 signatures made on the token"
