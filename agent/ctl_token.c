@@ -321,11 +321,12 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; i < id_len; i++)
 		printf("%02x", id[i]);
 	printf("\ntoken: %s\nprivate: %s\nsensitive: %s\nextractable: %s\n"
-	       "always_sensitive: %s\nnever_extractable: %s\n",
+	       "always_sensitive: %s\nnever_extractable: %s\n"
+	       "secret_value_read: %s\n",
 	       f.token ? "yes" : "no", f.private_ ? "yes" : "no",
 	       f.sensitive ? "yes" : "no", f.extractable ? "yes" : "no",
 	       f.always_sensitive ? "yes" : "no",
-	       f.never_extractable ? "yes" : "no");
+	       f.never_extractable ? "yes" : "no", f.secret_read_rv);
 	rc = 0;
 out:
 	p11_key_close(key);

@@ -404,6 +404,16 @@ mtls_err_t p11_key_flags(struct p11_key *k, struct p11_key_flags *f,
 		if (rv != CKR_OK)
 			r = p11_rv_error(err, rv, "C_GetAttributeValue", k->uri);
 	}
+	if (r == MTLS_OK) {
+		/* Only the length is asked for: even a broken token would
+		 * not copy a secret into this process. */
+		CK_ATTRIBUTE secret = { k->type == P11_KEY_EC ? CKA_VALUE :
+							       CKA_PRIVATE_EXPONENT,
+					NULL, 0 };
+		CK_RV srv = k->t->m->fn->C_GetAttributeValue(s.h, h, &secret, 1);
+
+		f->secret_read_rv = p11_rv_name(srv);
+	}
 	p11_session_put(k->t, &s, rv);
 	if (r != MTLS_OK)
 		return r;

@@ -62,6 +62,10 @@ struct p11_pubkey {
 struct p11_key_flags {
 	int token, private_, sensitive, extractable, always_sensitive,
 		never_extractable, sign;
+	/* What the token answered when asked for the secret value
+	 * (CKA_VALUE / CKA_PRIVATE_EXPONENT): CKR_ATTRIBUTE_SENSITIVE for a
+	 * key that stays on the token. */
+	const char *secret_read_rv;
 };
 
 struct p11_token_status {
