@@ -6,7 +6,11 @@
 nginx_start() {
 	local dir=$1 port=$2 ca=$3 cert=$4 key=$5 crl=${6:-}
 	mkdir -p "$dir/www"
+	# As root, workers would drop to nobody and lose access to $T (0700).
+	local user=
+	[ "$(id -u)" = 0 ] && user="user root;"
 	cat >"$dir/nginx.conf" <<-EOF
+	$user
 	daemon on;
 	worker_processes 1;
 	pid $dir/nginx.pid;
