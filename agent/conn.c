@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "mtls_log.h"
 #include "relay.h"
@@ -171,6 +172,10 @@ static void *conn_main(void *arg)
 	if (r != MTLS_OK)
 		goto fail;
 	r = handshake(c, ssl, &tc, &err);
+	/* Debian's wolfSSL has FP_ECC: each thread builds its own fixed-point
+	 * tables (megabytes) and only this call frees them. The relay needs
+	 * none, so they go as soon as the handshake is over. */
+	wc_ecc_fp_free();
 	if (r != MTLS_OK)
 		goto fail;
 	atomic_fetch_add(&g_stats.handshakes_ok, 1);
