@@ -58,11 +58,21 @@ check "$T/rsa13.sock" "O=Integration,CN=device-rsa" TLSv1.3
 check "$T/rsa12.sock" "O=Integration,CN=device-rsa" TLSv1.2
 check "http://127.0.0.1:$tcp/" "O=Integration,CN=device-ec" TLSv1.3
 
+# Concurrent signing through the session pool: 200 requests, 32 at a time,
+# on both keys.
+seq 1 200 | xargs -P 32 -I{} sh -c '
+	s=$([ $(({} % 2)) -eq 0 ] && echo ec13 || echo rsa12)
+	curl -sS --max-time 20 --unix-socket "$T/$s.sock" http://localhost/ ||
+		echo "curl failed"' >"$T/concurrent.out"
+ok=$(grep -c 'verify=SUCCESS' "$T/concurrent.out" || true)
+[ "$ok" -eq 200 ] || t_fail "only $ok of 200 concurrent requests verified"
+echo "ok: 200 concurrent requests, 32 in flight, all verified"
+
 # The Unix socket has the default mode 0600.
 [ "$(stat -c %a "$T/ec13.sock")" = 600 ] || t_fail "socket mode $(stat -c %a "$T/ec13.sock")"
 # Every handshake signed on the token, and was counted.
-[ "$(grep -c 'event=handshake .*result=ok.*token_signs=1' "$T/agent.log")" -eq 5 ] ||
-	t_fail "expected 5 handshakes with one token signature each"
+[ "$(grep -c 'event=handshake .*result=ok.*token_signs=1' "$T/agent.log")" -eq 205 ] ||
+	t_fail "expected 205 handshakes with one token signature each"
 agent_stop
-grep -q 'event=stats .*handshakes_ok=5' "$T/agent.log" || t_fail "stats line"
+grep -q 'event=stats .*handshakes_ok=205 ' "$T/agent.log" || t_fail "stats line"
 t_pass "nginx saw the token identities over TLS 1.3 and 1.2 (EC and RSA)"

@@ -29,6 +29,27 @@ agent_conf_identity "$conf" ec "$T/ca/ca.pem" "$T/ec.pem"
 agent_conf_identity "$conf" rsa "$T/ca/ca.pem"
 identity_provision "$conf" ec ec-p256 "$T/ca" "CN=s-ec"
 identity_provision "$conf" rsa rsa-2048 "$T/ca" "CN=s-rsa"
+# A second view of the same token, selected the other ways RFC 7512 allows:
+# module by its p11-kit name, token by serial, model, manufacturer and
+# slot-id, PIN from the URI's pin-value, key by CKA_ID.
+list=$(pkcs11-tool --module "$SOFTHSM_MODULE" -L 2>/dev/null)
+serial=$(sed -n 's/^ *serial num *: *//p' <<<"$list" | head -1)
+slot=$(sed -n 's/^Slot 0 (\(0x[0-9a-f]*\)).*/\1/p' <<<"$list")
+key_id=$(sed -n 's/^id: //p' <<<"$("$MTLSCTL" -c "$conf" key-info rsa)")
+id_uri=$(sed 's/../%&/g' <<<"$key_id")
+cat >>"$conf" <<-EOF
+
+	[token byserial]
+	module = softhsm2
+	uri = pkcs11:serial=$serial;model=SoftHSM%20v2;manufacturer=SoftHSM%20project;slot-id=$((slot))?pin-value=123456
+
+	[identity byid]
+	token = byserial
+	key = pkcs11:id=$id_uri;type=private
+	cert = pkcs11:id=$id_uri;type=cert
+	ca = $T/ca/ca.pem
+	EOF
+agent_conf_tunnel "$conf" byid "$T/byid.sock" "localhost:$p13" byid
 for id in ec rsa; do
 	agent_conf_tunnel "$conf" ${id}13 "$T/${id}13.sock" "localhost:$p13" $id
 	agent_conf_tunnel "$conf" ${id}12 "$T/${id}12.sock" "localhost:$p12" $id
@@ -49,4 +70,7 @@ check "$T/ec13.sock" s-ec TLSv1.3 ECDSA
 check "$T/ec12.sock" s-ec TLSv1.2 ECDSA
 check "$T/rsa13.sock" s-rsa TLSv1.3 RSA-PSS
 check "$T/rsa12.sock" s-rsa TLSv1.2 RSA
+check "$T/byid.sock" s-rsa TLSv1.3 RSA-PSS
+# The PIN given in the URI is never shown.
+grep -q 'pin-value=123456' "$T/agent.log" && t_fail "pin-value logged"
 t_pass "s_server verified ECDSA, RSA-PSS and RSA PKCS#1 signatures made on the token"
