@@ -49,6 +49,7 @@ static mtls_err_t open_listeners(struct runtime *rt, struct runtime *old,
 {
 	for (unsigned i = 0; i < rt->n_tunnels; i++) {
 		struct tunnel *t = &rt->tunnels[i];
+		char where[300];
 		mtls_err_t r;
 
 		for (unsigned j = 0; old != NULL && j < old->n_tunnels; j++) {
@@ -64,13 +65,18 @@ static mtls_err_t open_listeners(struct runtime *rt, struct runtime *old,
 		r = listener_open(t->cfg, &t->listen_fd, err);
 		if (r != MTLS_OK)
 			return r;
-		log_info("event=listen tunnel=%s listen=%s%s%s%.0u connect=%s:%u",
-			 t->cfg->name,
-			 t->cfg->listen_path ? t->cfg->listen_path : "",
-			 t->cfg->listen_host ? t->cfg->listen_host : "",
-			 t->cfg->listen_host ? ":" : "",
-			 t->cfg->listen_host ? t->cfg->listen_port : 0,
-			 t->cfg->connect_host, t->cfg->connect_port);
+		if (t->cfg->listen_path != NULL)
+			snprintf(where, sizeof(where), "%s", t->cfg->listen_path);
+		else
+			snprintf(where, sizeof(where), "%s:%u",
+				 t->cfg->listen_host, t->cfg->listen_port);
+		if (t->cfg->is_proxy)
+			log_info("event=listen proxy=%s listen=%s", t->cfg->name,
+				 where);
+		else
+			log_info("event=listen tunnel=%s listen=%s connect=%s:%u",
+				 t->cfg->name, where, t->cfg->connect_host,
+				 t->cfg->connect_port);
 	}
 	return MTLS_OK;
 }

@@ -18,7 +18,16 @@
  * instead of letting the parser see the tail as a line of its own. */
 #define LINE_MAX_INI (INI_MAX_LINE - 1)
 
-enum section_kind { SEC_NONE, SEC_AGENT, SEC_TOKEN, SEC_IDENTITY, SEC_TUNNEL };
+enum section_kind {
+	SEC_NONE,
+	SEC_AGENT,
+	SEC_TOKEN,
+	SEC_IDENTITY,
+	SEC_TUNNEL,
+	SEC_RULE,
+	SEC_PROFILE,
+	SEC_DESTINATIONS,
+};
 
 struct parse_state {
 	struct config *c;
@@ -31,6 +40,7 @@ struct parse_state {
 	char section[INI_MAX_LINE];
 	/* Names of identities referenced by tunnels, resolved at the end. */
 	char tunnel_identity[CFG_MAX_TUNNELS][CFG_NAME_MAX];
+	char tunnel_profile[CFG_MAX_TUNNELS][CFG_NAME_MAX];
 	char identity_token[CFG_MAX_IDENTITIES][CFG_NAME_MAX];
 	struct mtls_error *err;
 	int failed;
@@ -262,10 +272,26 @@ static int begin_section(struct parse_state *st, const char *section)
 		st->c->identities[st->index].token = -1;
 		return set_name(st, st->c->identities[st->index].name, name);
 	}
-	if (strcmp(kind, "tunnel") == 0) {
+	if (strcmp(kind, "rule") == 0 || strcmp(kind, "profile") == 0 ||
+	    strcmp(kind, "destinations") == 0) {
+		enum policy_section ps = kind[0] == 'r' ? POLICY_SECTION_RULE :
+					 kind[0] == 'p' ? POLICY_SECTION_PROFILE :
+							  POLICY_SECTION_DESTINATIONS;
+		char msg[256];
+
+		st->kind = kind[0] == 'r' ? SEC_RULE :
+			   kind[0] == 'p' ? SEC_PROFILE : SEC_DESTINATIONS;
+		st->index = policy_add(st->c->policy, ps, name, st->line, msg,
+				       sizeof(msg));
+		if (st->index < 0)
+			return fail(st, "%s", msg);
+		return 1;
+	}
+	if (strcmp(kind, "tunnel") == 0 || strcmp(kind, "proxy") == 0) {
 		for (unsigned i = 0; i < st->c->n_tunnels; i++)
 			if (strcmp(st->c->tunnels[i].name, name) == 0)
-				return fail(st, "tunnel '%s' defined twice", name);
+				return fail(st, "[%s %s]: a tunnel or proxy of "
+					    "that name exists", kind, name);
 		if (st->c->n_tunnels >= CFG_MAX_TUNNELS)
 			return fail(st, "more than %d tunnels", CFG_MAX_TUNNELS);
 		st->kind = SEC_TUNNEL;
@@ -276,6 +302,8 @@ static int begin_section(struct parse_state *st, const char *section)
 		t->owner = (uid_t)-1;
 		t->group = (gid_t)-1;
 		t->identity = -1;
+		t->profile = -1;
+		t->is_proxy = kind[0] == 'p';
 		t->min_tls = CFG_TLS_1_2;
 		return set_name(st, t->name, name);
 	}
@@ -367,6 +395,11 @@ static int identity_key(struct parse_state *st, const char *k, const char *v)
 		return set_str(st, &id->chain, v);
 	if (strcmp(k, "ca") == 0)
 		return set_str(st, &id->ca, v);
+	if (strcmp(k, "env") == 0) {
+		if (!valid_name(v))
+			return fail(st, "env: a word like dev or prod");
+		return set_str(st, &id->env, v);
+	}
 	return fail(st, "unknown key '%s' in [%s]", k, st->section);
 }
 
@@ -448,17 +481,27 @@ static int tunnel_key(struct parse_state *st, const char *k, const char *v)
 		return parse_owner(st, v, &t->owner);
 	if (strcmp(k, "group") == 0)
 		return parse_group(st, v, &t->group);
-	if (strcmp(k, "connect") == 0) {
+	if (!t->is_proxy && strcmp(k, "connect") == 0) {
 		if (t->connect_host != NULL)
 			return fail(st, "duplicate key");
 		if (parse_host_port(v, &t->connect_host, &t->connect_port) != 0)
 			return fail(st, "connect: HOST:PORT");
 		return 1;
 	}
-	if (strcmp(k, "identity") == 0) {
+	if (!t->is_proxy && strcmp(k, "identity") == 0) {
 		if (st->tunnel_identity[st->index][0] != '\0')
 			return fail(st, "duplicate key");
 		return set_name(st, st->tunnel_identity[st->index], v);
+	}
+	if (t->is_proxy && strcmp(k, "mode") != 0 && strcmp(k, "owner") != 0 &&
+	    strcmp(k, "group") != 0)
+		return fail(st, "unknown key '%s' in [%s] (a proxy has listen, "
+				"mode, owner, group; its routes come from "
+				"[rule] sections)", k, st->section);
+	if (strcmp(k, "profile") == 0) {
+		if (st->tunnel_profile[st->index][0] != '\0')
+			return fail(st, "duplicate key");
+		return set_name(st, st->tunnel_profile[st->index], v);
 	}
 	if (strcmp(k, "sni") == 0)
 		return set_str(st, &t->sni, v);
@@ -480,6 +523,65 @@ static int tunnel_key(struct parse_state *st, const char *k, const char *v)
 	return fail(st, "unknown key '%s' in [%s]", k, st->section);
 }
 
+/* uid = alice, 1001 / gid = wheel: names become numbers here, so that
+ * policy/ stays free of I/O. */
+static int resolve_ids(struct parse_state *st, const char *key, const char *v,
+		       char *out, size_t cap)
+{
+	char buf[INI_MAX_LINE], *save = NULL, *tok;
+	size_t n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	out[0] = '\0';
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		unsigned long id;
+		int w;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		for (char *e = tok + strlen(tok); e > tok && (e[-1] == ' ' || e[-1] == '\t');)
+			*--e = '\0';
+		if (parse_uint(tok, 0xfffffffeUL, &id) != 0) {
+			if (key[0] == 'u') {
+				struct passwd *pw = getpwnam(tok);
+
+				if (pw == NULL)
+					return fail(st, "unknown user '%s'", tok);
+				id = pw->pw_uid;
+			} else {
+				struct group *gr = getgrnam(tok);
+
+				if (gr == NULL)
+					return fail(st, "unknown group '%s'", tok);
+				id = gr->gr_gid;
+			}
+		}
+		w = snprintf(out + n, cap - n, "%s%lu", n ? "," : "", id);
+		if (w < 0 || (size_t)w >= cap - n)
+			return fail(st, "%s: list too long", key);
+		n += (size_t)w;
+	}
+	return 1;
+}
+
+static int policy_key(struct parse_state *st, const char *k, const char *v)
+{
+	enum policy_section ps = st->kind == SEC_RULE ? POLICY_SECTION_RULE :
+				 st->kind == SEC_PROFILE ? POLICY_SECTION_PROFILE :
+							   POLICY_SECTION_DESTINATIONS;
+	char ids[INI_MAX_LINE * 2], msg[256];
+
+	if (ps == POLICY_SECTION_RULE &&
+	    (strcmp(k, "uid") == 0 || strcmp(k, "gid") == 0)) {
+		if (!resolve_ids(st, k, v, ids, sizeof(ids)))
+			return 0;
+		v = ids;
+	}
+	if (policy_set(st->c->policy, ps, st->index, k, v, msg, sizeof(msg)) != 0)
+		return fail(st, "[%s]: %s", st->section, msg);
+	return 1;
+}
+
 static int handler(void *user, const char *section, const char *key,
 		   const char *value)
 {
@@ -498,6 +600,10 @@ static int handler(void *user, const char *section, const char *key,
 		return identity_key(st, key, value);
 	case SEC_TUNNEL:
 		return tunnel_key(st, key, value);
+	case SEC_RULE:
+	case SEC_PROFILE:
+	case SEC_DESTINATIONS:
+		return policy_key(st, key, value);
 	default:
 		return fail(st, "key outside a section");
 	}
@@ -556,13 +662,47 @@ static int check(struct parse_state *st)
 			return fail(st, "[identity %s]: cert= is required",
 				    id->name);
 	}
+	for (unsigned i = 0; i < c->n_identities; i++) {
+		char msg[256];
+
+		st->line = c->identities[i].line;
+		if (policy_add_identity(c->policy, c->identities[i].name,
+					c->identities[i].env, msg,
+					sizeof(msg)) < 0)
+			return fail(st, "%s", msg);
+	}
+	{
+		char msg[256];
+		int line = 0;
+
+		if (policy_finish(c->policy, msg, sizeof(msg), &line) != 0) {
+			st->line = line;
+			return fail(st, "%s", msg);
+		}
+	}
 	for (unsigned i = 0; i < c->n_tunnels; i++) {
 		struct cfg_tunnel *t = &c->tunnels[i];
 
 		st->line = t->line;
 		if (t->listen_path == NULL && t->listen_host == NULL)
-			return fail(st, "[tunnel %s]: listen= is required",
-				    t->name);
+			return fail(st, "[%s %s]: listen= is required",
+				    t->is_proxy ? "proxy" : "tunnel", t->name);
+		if (st->tunnel_profile[i][0] != '\0') {
+			for (unsigned j = 0; j < c->policy->n_profiles; j++)
+				if (strcmp(c->policy->profiles[j].name,
+					   st->tunnel_profile[i]) == 0)
+					t->profile = (int)j;
+			if (t->profile < 0)
+				return fail(st, "[tunnel %s]: no [profile %s]",
+					    t->name, st->tunnel_profile[i]);
+		}
+		if (t->is_proxy) {
+			if (c->policy->n_rules == 0)
+				return fail(st, "[proxy %s]: no [rule] sections: "
+						"every connection would be "
+						"denied", t->name);
+			goto unique;
+		}
 		if (t->connect_host == NULL)
 			return fail(st, "[tunnel %s]: connect= is required",
 				    t->name);
@@ -573,10 +713,13 @@ static int check(struct parse_state *st)
 		if (t->identity < 0)
 			return fail(st, "[tunnel %s]: no [identity %s]",
 				    t->name, st->tunnel_identity[i]);
-		if (t->ca == NULL && c->identities[t->identity].ca == NULL)
+		if (t->profile < 0 && t->ca == NULL &&
+		    c->identities[t->identity].ca == NULL)
 			return fail(st, "[tunnel %s]: no trust anchors: set "
-					"ca= here or in [identity %s]",
+					"ca= or profile= here or ca= in "
+					"[identity %s]",
 				    t->name, c->identities[t->identity].name);
+unique:
 		for (unsigned j = 0; j < i; j++) {
 			struct cfg_tunnel *o = &c->tunnels[j];
 
@@ -615,6 +758,12 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 	c->agent.shutdown_grace_ms = 5000;
 	c->agent.log_level = MTLS_LOG_INFO;
 	c->path = strdup(name);
+	c->policy = calloc(1, sizeof(*c->policy));
+	if (c->policy == NULL) {
+		free(st);
+		config_free(c);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
 	st->c = c;
 	st->name = name;
 	st->text = text;
@@ -684,6 +833,7 @@ void config_free(struct config *c)
 		free(c->identities[i].cert);
 		free(c->identities[i].chain);
 		free(c->identities[i].ca);
+		free(c->identities[i].env);
 	}
 	for (unsigned i = 0; i < c->n_tunnels; i++) {
 		free(c->tunnels[i].listen_path);
@@ -693,6 +843,7 @@ void config_free(struct config *c)
 		free(c->tunnels[i].alpn);
 		free(c->tunnels[i].ca);
 	}
+	free(c->policy);
 	free(c->path);
 	free(c);
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "mtls_err.h"
+#include "policy.h"
 
 #define CFG_MAX_TOKENS 16
 #define CFG_MAX_IDENTITIES 64
@@ -43,11 +44,15 @@ struct cfg_identity {
 	char *cert;       /* pkcs11: URI or a PEM file path */
 	char *chain;      /* optional PEM file of intermediates */
 	char *ca;         /* trust anchors for servers: PEM file or folder */
+	char *env;        /* environment tag (dev, prod, ...) or NULL */
 	int line;
 };
 
+/* A tunnel (fixed destination) or, with is_proxy, an agent socket that
+ * speaks SOCKS5 and HTTP CONNECT and routes through the policy. */
 struct cfg_tunnel {
 	char name[CFG_NAME_MAX];
+	int is_proxy;
 	/* listen: a Unix socket path, or 127.0.0.1:PORT / [::1]:PORT */
 	char *listen_path;
 	char *listen_host;
@@ -61,6 +66,7 @@ struct cfg_tunnel {
 	char *sni;        /* server name sent and verified; default host */
 	char *alpn;       /* comma-separated list or NULL */
 	char *ca;         /* overrides the identity's trust anchors */
+	int profile;      /* index of a [profile] to verify the server, or -1 */
 	enum cfg_tls_version min_tls;
 	int line;
 };
@@ -74,6 +80,8 @@ struct config {
 	unsigned n_identities;
 	struct cfg_tunnel tunnels[CFG_MAX_TUNNELS];
 	unsigned n_tunnels;
+	/* [rule], [profile], [destinations]; identities in the same order */
+	struct policy *policy;
 };
 
 mtls_err_t config_load(const char *path, struct config **out,

@@ -17,6 +17,8 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "mtls_log.h"
+#include "caller.h"
+#include "proxy_proto.h"
 #include "relay.h"
 #include "stats.h"
 
@@ -29,7 +31,6 @@ struct conn {
 	int app_fd;
 	int srv_fd;
 	int stop_fd;
-	struct ucred cred;
 };
 
 static atomic_ulong next_conn_id;
@@ -64,9 +65,25 @@ static int wait_fd(int fd, short events, int stop_fd, uint64_t deadline)
 	}
 }
 
-static mtls_err_t connect_server(struct conn *c, struct mtls_error *err)
+static mtls_err_t connect_error(int e)
 {
-	const struct cfg_tunnel *ct = c->t->cfg;
+	switch (e) {
+	case ECONNREFUSED:
+		return MTLS_ERR_REFUSED;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EADDRNOTAVAIL:
+		return MTLS_ERR_UNREACHABLE;
+	case ETIMEDOUT:
+		return MTLS_ERR_TIMEOUT;
+	default:
+		return MTLS_ERR_CONNECT;
+	}
+}
+
+static mtls_err_t connect_server(struct conn *c, const char *host,
+				 uint16_t port_num, struct mtls_error *err)
+{
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_family = AF_UNSPEC };
 	struct addrinfo *res = NULL, *ai;
@@ -74,11 +91,11 @@ static mtls_err_t connect_server(struct conn *c, struct mtls_error *err)
 	char port[8];
 	int rc, last_errno = 0;
 
-	snprintf(port, sizeof(port), "%u", ct->connect_port);
-	rc = getaddrinfo(ct->connect_host, port, &hints, &res);
+	snprintf(port, sizeof(port), "%u", port_num);
+	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0)
-		return mtls_error_set(err, MTLS_ERR_CONNECT, "%s: %s",
-				      ct->connect_host, gai_strerror(rc));
+		return mtls_error_set(err, MTLS_ERR_UNREACHABLE, "%s: %s",
+				      host, gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family,
 				SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -109,10 +126,8 @@ static mtls_err_t connect_server(struct conn *c, struct mtls_error *err)
 	}
 	freeaddrinfo(res);
 	if (c->srv_fd < 0)
-		return mtls_error_set(err, last_errno == ETIMEDOUT ?
-					   MTLS_ERR_TIMEOUT : MTLS_ERR_CONNECT,
-				      "%s:%u: %s", ct->connect_host,
-				      ct->connect_port,
+		return mtls_error_set(err, connect_error(last_errno),
+				      "%s:%u: %s", host, port_num,
 				      strerror(last_errno ? last_errno : EIO));
 	return MTLS_OK;
 }
@@ -149,26 +164,36 @@ static void count_failure(mtls_err_t code)
 		atomic_fetch_add(&g_stats.handshakes_failed[code], 1);
 }
 
-static void *conn_main(void *arg)
+/* Where a connection goes once its destination and route are known. */
+struct route {
+	WOLFSSL_CTX *ctx;
+	struct identity *id;
+	const struct policy_profile *profile;
+	const char *host;
+	uint16_t port;
+	const char *sni; /* name sent and checked */
+	const char *alpn;
+};
+
+/* Connects, handshakes, relays. reply() tells the program (proxy) that the
+ * connection is up or why not; early holds bytes the program sent before
+ * the reply. */
+static void serve(struct conn *c, const struct route *rt,
+		  void (*reply)(struct conn *, mtls_err_t, const char *),
+		  const uint8_t *early, size_t early_len, uint64_t t0)
 {
-	struct conn *c = arg;
-	const struct cfg_tunnel *ct = c->t->cfg;
-	const char *name = ct->sni != NULL ? ct->sni : ct->connect_host;
-	struct tls_conn tc = { .id = c->t->id };
+	const char *tname = c->t->cfg->name;
+	struct tls_conn tc = { .id = rt->id, .profile = rt->profile };
 	struct relay_result rr = { 0 };
 	struct mtls_error err = { 0 };
 	char msg[512];
 	WOLFSSL *ssl = NULL;
-	uint64_t t0 = now_ms();
 	mtls_err_t r;
 
-	log_info("event=accept conn=%lu tunnel=%s uid=%u gid=%u pid=%d",
-		 c->id, ct->name, (unsigned)c->cred.uid, (unsigned)c->cred.gid,
-		 (int)c->cred.pid);
-	r = connect_server(c, &err);
+	r = connect_server(c, rt->host, rt->port, &err);
 	if (r != MTLS_OK)
 		goto fail;
-	r = tls_new(c->t->ctx, &tc, c->srv_fd, name, ct->alpn, &ssl, &err);
+	r = tls_new(rt->ctx, &tc, c->srv_fd, rt->sni, rt->alpn, &ssl, &err);
 	if (r != MTLS_OK)
 		goto fail;
 	r = handshake(c, ssl, &tc, &err);
@@ -180,15 +205,20 @@ static void *conn_main(void *arg)
 		goto fail;
 	atomic_fetch_add(&g_stats.handshakes_ok, 1);
 	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
-		 "version=%s cipher=%s token_signs=%lu sign_ms=%.1f "
-		 "handshake_ms=%lu",
-		 c->id, ct->name, ct->connect_host, ct->connect_port,
-		 wolfSSL_get_version(ssl),
-		 wolfSSL_get_cipher_name(ssl), tc.sign_count,
-		 tc.sign_seconds * 1000.0, (unsigned long)(now_ms() - t0));
+		 "identity=%s profile=%s version=%s cipher=%s token_signs=%lu "
+		 "sign_ms=%.1f handshake_ms=%lu%s",
+		 c->id, tname, rt->host, rt->port, rt->id->name,
+		 rt->profile ? rt->profile->name : "-",
+		 wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
+		 tc.sign_count, tc.sign_seconds * 1000.0,
+		 (unsigned long)(now_ms() - t0),
+		 tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
+	if (reply != NULL)
+		reply(c, MTLS_OK, NULL);
 
 	r = relay_run(ssl, &tc, c->srv_fd, c->app_fd, c->stop_fd,
-		      c->rt->cfg->agent.idle_timeout_ms, &rr, &err);
+		      c->rt->cfg->agent.idle_timeout_ms, early, early_len, &rr,
+		      &err);
 	if (r != MTLS_OK && rr.to_client == 0) {
 		/* TLS 1.3 servers judge our certificate after our Finished:
 		 * their refusal arrives as the first record, and turns the
@@ -196,15 +226,16 @@ static void *conn_main(void *arg)
 		atomic_fetch_sub(&g_stats.handshakes_ok, 1);
 		count_failure(r);
 		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
-			 "reason=%s detail=\"%s\"", c->id, ct->name,
-			 mtls_err_name(r), mtls_error_str(&err, msg, sizeof(msg)));
+			 "reason=%s server=%s:%u detail=\"%s\"", c->id, tname,
+			 mtls_err_name(r), rt->host, rt->port,
+			 mtls_error_str(&err, msg, sizeof(msg)));
 	} else if (r != MTLS_OK) {
 		log_warn("event=relay_error conn=%lu tunnel=%s reason=%s "
-			 "detail=\"%s\"", c->id, ct->name, mtls_err_name(r),
+			 "detail=\"%s\"", c->id, tname, mtls_err_name(r),
 			 mtls_error_str(&err, msg, sizeof(msg)));
 	}
 	log_info("event=close conn=%lu tunnel=%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu%s%s", c->id, ct->name,
+		 "duration_ms=%llu%s%s", c->id, tname,
 		 (unsigned long long)rr.to_server,
 		 (unsigned long long)rr.to_client,
 		 (unsigned long long)(now_ms() - t0),
@@ -214,12 +245,232 @@ static void *conn_main(void *arg)
 fail:
 	count_failure(r);
 	log_warn("event=handshake conn=%lu tunnel=%s result=fail reason=%s "
-		 "server=%s:%u detail=\"%s\"", c->id, ct->name,
-		 mtls_err_name(r), ct->connect_host, ct->connect_port,
-		 mtls_error_str(&err, msg, sizeof(msg)));
+		 "server=%s:%u detail=\"%s\"", c->id, tname, mtls_err_name(r),
+		 rt->host, rt->port, mtls_error_str(&err, msg, sizeof(msg)));
+	if (reply != NULL)
+		reply(c, r, msg);
 out:
 	if (ssl != NULL)
 		wolfSSL_free(ssl);
+}
+
+static void tunnel_serve(struct conn *c, uint64_t t0)
+{
+	const struct cfg_tunnel *ct = c->t->cfg;
+	struct route rt = {
+		.ctx = c->t->ctx,
+		.id = c->t->id,
+		.profile = c->t->profile,
+		.host = ct->connect_host,
+		.port = ct->connect_port,
+		.sni = ct->sni != NULL ? ct->sni : ct->connect_host,
+		.alpn = ct->alpn,
+	};
+
+	serve(c, &rt, NULL, NULL, 0, t0);
+}
+
+/* --- the agent socket: SOCKS5 or HTTP CONNECT, then the policy --- */
+
+/* Reads until parse() is satisfied, the buffer is full or the deadline. */
+static int read_more(struct conn *c, uint8_t *buf, size_t cap, size_t *len,
+		     uint64_t deadline)
+{
+	ssize_t n;
+
+	if (*len >= cap)
+		return -1;
+	for (;;) {
+		n = recv(c->app_fd, buf + *len, cap - *len, 0);
+		if (n > 0) {
+			*len += (size_t)n;
+			return 0;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			return -1;
+		if (wait_fd(c->app_fd, POLLIN, c->stop_fd, deadline) != 1)
+			return -1;
+	}
+}
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	/* Replies are a few hundred bytes into an empty socket buffer. */
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				struct pollfd pf = { .fd = fd, .events = POLLOUT };
+
+				if (poll(&pf, 1, 1000) <= 0)
+					return;
+				continue;
+			}
+			return;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void socks_reply(struct conn *c, mtls_err_t r, const char *detail)
+{
+	uint8_t out[10];
+
+	(void)detail;
+	send_all(c->app_fd, out,
+		 socks5_reply(r == MTLS_OK ? SOCKS5_OK : proxy_socks_code(r), out));
+}
+
+static void http_reply_to(struct conn *c, mtls_err_t r, const char *detail)
+{
+	char out[1024];
+
+	send_all(c->app_fd, out,
+		 http_reply(r == MTLS_OK ? 200 : proxy_http_status(r),
+			    mtls_err_name(r), detail, out, sizeof(out)));
+}
+
+static void proxy_serve(struct conn *c, uint64_t t0)
+{
+	uint64_t deadline = t0 + c->rt->cfg->agent.handshake_timeout_ms;
+	const struct policy *pol = c->rt->cfg->policy;
+	uint8_t buf[PROXY_REQUEST_MAX];
+	size_t len = 0, off = 0;
+	struct proxy_request req;
+	struct policy_caller pc;
+	struct policy_decision d;
+	struct policy_dest dest;
+	struct caller who;
+	struct route rt;
+	mtls_err_t r;
+	enum proxy_parse pr;
+	void (*reply)(struct conn *, mtls_err_t, const char *);
+
+	caller_read(c->app_fd, &who);
+	if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+		goto quiet;
+	if (buf[0] == 0x05) {
+		int method_ok = 0;
+
+		reply = socks_reply;
+		while ((pr = socks5_parse_greeting(buf, len, &method_ok, &off)) ==
+		       PROXY_NEED_MORE)
+			if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+				goto quiet;
+		if (pr != PROXY_DONE || !method_ok) {
+			/* "no acceptable methods" */
+			send_all(c->app_fd, "\x05\xff", 2);
+			r = MTLS_ERR_BAD_REQUEST;
+			log_warn("event=bad_request conn=%lu tunnel=%s "
+				 "detail=\"SOCKS5 greeting without the "
+				 "no-authentication method\"", c->id,
+				 c->t->cfg->name);
+			goto counted;
+		}
+		send_all(c->app_fd, "\x05\x00", 2);
+		while ((pr = socks5_parse_request(buf + off, len - off, &req)) ==
+		       PROXY_NEED_MORE)
+			if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+				goto quiet;
+		if (pr == PROXY_ERROR) {
+			uint8_t out[10];
+
+			send_all(c->app_fd, out, socks5_reply(req.socks_reply, out));
+			r = MTLS_ERR_BAD_REQUEST;
+			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
+				 c->id, c->t->cfg->name, req.error);
+			goto counted;
+		}
+		off += req.consumed;
+	} else {
+		reply = http_reply_to;
+		while ((pr = http_parse_connect(buf, len, &req)) == PROXY_NEED_MORE)
+			if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+				goto quiet;
+		if (pr == PROXY_ERROR) {
+			char out[1024];
+
+			send_all(c->app_fd, out,
+				 http_reply(req.http_status, "bad_request",
+					    req.error, out, sizeof(out)));
+			r = MTLS_ERR_BAD_REQUEST;
+			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
+				 c->id, c->t->cfg->name, req.error);
+			goto counted;
+		}
+		off = req.consumed;
+	}
+
+	caller_policy(&who, &pc);
+	dest.host = req.host;
+	dest.port = req.port;
+	policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &d);
+	if (d.reason != POLICY_REASON_ALLOWED) {
+		atomic_fetch_add(&g_stats.policy_denials[d.reason], 1);
+		log_warn("event=policy_denied conn=%lu tunnel=%s uid=%lld "
+			 "pid=%lld exe=\"%s\" unit=\"%s\" dest=%s:%u reason=%s "
+			 "why=\"%s\"", c->id, c->t->cfg->name,
+			 (long long)who.uid, (long long)who.pid, who.exe,
+			 who.unit, req.host, req.port,
+			 policy_reason_name(d.reason), d.why);
+		reply(c, MTLS_ERR_POLICY_DENIED,
+		      d.rule >= 0 && pol->rules[d.rule].reason[0] ?
+			      pol->rules[d.rule].reason : policy_reason_name(d.reason));
+		return;
+	}
+	log_info("event=route conn=%lu tunnel=%s uid=%lld pid=%lld exe=\"%s\" "
+		 "dest=%s:%u rule=%s identity=%s profile=%s", c->id,
+		 c->t->cfg->name, (long long)who.uid, (long long)who.pid,
+		 who.exe, req.host, req.port, pol->rules[d.rule].name,
+		 pol->identities[d.identity].name, pol->profiles[d.profile].name);
+	memset(&rt, 0, sizeof(rt));
+	{
+		struct mtls_error err = { 0 };
+		char msg[512];
+
+		r = runtime_route_ctx(c->rt, d.identity, d.profile, &rt.ctx, &err);
+		if (r != MTLS_OK) {
+			log_err("event=route_failed conn=%lu detail=\"%s\"", c->id,
+				mtls_error_str(&err, msg, sizeof(msg)));
+			reply(c, r, msg);
+			goto counted;
+		}
+	}
+	rt.id = c->rt->ids[d.identity];
+	rt.profile = &pol->profiles[d.profile];
+	rt.host = req.host;
+	rt.port = req.port;
+	rt.sni = req.host;
+	serve(c, &rt, reply, buf + off, len - off, t0);
+	tls_ctx_free(rt.ctx);
+	return;
+counted:
+	count_failure(r);
+quiet:
+	return;
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	uint64_t t0 = now_ms();
+
+	if (c->t->cfg->is_proxy) {
+		log_info("event=accept conn=%lu proxy=%s", c->id, c->t->cfg->name);
+		proxy_serve(c, t0);
+	} else {
+		struct caller who;
+
+		caller_read(c->app_fd, &who);
+		log_info("event=accept conn=%lu tunnel=%s uid=%lld pid=%lld "
+			 "exe=\"%s\"", c->id, c->t->cfg->name,
+			 (long long)who.uid, (long long)who.pid, who.exe);
+		tunnel_serve(c, t0);
+	}
 	if (c->srv_fd >= 0)
 		close(c->srv_fd);
 	close(c->app_fd);
@@ -235,7 +486,6 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	pthread_attr_t attr;
 	pthread_t th;
 	struct conn *c;
-	socklen_t len;
 	int rc;
 
 	c = calloc(1, sizeof(*c));
@@ -250,12 +500,6 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	c->app_fd = fd;
 	c->srv_fd = -1;
 	c->stop_fd = stop_fd;
-	len = sizeof(c->cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) != 0) {
-		c->cred.uid = (uid_t)-1;
-		c->cred.gid = (gid_t)-1;
-		c->cred.pid = 0;
-	}
 	atomic_fetch_add(&g_stats.connections_total, 1);
 	atomic_fetch_add(&g_stats.connections_active, 1);
 	pthread_attr_init(&attr);

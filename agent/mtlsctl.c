@@ -19,6 +19,9 @@ static const struct {
 	  "IDENTITY --subject CN=..,O=.. [--san DNS:name]... [-o FILE]" },
 	{ "import-cert", ctl_import_cert, "IDENTITY CERT.pem" },
 	{ "key-info", ctl_key_info, "IDENTITY" },
+	{ "connect", ctl_connect, "[--socket PATH] HOST:PORT  (stdin/stdout bridge)" },
+	{ "policy", ctl_policy,
+	  "check --uid U [--gid G] [--exe P] [--unit U] --dest HOST:PORT [--at T]" },
 };
 
 static void usage(FILE *f)

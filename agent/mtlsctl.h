@@ -15,6 +15,10 @@ int ctl_csr(struct ctl *ctl, int argc, char **argv);
 int ctl_import_cert(struct ctl *ctl, int argc, char **argv);
 int ctl_key_info(struct ctl *ctl, int argc, char **argv);
 
+/* Through the agent socket; and the policy, offline. */
+int ctl_connect(struct ctl *ctl, int argc, char **argv);
+int ctl_policy(struct ctl *ctl, int argc, char **argv);
+
 /* Prints "mtlsctl: <reason>: <detail>" and returns 1. */
 int ctl_fail(const struct mtls_error *err);
 int ctl_load_config(struct ctl *ctl);

@@ -29,6 +29,7 @@ static uint64_t now_ms(void)
 
 mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     int app_fd, int stop_fd, unsigned idle_ms,
+		     const uint8_t *early, size_t early_len,
 		     struct relay_result *res, struct mtls_error *err)
 {
 	struct dir up = { 0 }, down = { 0 }; /* up: app -> server */
@@ -39,6 +40,10 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 	int e;
 
 	memset(res, 0, sizeof(*res));
+	if (early_len > sizeof(up.buf))
+		return mtls_error_set(err, MTLS_ERR_LIMIT, "early data too large");
+	memcpy(up.buf, early, early_len);
+	up.len = early_len;
 	for (;;) {
 		int progress = 0;
 

@@ -21,8 +21,10 @@ struct relay_result {
 
 /* Returns MTLS_OK when both directions ended cleanly; a TLS error
  * otherwise (err says why; tc maps server alerts). */
+/* early: bytes the app already sent (after a proxy request), to go first. */
 mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     int app_fd, int stop_fd, unsigned idle_ms,
+		     const uint8_t *early, size_t early_len,
 		     struct relay_result *res, struct mtls_error *err);
 
 #endif

@@ -1,4 +1,8 @@
+#include <wolfssl/options.h>
+
 #include "runtime.h"
+
+#include <wolfssl/ssl.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +12,12 @@
 
 static void runtime_free(struct runtime *rt)
 {
+	if (rt->routes != NULL) {
+		for (unsigned i = 0; i < CFG_MAX_IDENTITIES * POLICY_MAX_PROFILES; i++)
+			tls_ctx_free(rt->routes[i].ctx);
+		free(rt->routes);
+	}
+	pthread_mutex_destroy(&rt->routes_lock);
 	for (unsigned i = 0; i < rt->n_tunnels; i++) {
 		tls_ctx_free(rt->tunnels[i].ctx);
 		if (rt->tunnels[i].listen_fd >= 0)
@@ -37,6 +47,13 @@ mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 	}
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
+	pthread_mutex_init(&rt->routes_lock, NULL);
+	rt->routes = calloc(CFG_MAX_IDENTITIES * POLICY_MAX_PROFILES,
+			    sizeof(*rt->routes));
+	if (rt->routes == NULL) {
+		runtime_free(rt);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
 	for (unsigned i = 0; i < CFG_MAX_TUNNELS; i++)
 		rt->tunnels[i].listen_fd = -1;
 
@@ -80,9 +97,14 @@ mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 				 cfg->identities[ct->identity].ca;
 
 		t->cfg = ct;
-		t->id = rt->ids[ct->identity];
-		r = tls_ctx_new(t->id, ca, (int)ct->min_tls, &t->ctx, err);
 		rt->n_tunnels = i + 1;
+		if (ct->is_proxy)
+			continue;
+		t->id = rt->ids[ct->identity];
+		t->profile = ct->profile >= 0 ?
+				     &cfg->policy->profiles[ct->profile] : NULL;
+		r = tls_ctx_new(t->id, ca, (int)ct->min_tls,
+				t->profile, &t->ctx, err);
 		if (r != MTLS_OK)
 			goto fail;
 	}
@@ -90,6 +112,52 @@ mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 	return MTLS_OK;
 fail:
 	runtime_free(rt);
+	return r;
+}
+
+static int crl_changed(const struct policy_profile *pr, struct route_ctx *rc,
+		       int update)
+{
+	int changed = 0;
+
+	for (unsigned i = 0; i < pr->n_crls; i++) {
+		struct stat st;
+		struct timespec m = { 0, 0 };
+
+		if (stat(pr->crls[i], &st) == 0)
+			m = st.st_mtim;
+		if (m.tv_sec != rc->crl_mtime[i].tv_sec ||
+		    m.tv_nsec != rc->crl_mtime[i].tv_nsec)
+			changed = 1;
+		if (update)
+			rc->crl_mtime[i] = m;
+	}
+	return changed;
+}
+
+mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
+			     WOLFSSL_CTX **out, struct mtls_error *err)
+{
+	const struct policy_profile *pr = &rt->cfg->policy->profiles[profile];
+	struct route_ctx *rc = &rt->routes[identity * POLICY_MAX_PROFILES + profile];
+	mtls_err_t r = MTLS_OK;
+
+	pthread_mutex_lock(&rt->routes_lock);
+	if (rc->ctx != NULL && crl_changed(pr, rc, 0)) {
+		/* Connections using the old context keep their reference. */
+		log_info("event=crl_reload profile=%s", pr->name);
+		tls_ctx_free(rc->ctx);
+		rc->ctx = NULL;
+	}
+	if (rc->ctx == NULL) {
+		crl_changed(pr, rc, 1);
+		r = tls_ctx_new(rt->ids[identity], NULL, 0, pr, &rc->ctx, err);
+	}
+	if (r == MTLS_OK) {
+		wolfSSL_CTX_up_ref(rc->ctx);
+		*out = rc->ctx;
+	}
+	pthread_mutex_unlock(&rt->routes_lock);
 	return r;
 }
 

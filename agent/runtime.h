@@ -4,7 +4,9 @@
 #ifndef MTLS_RUNTIME_H
 #define MTLS_RUNTIME_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "identity.h"
@@ -12,9 +14,17 @@
 
 struct tunnel {
 	const struct cfg_tunnel *cfg;
-	WOLFSSL_CTX *ctx;
-	struct identity *id;
+	WOLFSSL_CTX *ctx;          /* NULL for a proxy */
+	struct identity *id;       /* NULL for a proxy */
+	const struct policy_profile *profile; /* may be NULL */
 	int listen_fd;
+};
+
+/* A TLS context for one (identity, profile) route of the policy, built on
+ * first use and rebuilt when one of the profile's CRL files changed. */
+struct route_ctx {
+	WOLFSSL_CTX *ctx;
+	struct timespec crl_mtime[POLICY_LIST_MAX];
 };
 
 struct runtime {
@@ -25,6 +35,8 @@ struct runtime {
 	struct identity *ids[CFG_MAX_IDENTITIES];
 	struct tunnel tunnels[CFG_MAX_TUNNELS];
 	unsigned n_tunnels;
+	pthread_mutex_t routes_lock;
+	struct route_ctx *routes; /* [identity * POLICY_MAX_PROFILES + profile] */
 };
 
 /* Opens tokens (logging in, so a wrong PIN shows now), loads identities and
@@ -33,6 +45,9 @@ struct runtime {
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err);
 void runtime_get(struct runtime *rt);
+/* A referenced context for the route (free it with tls_ctx_free). */
+mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
+			     WOLFSSL_CTX **out, struct mtls_error *err);
 void runtime_put(struct runtime *rt);
 
 #endif

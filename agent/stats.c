@@ -25,6 +25,18 @@ void stats_log(void)
 			break;
 		n += (size_t)w;
 	}
+	for (int i = 1; i <= POLICY_REASON_ENVIRONMENT; i++) {
+		unsigned long v = atomic_load(&g_stats.policy_denials[i]);
+		int w;
+
+		if (v == 0)
+			continue;
+		w = snprintf(fails + n, sizeof(fails) - n, " denied_%s=%lu",
+			     policy_reason_name((enum policy_reason)i), v);
+		if (w < 0 || (size_t)w >= sizeof(fails) - n)
+			break;
+		n += (size_t)w;
+	}
 	log_info("event=stats connections_total=%lu connections_active=%lu "
 		 "connections_refused=%lu handshakes_ok=%lu bytes_to_server=%lu "
 		 "bytes_to_client=%lu%s",

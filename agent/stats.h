@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 
 #include "mtls_err.h"
+#include "policy.h"
 
 struct stats {
 	atomic_ulong connections_total;
@@ -14,6 +15,7 @@ struct stats {
 	atomic_ulong handshakes_failed[MTLS_ERR__COUNT];
 	atomic_ulong bytes_to_server;
 	atomic_ulong bytes_to_client;
+	atomic_ulong policy_denials[POLICY_REASON_ENVIRONMENT + 1];
 };
 
 extern struct stats g_stats;

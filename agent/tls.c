@@ -15,6 +15,7 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/rsa.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 /* The key's device id. It only marks the key as held elsewhere so wolfSSL
  * takes the id-based path; no crypto callback device is registered under it
@@ -237,8 +238,138 @@ out:
 	return r;
 }
 
+static int names_match(const struct policy_hosts *want, WOLFSSL_X509 *x)
+{
+	char cn[256];
+	char *alt;
+	int any_alt = 0;
+
+	while ((alt = wolfSSL_X509_get_next_altname(x)) != NULL) {
+		any_alt = 1;
+		for (unsigned i = 0; i < want->n; i++)
+			if (policy_host_match(want->pattern[i], alt) ||
+			    policy_host_match(alt, want->pattern[i]))
+				return 1;
+	}
+	/* RFC 6125: the CN counts only when there is no SAN. */
+	if (any_alt)
+		return 0;
+	if (wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x),
+					      NID_commonName, cn,
+					      sizeof(cn)) <= 0)
+		return 0;
+	for (unsigned i = 0; i < want->n; i++)
+		if (policy_host_match(want->pattern[i], cn))
+			return 1;
+	return 0;
+}
+
+/* The profile's checks of the server's own certificate: expected names,
+ * organisation, SPKI pins. Returns 0 to refuse. */
+static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
+{
+	const struct policy_profile *pr = tc->profile;
+	uint8_t spki[2048], digest[WC_SHA256_DIGEST_SIZE];
+	int spki_len = sizeof(spki);
+	char org[256];
+
+	if (pr->names.n > 0 && !names_match(&pr->names, x)) {
+		mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
+			       "no SAN matches profile '%s' names", pr->name);
+		return 0;
+	}
+	if (pr->organisation[0] != '\0' &&
+	    (wolfSSL_X509_NAME_get_text_by_NID(
+		     wolfSSL_X509_get_subject_name(x), NID_organizationName,
+		     org, sizeof(org)) <= 0 ||
+	     strcmp(org, pr->organisation) != 0)) {
+		mtls_error_set(&tc->verify_err, MTLS_ERR_ATTRIBUTE_MISMATCH,
+			       "organisation is not '%s' (profile '%s')",
+			       pr->organisation, pr->name);
+		return 0;
+	}
+	if (pr->n_pins > 0) {
+		if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
+			    WOLFSSL_SUCCESS ||
+		    wc_Sha256Hash(spki, (word32)spki_len, digest) != 0) {
+			mtls_error_set(&tc->verify_err, MTLS_ERR_PIN_MISMATCH,
+				       "cannot hash the server's key");
+			return 0;
+		}
+		for (unsigned i = 0; i < pr->n_pins; i++)
+			if (memcmp(digest, pr->pins[i], sizeof(digest)) == 0)
+				return 1;
+		mtls_error_set(&tc->verify_err, MTLS_ERR_PIN_MISMATCH,
+			       "server key matches none of the %u pins of "
+			       "profile '%s'", pr->n_pins, pr->name);
+		return 0;
+	}
+	return 1;
+}
+
+/* Called for every certificate of the server's chain (wolfSSL is built
+ * with WOLFSSL_ALWAYS_VERIFY_CB), after wolfSSL's own checks. */
+static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
+{
+	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(
+		store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *tc = ssl ? wolfSSL_get_ex_data(ssl, 0) : NULL;
+	int e = wolfSSL_X509_STORE_CTX_get_error(store);
+
+	if (tc == NULL)
+		return ok;
+	if (!ok) {
+		if ((e == CRL_MISSING || e == CRL_CERT_DATE_ERR ||
+		     e == OCSP_CERT_UNKNOWN || e == OCSP_LOOKUP_FAIL) &&
+		    tc->profile != NULL &&
+		    tc->profile->revocation == POLICY_REVOCATION_FAIL_OPEN) {
+			/* The profile says so explicitly; the log says it
+			 * happened. */
+			tc->revocation_skipped = 1;
+			return 1;
+		}
+		return 0;
+	}
+	if (tc->profile != NULL &&
+	    wolfSSL_X509_STORE_CTX_get_error_depth(store) == 0)
+		return check_leaf(tc, wolfSSL_X509_STORE_CTX_get_current_cert(store));
+	return 1;
+}
+
+static mtls_err_t load_revocation(WOLFSSL_CTX *ctx,
+				  const struct policy_profile *pr,
+				  struct mtls_error *err)
+{
+	if (pr->n_crls > 0) {
+		if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) !=
+		    WOLFSSL_SUCCESS)
+			return mtls_error_set(err, MTLS_ERR_TLS, "EnableCRL");
+		for (unsigned i = 0; i < pr->n_crls; i++)
+			if (wolfSSL_CTX_LoadCRLFile(ctx, pr->crls[i],
+						    WOLFSSL_FILETYPE_PEM) !=
+			    WOLFSSL_SUCCESS)
+				return mtls_error_set(err, MTLS_ERR_CONFIG,
+						      "profile '%s': CRL %s "
+						      "not loadable", pr->name,
+						      pr->crls[i]);
+	}
+	if (pr->ocsp != POLICY_OCSP_OFF) {
+		/* Stapling only: the agent never fetches OCSP answers
+		 * itself. */
+		if (wolfSSL_CTX_EnableOCSPStapling(ctx) != WOLFSSL_SUCCESS)
+			return mtls_error_set(err, MTLS_ERR_TLS,
+					      "EnableOCSPStapling");
+		if (pr->ocsp == POLICY_OCSP_REQUIRED &&
+		    wolfSSL_CTX_EnableOCSPMustStaple(ctx) != WOLFSSL_SUCCESS)
+			return mtls_error_set(err, MTLS_ERR_TLS,
+					      "EnableOCSPMustStaple");
+	}
+	return MTLS_OK;
+}
+
 mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
-		       WOLFSSL_CTX **out, struct mtls_error *err)
+		       const struct policy_profile *profile, WOLFSSL_CTX **out,
+		       struct mtls_error *err)
 {
 	WOLFSSL_CTX *ctx;
 	uint8_t key_id[P11_ID_MAX];
@@ -248,6 +379,10 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 	int ok;
 
 	*out = NULL;
+	if (profile != NULL) {
+		ca = profile->ca;
+		min_tls = profile->min_tls;
+	}
 	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
 	if (ctx == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_CTX_new");
@@ -271,7 +406,12 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 				   ca);
 		goto fail;
 	}
-	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify_cb);
+	if (profile != NULL) {
+		r = load_revocation(ctx, profile, err);
+		if (r != MTLS_OK)
+			goto fail;
+	}
 
 	/* The certificate first: with a key given by id, wolfSSL takes the
 	 * key's type and size from it. */
@@ -313,18 +453,27 @@ mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 	ssl = wolfSSL_new(ctx);
 	if (ssl == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_new");
+	wolfSSL_set_ex_data(ssl, 0, tc);
 	wolfSSL_SetEccSignCtx(ssl, tc);
 	wolfSSL_SetRsaSignCtx(ssl, tc);
 	wolfSSL_SetRsaPssSignCtx(ssl, tc);
 	wolfSSL_SetRsaVerifyCtx(ssl, tc);
 	wolfSSL_SetRsaPssVerifyCtx(ssl, tc);
+	/* With names in the profile, verify_cb checks them instead. */
 	if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS ||
 	    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, name,
 			   (unsigned short)strlen(name)) != WOLFSSL_SUCCESS ||
-	    wolfSSL_check_domain_name(ssl, name) != WOLFSSL_SUCCESS) {
+	    ((tc->profile == NULL || tc->profile->names.n == 0) &&
+	     wolfSSL_check_domain_name(ssl, name) != WOLFSSL_SUCCESS)) {
 		wolfSSL_free(ssl);
 		return mtls_error_set(err, MTLS_ERR_TLS,
 				      "cannot set up server name %s", name);
+	}
+	if (tc->profile != NULL && tc->profile->ocsp != POLICY_OCSP_OFF &&
+	    wolfSSL_UseOCSPStapling(ssl, WOLFSSL_CSR_OCSP, 0) != WOLFSSL_SUCCESS) {
+		wolfSSL_free(ssl);
+		return mtls_error_set(err, MTLS_ERR_TLS,
+				      "cannot ask for OCSP stapling");
 	}
 	if (alpn != NULL) {
 		snprintf(alpn_buf, sizeof(alpn_buf), "%s", alpn);
@@ -372,6 +521,11 @@ mtls_err_t tls_error(WOLFSSL *ssl, struct tls_conn *tc, int ret,
 			*err = tc->sign_err;
 		return tc->sign_err.code;
 	}
+	if (tc->verify_err.code != MTLS_OK) {
+		if (err != NULL)
+			*err = tc->verify_err;
+		return tc->verify_err.code;
+	}
 	wolfSSL_ERR_error_string_n((unsigned long)e, text, sizeof(text));
 	switch (e) {
 	case ASN_NO_SIGNER_E:
@@ -385,6 +539,17 @@ mtls_err_t tls_error(WOLFSSL *ssl, struct tls_conn *tc, int ret,
 	case ASN_AFTER_DATE_E:
 	case ASN_BEFORE_DATE_E:
 		return mtls_error_set(err, MTLS_ERR_EXPIRED, "%s (%d)", text, e);
+	case CRL_CERT_REVOKED:
+	case OCSP_CERT_REVOKED:
+		return mtls_error_set(err, MTLS_ERR_REVOKED, "%s (%d)", text, e);
+	case CRL_MISSING:
+	case CRL_CERT_DATE_ERR:
+	case OCSP_CERT_UNKNOWN:
+	case OCSP_LOOKUP_FAIL:
+	case OCSP_INVALID_STATUS:
+	case BAD_CERTIFICATE_STATUS_ERROR:
+		return mtls_error_set(err, MTLS_ERR_REVOCATION_UNKNOWN,
+				      "%s (%d)", text, e);
 	default:
 		break;
 	}

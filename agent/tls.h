@@ -6,6 +6,7 @@
 
 #include "identity.h"
 #include "mtls_err.h"
+#include "policy.h"
 
 typedef struct WOLFSSL_CTX WOLFSSL_CTX;
 typedef struct WOLFSSL WOLFSSL;
@@ -13,7 +14,10 @@ typedef struct WOLFSSL WOLFSSL;
 /* Per-connection state the callbacks see. */
 struct tls_conn {
 	struct identity *id;
-	struct mtls_error sign_err; /* set when the token refused to sign */
+	const struct policy_profile *profile; /* may be NULL */
+	struct mtls_error sign_err;   /* set when the token refused to sign */
+	struct mtls_error verify_err; /* set when the profile refused the server */
+	int revocation_skipped;       /* fail-open let an unknown status pass */
 	unsigned long sign_count;
 	double sign_seconds;
 };
@@ -21,14 +25,18 @@ struct tls_conn {
 mtls_err_t tls_global_init(struct mtls_error *err);
 void tls_global_cleanup(void);
 
-/* ca: PEM file or folder of trust anchors. min_tls: 12 or 13. Server
- * verification is always on; there is no way to turn it off. */
+/* ca: PEM file or folder of trust anchors. min_tls: 12 or 13. A profile,
+ * when given, replaces both and adds revocation (CRLs, OCSP stapling),
+ * pins, expected names and organisation. Server verification is always
+ * on; there is no way to turn it off. */
 mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
-		       WOLFSSL_CTX **out, struct mtls_error *err);
+		       const struct policy_profile *profile, WOLFSSL_CTX **out,
+		       struct mtls_error *err);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
 
 /* A client object on fd, sending SNI name and checking it against the
- * server certificate's SAN (or CN); alpn: comma-separated or NULL. */
+ * server certificate's SAN (or CN), unless tc->profile names the expected
+ * names; alpn: comma-separated or NULL. */
 mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 		   const char *name, const char *alpn, WOLFSSL **out,
 		   struct mtls_error *err);

@@ -33,7 +33,15 @@
 	X(MTLS_ERR_NAME_MISMATCH, "name_mismatch", "server name does not match its certificate") \
 	X(MTLS_ERR_EXPIRED, "expired", "server certificate expired or not yet valid") \
 	X(MTLS_ERR_CERT_REFUSED, "client_cert_refused", "server refused our certificate") \
-	X(MTLS_ERR_CRYPTO, "crypto", "cryptographic operation failed")
+	X(MTLS_ERR_CRYPTO, "crypto", "cryptographic operation failed")       \
+	X(MTLS_ERR_POLICY_DENIED, "policy_denied", "denied by policy")        \
+	X(MTLS_ERR_PIN_MISMATCH, "pin_mismatch", "server key matches no configured pin") \
+	X(MTLS_ERR_ATTRIBUTE_MISMATCH, "attribute_mismatch", "server certificate attributes differ from the profile") \
+	X(MTLS_ERR_REVOKED, "revoked", "server certificate revoked")          \
+	X(MTLS_ERR_REVOCATION_UNKNOWN, "revocation_unknown", "server certificate revocation status unknown") \
+	X(MTLS_ERR_BAD_REQUEST, "bad_request", "malformed request")           \
+	X(MTLS_ERR_UNREACHABLE, "host_unreachable", "host unreachable")       \
+	X(MTLS_ERR_REFUSED, "connection_refused", "connection refused")
 
 typedef enum {
 #define MTLS_ERR_ENUM(code, name, msg) code,

@@ -13,7 +13,7 @@ PACKAGES=(
 	p11-kit softhsm2 opensc
 	# peers for the demo and the tests
 	nginx-light openssl curl socat libengine-pkcs11-openssl
-	iproute2 procps ca-certificates
+	iproute2 procps util-linux ca-certificates git
 )
 
 missing=()

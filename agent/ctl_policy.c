@@ -1,0 +1,130 @@
+/* mtlsctl policy check: what the policy decides for a caller and a
+ * destination at a time, without connecting. */
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mtlsctl.h"
+#include "policy.h"
+
+static int parse_id(const char *s, int user, int64_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (*s != '\0' && *end == '\0') {
+		*out = (int64_t)v;
+		return 0;
+	}
+	if (user) {
+		struct passwd *pw = getpwnam(s);
+
+		if (pw == NULL)
+			return -1;
+		*out = pw->pw_uid;
+	} else {
+		struct group *gr = getgrnam(s);
+
+		if (gr == NULL)
+			return -1;
+		*out = gr->gr_gid;
+	}
+	return 0;
+}
+
+int ctl_policy(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "uid", required_argument, NULL, 'u' },
+		{ "gid", required_argument, NULL, 'g' },
+		{ "exe", required_argument, NULL, 'e' },
+		{ "unit", required_argument, NULL, 'U' },
+		{ "dest", required_argument, NULL, 'd' },
+		{ "at", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct policy_caller c = { .uid = -1, .gid = -1, .pid = -1 };
+	struct policy_decision d;
+	struct policy_dest dest = { 0 };
+	char host[POLICY_HOST_MAX];
+	int64_t at = (int64_t)time(NULL);
+	const char *colon;
+	int opt;
+
+	if (argc < 2 || strcmp(argv[1], "check") != 0) {
+		fprintf(stderr, "usage: mtlsctl policy check --uid U [--gid G] "
+				"[--exe PATH] [--unit UNIT] --dest HOST:PORT "
+				"[--at 2026-11-29T08:00:00Z]\n");
+		return 2;
+	}
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "u:g:e:U:d:a:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			if (parse_id(optarg, 1, &c.uid) != 0) {
+				fprintf(stderr, "mtlsctl: unknown user %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'g':
+			if (parse_id(optarg, 0, &c.gid) != 0) {
+				fprintf(stderr, "mtlsctl: unknown group %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'e':
+			c.exe = optarg;
+			break;
+		case 'U':
+			c.unit = optarg;
+			break;
+		case 'd':
+			colon = strrchr(optarg, ':');
+			if (colon == NULL || (size_t)(colon - optarg) >= sizeof(host) ||
+			    atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535) {
+				fprintf(stderr, "mtlsctl: --dest HOST:PORT\n");
+				return 2;
+			}
+			memcpy(host, optarg, (size_t)(colon - optarg));
+			host[colon - optarg] = '\0';
+			dest.host = host;
+			dest.port = (uint16_t)atoi(colon + 1);
+			break;
+		case 'a':
+			if (policy_parse_time(optarg, &at) != 0) {
+				fprintf(stderr, "mtlsctl: --at like "
+						"2026-11-29T08:00:00Z\n");
+				return 2;
+			}
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (c.uid < 0 || dest.host == NULL) {
+		fprintf(stderr, "mtlsctl: policy check needs --uid and --dest\n");
+		return 2;
+	}
+	if (ctl_load_config(ctl) != 0)
+		return 1;
+	policy_decide(ctl->cfg->policy, &c, &dest, at, &d);
+	if (d.reason == POLICY_REASON_ALLOWED) {
+		printf("allow\nrule: %s (%s:%d)\nidentity: %s\nprofile: %s\n"
+		       "why: %s\n",
+		       ctl->cfg->policy->rules[d.rule].name, ctl->config_path,
+		       ctl->cfg->policy->rules[d.rule].line,
+		       ctl->cfg->policy->identities[d.identity].name,
+		       ctl->cfg->policy->profiles[d.profile].name, d.why);
+		return 0;
+	}
+	printf("deny\nreason: %s\n", policy_reason_name(d.reason));
+	if (d.rule >= 0)
+		printf("rule: %s (%s:%d)\n", ctl->cfg->policy->rules[d.rule].name,
+		       ctl->config_path, ctl->cfg->policy->rules[d.rule].line);
+	printf("why: %s\n", d.why);
+	return 3;
+}
