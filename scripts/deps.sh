@@ -7,7 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	build-essential cmake pkg-config clang
+	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libwolfssl-dev libp11-kit-dev libinih-dev libsystemd-dev libcmocka-dev
 	# tokens and tools
 	p11-kit softhsm2 opensc

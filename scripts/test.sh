@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite on a fresh Debian 12 machine: installs what it needs,
-# builds with warnings as errors, runs every unit and integration test, then
-# builds again with ASan+UBSan and runs the suite under the sanitizers.
+# builds with warnings as errors, runs every unit and integration test,
+# builds again with ASan+UBSan and runs the suite under the sanitizers, then
+# runs each libFuzzer target for a bounded time.
 # Safe to run twice. .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,9 @@ BUILD=build-asan scripts/build.sh -DMTLS_WERROR=ON -DMTLS_SANITIZE=ON \
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j2)
-echo "all tests passed (plain and ASan+UBSan)"
+
+# Fuzzing, bounded: every libFuzzer target for MTLS_FUZZ_SECONDS (30 s).
+CC=clang BUILD=build-fuzz scripts/build.sh -DMTLS_FUZZ=ON \
+	-DCMAKE_BUILD_TYPE=Debug -DMTLS_FUZZ_SECONDS="${MTLS_FUZZ_SECONDS:-30}"
+(cd build-fuzz && ctest -L fuzz --output-on-failure -j2)
+echo "all tests passed (plain, ASan+UBSan, fuzzing)"
