@@ -52,7 +52,7 @@ out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
 	--key 'pkcs11:token=itoken;object=dev-key;type=private;pin-value=123456' \
 	--cert 'pkcs11:token=itoken;object=dev-cert;type=cert;pin-value=123456' \
 	--cacert "$T/ca/ca.pem" "https://localhost:$port/")
-[[ $out == *"dn=O=Tooling,CN=interop verify=SUCCESS"* ]] ||
+[[ $out == *"dn=CN=interop,O=Tooling verify=SUCCESS"* ]] ||
 	t_fail "curl+libp11 got: $out"
 echo "ok: curl + libp11 with the token's key and certificate: $out"
 
@@ -60,5 +60,5 @@ echo "ok: curl + libp11 with the token's key and certificate: $out"
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
 agent_start "$conf"
 out2=$(curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/)
-[[ $out2 == *"dn=O=Tooling,CN=interop verify=SUCCESS"* ]] || t_fail "agent got: $out2"
+[[ $out2 == *"dn=CN=interop,O=Tooling verify=SUCCESS"* ]] || t_fail "agent got: $out2"
 t_pass "key is sensitive and never extractable; libp11 and the agent both use it"

@@ -52,11 +52,11 @@ check() { # SOCKET|URL EXPECTED_DN EXPECTED_PROTO
 	[[ $out == *"proto=$3"* ]] || t_fail "$1: expected $3: $out"
 	echo "ok: $1 -> $out"
 }
-check "$T/ec13.sock" "O=Integration,CN=device-ec" TLSv1.3
-check "$T/ec12.sock" "O=Integration,CN=device-ec" TLSv1.2
-check "$T/rsa13.sock" "O=Integration,CN=device-rsa" TLSv1.3
-check "$T/rsa12.sock" "O=Integration,CN=device-rsa" TLSv1.2
-check "http://127.0.0.1:$tcp/" "O=Integration,CN=device-ec" TLSv1.3
+check "$T/ec13.sock" "CN=device-ec,O=Integration" TLSv1.3
+check "$T/ec12.sock" "CN=device-ec,O=Integration" TLSv1.2
+check "$T/rsa13.sock" "CN=device-rsa,O=Integration" TLSv1.3
+check "$T/rsa12.sock" "CN=device-rsa,O=Integration" TLSv1.2
+check "http://127.0.0.1:$tcp/" "CN=device-ec,O=Integration" TLSv1.3
 
 # Concurrent signing through the session pool: 200 requests, 32 at a time,
 # on both keys.

@@ -2,37 +2,38 @@
 # reverse order, free loopback ports, waits and assertions.
 # Tests are safe to run in parallel: no fixed ports, no shared state.
 
+# ctest sets MTLS_AGENT and MTLSCTL; by hand, the build next to this tree.
 : "${BUILD:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}"
 : "${MTLS_AGENT:=$BUILD/agent/mtls-agent}"
 : "${MTLSCTL:=$BUILD/agent/mtlsctl}"
 export MTLS_AGENT MTLSCTL
 
-T_CLEANUP=()
-T_NAME=
-
+# t_init NAME: creates $T, arranges t_cleanup at exit.
 t_init() {
-	T_NAME=$1
 	T=$(mktemp -d "/tmp/mtls-test.$1.XXXXXX")
 	export T
 	export SOFTHSM2_CONF=$T/softhsm2.conf
 	trap t_cleanup EXIT
 }
 
+# t_on_exit CMD...: the words are joined into one line, eval'ed at exit, last
+# first. Kept in a file, not a variable: a server started inside $(...)
+# registers its stop from a subshell, which would lose a variable.
 t_on_exit() {
-	T_CLEANUP+=("$*")
+	printf '%s\n' "$*" >>"${T:?t_init first}/.on_exit"
 }
 
 t_cleanup() {
-	local rc=$? i
-	set +e
-	for ((i = ${#T_CLEANUP[@]} - 1; i >= 0; i--)); do
-		eval "${T_CLEANUP[$i]}" >/dev/null 2>&1
-	done
+	local rc=$? cmd f
+	set +eu # one failing or odd cleanup command must not stop the others
+	while IFS= read -r cmd; do
+		eval "$cmd" </dev/null >/dev/null 2>&1
+	done < <(tac "$T/.on_exit" 2>/dev/null)
 	if [ $rc -ne 0 ]; then
-		for f in $(find "$T" -name '*.log' 2>/dev/null); do
+		while IFS= read -r f; do
 			echo "---- tail of $f" >&2
 			tail -n 30 "$f" >&2
-		done
+		done < <(find "$T" -name '*.log' 2>/dev/null)
 	fi
 	if [ $rc -ne 0 ] && [ "${MTLS_KEEP:-0}" = 1 ]; then
 		echo "kept $T" >&2
@@ -51,31 +52,42 @@ t_pass() {
 	echo "PASS: $*"
 }
 
-# A free TCP port on 127.0.0.1 (random, checked against listening sockets).
+# t_free_port: a random port in 20000-60999 that no TCP socket uses (any
+# state: a client socket on it also makes bind fail) and that this test has
+# not handed out already (callers run us in $(...), so remember in $T).
 t_free_port() {
-	local p i
-	for i in $(seq 1 100); do
+	local p
+	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 41000))
-		if ! ss -Htln "sport = :$p" | grep -q .; then
-			echo "$p"
-			return 0
+		ss -Htan "sport = :$p" | grep -q . && continue
+		if [ -n "${T:-}" ]; then
+			grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+			echo "$p" >>"$T/.ports"
 		fi
+		echo "$p"
+		return 0
 	done
 	t_fail "no free port"
 }
 
+# t_wait_port PORT [SECONDS [PID]]: until something listens on PORT; gives
+# up early if PID dies.
 t_wait_port() {
-	local port=$1 secs=${2:-10} i
-	for i in $(seq 1 $((secs * 20))); do
+	local port=$1 secs=${2:-10} pid=${3:-}
+	for _ in $(seq 1 $((secs * 20))); do
 		ss -Htln "sport = :$port" | grep -q . && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			t_fail "process $pid exited before listening on port $port"
+		fi
 		sleep 0.05
 	done
 	t_fail "nothing listens on port $port after ${secs}s"
 }
 
+# t_wait_file PATH [SECONDS]
 t_wait_file() {
-	local path=$1 secs=${2:-10} i
-	for i in $(seq 1 $((secs * 20))); do
+	local path=$1 secs=${2:-10}
+	for _ in $(seq 1 $((secs * 20))); do
 		[ -e "$path" ] && return 0
 		sleep 0.05
 	done
@@ -91,6 +103,7 @@ t_assert_contains() {
 	fi
 }
 
+# t_expect_fail CMD...: CMD must exit non-zero.
 t_expect_fail() {
 	if "$@"; then
 		t_fail "expected failure: $*"

@@ -1,14 +1,37 @@
-# Real mTLS servers on loopback, stopped by the test's cleanup.
+# Real mTLS servers on 127.0.0.1, stopped by the test's cleanup, and curl
+# with libp11's engine as an independent token-backed client.
 
-# nginx_start DIR PORT CAFILE CERT KEY [CRL]: answers
-# "dn=<client DN> verify=<result> proto=<protocol>" on /, and serves files
-# from DIR/www under /files/.
+# server_stop PID: SIGTERM, then waits until PID is gone (SIGKILL after 5 s),
+# so that its port is free and it writes no more into $T. A daemon (nginx)
+# is not our child: it counts as gone once a zombie, as PID 1 may take a
+# second or two to reap it.
+server_stop() {
+	local pid=${1:-} rc=0 st
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null || return 0
+	wait "$pid" 2>/dev/null || rc=$?
+	[ $rc -ne 127 ] && return 0 # it was our child, now reaped
+	for _ in $(seq 1 100); do
+		st=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
+		[[ $st == *") Z "* ]] && return 0
+		sleep 0.05
+	done
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+# nginx_start DIR PORT CAFILE CERT KEY [CRL]: on /, answers
+# "dn=<client DN> verify=<result> proto=<protocol>"; /echo answers with the
+# POSTed body (up to 1 MiB); /files/ serves DIR/www.
 nginx_start() {
 	local dir=$1 port=$2 ca=$3 cert=$4 key=$5 crl=${6:-}
 	mkdir -p "$dir/www"
-	# As root, workers would drop to nobody and lose access to $T (0700).
+	dir=$(cd "$dir" && pwd)
+	# As root the workers would run as nobody, who cannot enter $T (0700).
 	local user=
 	[ "$(id -u)" = 0 ] && user="user root;"
+	# /echo: nginx-light has no echo module and `return` runs before the
+	# body is read. mirror_request_body reads it first; the static module
+	# then 404s on the missing file, and @echo can return $request_body.
 	cat >"$dir/nginx.conf" <<-EOF
 	$user
 	daemon on;
@@ -18,6 +41,7 @@ nginx_start() {
 	events { worker_connections 1024; }
 	http {
 	    access_log off;
+	    default_type application/octet-stream;
 	    client_body_temp_path $dir/body;
 	    proxy_temp_path $dir/proxy;
 	    fastcgi_temp_path $dir/fastcgi;
@@ -37,24 +61,59 @@ nginx_start() {
 	            return 200 "dn=\$ssl_client_s_dn verify=\$ssl_client_verify proto=\$ssl_protocol\n";
 	        }
 	        location /files/ { alias $dir/www/; }
+	        location = /echo {
+	            client_max_body_size 1m;
+	            client_body_buffer_size 1m;
+	            client_body_in_single_buffer on;
+	            mirror /.mirror;
+	            mirror_request_body on;
+	            root $dir/empty;
+	            error_page 404 = @echo;
+	        }
+	        location = /.mirror { internal; return 204; }
+	        location @echo { default_type text/plain; return 200 \$request_body; }
 	    }
 	}
 	EOF
-	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
-	t_on_exit "kill \$(cat '$dir/nginx.pid') 2>/dev/null"
+	t_on_exit "server_stop \$(cat '$dir/nginx.pid')"
+	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
+		t_fail "nginx did not start: see $dir/error.log"
+	# It listens before it daemonizes; the daemon writes the pid file after.
+	# (No t_wait_file: scripts/demo.sh uses this file without common.sh.)
 	t_wait_port "$port"
+	for _ in $(seq 1 100); do
+		[ -s "$dir/nginx.pid" ] && return 0
+		sleep 0.05
+	done
+	t_fail "nginx wrote no $dir/nginx.pid"
 }
 
-# s_server_start DIR PORT CAFILE CERT KEY [extra openssl args]: -www answers
-# GET / with a page whose "Peer signature type:" line names the client's
-# signature and which lists the client certificate's "Subject:".
+# s_server_start DIR PORT CAFILE CERT KEY [extra openssl args, e.g. -tls1_3,
+# -crl_check -CRL crl.pem]: a client certificate is required and verified
+# during the handshake. With -www, GET / answers a page with the protocol
+# and cipher ("Protocol  : TLSv1.3", "Cipher    : ..."), the client's
+# signature ("Peer signature type: ...") and the client certificate's
+# subject on the line "        Subject: CN=name, O=org" (X509_print, in the
+# order of the certificate; the "Issuer:" line above it names the CA).
 s_server_start() {
 	local dir=$1 port=$2 ca=$3 cert=$4 key=$5
 	shift 5
 	mkdir -p "$dir"
 	openssl s_server -accept "127.0.0.1:$port" -cert "$cert" -key "$key" \
 		-CAfile "$ca" -Verify 1 -verify_return_error -www "$@" \
-		</dev/null >"$dir/s_server.log" 2>&1 &
-	t_on_exit "kill $!"
-	t_wait_port "$port"
+		</dev/null >>"$dir/s_server.log" 2>&1 &
+	t_on_exit "server_stop $!"
+	t_wait_port "$port" 10 $!
+}
+
+# curl_p11 TOKEN OBJECT PIN CERT CAFILE URL [curl args...]: curl with
+# libp11's engine and the private key OBJECT on the SoftHSM token TOKEN
+# (URI values as-is: labels must need no %-encoding).
+curl_p11() {
+	local token=$1 obj=$2 pin=$3 cert=$4 ca=$5 url=$6
+	shift 6
+	PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
+		--engine pkcs11 --key-type ENG \
+		--key "pkcs11:token=$token;object=$obj;type=private;pin-value=$pin" \
+		--cert "$cert" --cacert "$ca" "$@" "$url"
 }
