@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "mtls_log.h"
 #include "runtime.h"
+#include "scheduler.h"
 #include "stats.h"
 
 #define DEFAULT_CONFIG "/etc/mtls-agent/mtls-agent.conf"
@@ -119,7 +120,7 @@ static mtls_err_t load(const char *path, struct runtime *old,
 	if (r != MTLS_OK)
 		return r;
 	mtls_log_set_level((enum mtls_log_level)cfg->agent.log_level);
-	r = runtime_new(cfg, &rt, err);
+	r = runtime_new_recover(cfg, &rt, err);
 	if (r != MTLS_OK)
 		return r;
 	r = open_listeners(rt, old, err);
@@ -149,6 +150,7 @@ static void reload(const char *path, struct runtime **rt)
 	close_listeners(*rt);
 	runtime_put(*rt);
 	*rt = next;
+	scheduler_set_runtime(next);
 	log_notice("event=reload result=ok tunnels=%u", next->n_tunnels);
 }
 
@@ -222,7 +224,7 @@ int main(int argc, char **argv)
 	const char *path = DEFAULT_CONFIG;
 	struct mtls_error err = { 0 };
 	struct runtime *rt = NULL;
-	int check = 0, opt, sig_fd, stop_fd, status = 1;
+	int check = 0, opt, sig_fd, stop_fd, reload_fd, status = 1;
 	sigset_t mask;
 
 	while ((opt = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
@@ -259,7 +261,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 	stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (sig_fd < 0 || stop_fd < 0) {
+	reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sig_fd < 0 || stop_fd < 0 || reload_fd < 0) {
 		log_err("event=start_failed error=\"%s\"", strerror(errno));
 		return 1;
 	}
@@ -287,14 +290,19 @@ int main(int argc, char **argv)
 		log_error("start_failed", &err);
 		goto out;
 	}
+	if (scheduler_start(rt, reload_fd) != 0) {
+		log_err("event=start_failed error=\"scheduler thread\"");
+		goto out;
+	}
 	log_notice("event=ready version=%s tunnels=%u", MTLS_VERSION,
 		   rt->n_tunnels);
 
 	for (;;) {
-		struct pollfd p[CFG_MAX_TUNNELS + 1];
+		struct pollfd p[CFG_MAX_TUNNELS + 2];
 		unsigned n = 0;
 
 		p[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = reload_fd, .events = POLLIN };
 		for (unsigned i = 0; i < rt->n_tunnels; i++)
 			p[n++] = (struct pollfd){ .fd = rt->tunnels[i].listen_fd,
 						  .events = POLLIN };
@@ -318,11 +326,21 @@ int main(int argc, char **argv)
 				   atomic_load(&g_stats.connections_active));
 			break;
 		}
-		for (unsigned i = 1; i < n; i++)
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+
+			/* A renewal switched generations: new handshakes use
+			 * the new key, in-flight ones finish on the old. */
+			if (read(reload_fd, &v, sizeof(v)) == sizeof(v))
+				reload(path, &rt);
+			continue;
+		}
+		for (unsigned i = 2; i < n; i++)
 			if (p[i].revents & POLLIN)
-				accept_on(rt, &rt->tunnels[i - 1], stop_fd);
+				accept_on(rt, &rt->tunnels[i - 2], stop_fd);
 	}
 	close_listeners(rt);
+	scheduler_stop();
 	drain(rt, stop_fd);
 	stats_log();
 	status = 0;

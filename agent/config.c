@@ -140,6 +140,8 @@ int config_parse_duration_ms(const char *s, unsigned *out)
 		mult = 60000.0;
 	else if (strcmp(end, "h") == 0)
 		mult = 3600000.0;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400000.0;
 	else
 		return -1;
 	v *= mult;
@@ -268,8 +270,18 @@ static int begin_section(struct parse_state *st, const char *section)
 				    CFG_MAX_IDENTITIES);
 		st->kind = SEC_IDENTITY;
 		st->index = (int)st->c->n_identities++;
-		st->c->identities[st->index].line = st->line;
-		st->c->identities[st->index].token = -1;
+		struct cfg_identity *ci = &st->c->identities[st->index];
+
+		ci->line = st->line;
+		ci->token = -1;
+		ci->renew.exec_timeout_ms = 60000;
+		ci->renew.sched.renew_at_permille = 667;
+		ci->renew.sched.jitter_permille = 20;
+		ci->renew.sched.retry_min = 30;
+		ci->renew.sched.retry_max = 3600;
+		ci->renew.sched.warn_before[0] = 7 * 86400;
+		ci->renew.sched.warn_before[1] = 86400;
+		ci->renew.sched.n_warn = 2;
 		return set_name(st, st->c->identities[st->index].name, name);
 	}
 	if (strcmp(kind, "rule") == 0 || strcmp(kind, "profile") == 0 ||
@@ -334,6 +346,12 @@ static int agent_key(struct parse_state *st, const char *k, const char *v)
 	} else if (strcmp(k, "shutdown_grace") == 0) {
 		if (config_parse_duration_ms(v, &a->shutdown_grace_ms))
 			return fail(st, "shutdown_grace: a duration like 5s");
+	} else if (strcmp(k, "state_dir") == 0) {
+		if (v[0] != '/')
+			return fail(st, "state_dir: an absolute path");
+		free(a->state_dir); /* the default */
+		a->state_dir = NULL;
+		return set_str(st, &a->state_dir, v);
 	} else if (strcmp(k, "log_level") == 0) {
 		if (mtls_log_level_parse(v, &lvl) != 0)
 			return fail(st, "log_level: err, warning, notice, "
@@ -374,6 +392,147 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 	return fail(st, "unknown key '%s' in [%s]", k, st->section);
 }
 
+/* "66%" or "0.66" -> permille */
+static int parse_share(const char *v, unsigned *permille)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	if (end == v)
+		return -1;
+	if (*end == '%') {
+		d /= 100.0;
+		end++;
+	}
+	if (*end != '\0' || d < 0.0 || d > 1.0)
+		return -1;
+	*permille = (unsigned)(d * 1000.0 + 0.5);
+	return 0;
+}
+
+static int parse_seconds(const char *v, int64_t *out)
+{
+	unsigned ms;
+
+	if (config_parse_duration_ms(v, &ms) != 0)
+		return -1;
+	*out = ms / 1000;
+	return 0;
+}
+
+static int renew_key(struct parse_state *st, struct cfg_renew *r,
+		     const char *k, const char *v)
+{
+	if (strcmp(k, "enroll") == 0) {
+		if (strcmp(v, "est") == 0)
+			r->enroll = CFG_ENROLL_EST;
+		else if (strcmp(v, "exec") == 0)
+			r->enroll = CFG_ENROLL_EXEC;
+		else if (strcmp(v, "none") == 0)
+			r->enroll = CFG_ENROLL_NONE;
+		else
+			return fail(st, "enroll: est, exec or none");
+		return 1;
+	}
+	if (strcmp(k, "est_url") == 0) {
+		const char *h = v + 8, *slash;
+		char hostport[300];
+
+		if (strncmp(v, "https://", 8) != 0 || r->est_host != NULL)
+			return fail(st, "est_url: https://HOST:PORT/PATH (EST "
+					"runs over TLS)");
+		slash = strchr(h, '/');
+		if (slash == NULL || (size_t)(slash - h) >= sizeof(hostport))
+			return fail(st, "est_url: https://HOST:PORT/PATH");
+		memcpy(hostport, h, (size_t)(slash - h));
+		hostport[slash - h] = '\0';
+		if (strchr(hostport, ':') == NULL)
+			strcat(hostport, ":443");
+		if (parse_host_port(hostport, &r->est_host, &r->est_port) != 0)
+			return fail(st, "est_url: bad host or port");
+		return set_str(st, &r->est_path, slash);
+	}
+	if (strcmp(k, "est_ca") == 0)
+		return set_str(st, &r->est_ca, v);
+	if (strcmp(k, "est_user") == 0)
+		return set_str(st, &r->est_user, v);
+	if (strcmp(k, "est_password_file") == 0)
+		return set_str(st, &r->est_password_file, v);
+	if (strcmp(k, "exec") == 0)
+		return set_str(st, &r->exec, v);
+	if (strcmp(k, "exec_timeout") == 0) {
+		if (config_parse_duration_ms(v, &r->exec_timeout_ms) ||
+		    r->exec_timeout_ms == 0)
+			return fail(st, "exec_timeout: a duration like 60s");
+		return 1;
+	}
+	if (strcmp(k, "issuer_ca") == 0)
+		return set_str(st, &r->issuer_ca, v);
+	if (strcmp(k, "key_type") == 0) {
+		if (strcmp(v, "ec-p256") && strcmp(v, "ec-p384") &&
+		    strcmp(v, "rsa-2048") && strcmp(v, "rsa-3072"))
+			return fail(st, "key_type: ec-p256, ec-p384, rsa-2048 "
+					"or rsa-3072");
+		return set_str(st, &r->key_type, v);
+	}
+	if (strcmp(k, "subject") == 0)
+		return set_str(st, &r->subject, v);
+	if (strcmp(k, "sans") == 0)
+		return set_str(st, &r->sans, v);
+	if (strcmp(k, "cert_file") == 0) {
+		if (v[0] != '/')
+			return fail(st, "cert_file: an absolute path");
+		return set_str(st, &r->cert_file, v);
+	}
+	if (strcmp(k, "renew_at") == 0) {
+		if (parse_share(v, &r->sched.renew_at_permille) != 0 ||
+		    r->sched.renew_at_permille == 0)
+			return fail(st, "renew_at: a share of the lifetime, "
+					"like 66%%");
+		return 1;
+	}
+	if (strcmp(k, "renew_before") == 0) {
+		if (parse_seconds(v, &r->sched.renew_before) != 0 ||
+		    r->sched.renew_before <= 0)
+			return fail(st, "renew_before: a duration like 7d or 12h");
+		return 1;
+	}
+	if (strcmp(k, "renew_jitter") == 0) {
+		if (parse_share(v, &r->sched.jitter_permille) != 0 ||
+		    r->sched.jitter_permille > 500)
+			return fail(st, "renew_jitter: a share up to 50%%");
+		return 1;
+	}
+	if (strcmp(k, "retry_min") == 0) {
+		if (parse_seconds(v, &r->sched.retry_min) != 0 ||
+		    r->sched.retry_min <= 0)
+			return fail(st, "retry_min: a duration like 30s");
+		return 1;
+	}
+	if (strcmp(k, "retry_max") == 0) {
+		if (parse_seconds(v, &r->sched.retry_max) != 0 ||
+		    r->sched.retry_max <= 0)
+			return fail(st, "retry_max: a duration like 1h");
+		return 1;
+	}
+	if (strcmp(k, "warn_before") == 0) {
+		char buf[INI_MAX_LINE], *save = NULL, *tok;
+
+		snprintf(buf, sizeof(buf), "%s", v);
+		r->sched.n_warn = 0;
+		for (tok = strtok_r(buf, ", ", &save); tok;
+		     tok = strtok_r(NULL, ", ", &save)) {
+			if (r->sched.n_warn >= RENEW_WARN_MAX ||
+			    parse_seconds(tok, &r->sched.warn_before[r->sched.n_warn]) != 0)
+				return fail(st, "warn_before: up to %d durations "
+						"like 7d, 1d", RENEW_WARN_MAX);
+			r->sched.n_warn++;
+		}
+		return 1;
+	}
+	return fail(st, "unknown key '%s' in [%s]", k, st->section);
+}
+
 static int identity_key(struct parse_state *st, const char *k, const char *v)
 {
 	struct cfg_identity *id = &st->c->identities[st->index];
@@ -400,7 +559,7 @@ static int identity_key(struct parse_state *st, const char *k, const char *v)
 			return fail(st, "env: a word like dev or prod");
 		return set_str(st, &id->env, v);
 	}
-	return fail(st, "unknown key '%s' in [%s]", k, st->section);
+	return renew_key(st, &id->renew, k, v);
 }
 
 static int parse_owner(struct parse_state *st, const char *v, uid_t *uid)
@@ -661,6 +820,25 @@ static int check(struct parse_state *st)
 		if (id->cert == NULL)
 			return fail(st, "[identity %s]: cert= is required",
 				    id->name);
+		if (id->renew.enroll != CFG_ENROLL_NONE) {
+			if (id->renew.issuer_ca == NULL)
+				return fail(st, "[identity %s]: enroll needs "
+						"issuer_ca= (what issued "
+						"certificates must chain to)",
+					    id->name);
+			if (id->renew.enroll == CFG_ENROLL_EST &&
+			    (id->renew.est_host == NULL || id->renew.est_ca == NULL))
+				return fail(st, "[identity %s]: enroll = est "
+						"needs est_url= and est_ca=",
+					    id->name);
+			if (id->renew.enroll == CFG_ENROLL_EXEC &&
+			    id->renew.exec == NULL)
+				return fail(st, "[identity %s]: enroll = exec "
+						"needs exec=", id->name);
+			if (id->renew.sched.retry_max < id->renew.sched.retry_min)
+				return fail(st, "[identity %s]: retry_max < "
+						"retry_min", id->name);
+		}
 	}
 	for (unsigned i = 0; i < c->n_identities; i++) {
 		char msg[256];
@@ -757,6 +935,7 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 	c->agent.idle_timeout_ms = 3600000;
 	c->agent.shutdown_grace_ms = 5000;
 	c->agent.log_level = MTLS_LOG_INFO;
+	c->agent.state_dir = strdup("/var/lib/mtls-agent");
 	c->path = strdup(name);
 	c->policy = calloc(1, sizeof(*c->policy));
 	if (c->policy == NULL) {
@@ -834,7 +1013,19 @@ void config_free(struct config *c)
 		free(c->identities[i].chain);
 		free(c->identities[i].ca);
 		free(c->identities[i].env);
+		free(c->identities[i].renew.est_host);
+		free(c->identities[i].renew.est_path);
+		free(c->identities[i].renew.est_ca);
+		free(c->identities[i].renew.est_user);
+		free(c->identities[i].renew.est_password_file);
+		free(c->identities[i].renew.exec);
+		free(c->identities[i].renew.issuer_ca);
+		free(c->identities[i].renew.key_type);
+		free(c->identities[i].renew.subject);
+		free(c->identities[i].renew.sans);
+		free(c->identities[i].renew.cert_file);
 	}
+	free(c->agent.state_dir);
 	for (unsigned i = 0; i < c->n_tunnels; i++) {
 		free(c->tunnels[i].listen_path);
 		free(c->tunnels[i].listen_host);

@@ -10,6 +10,7 @@
 
 #include "mtls_err.h"
 #include "policy.h"
+#include "renew_schedule.h"
 
 #define CFG_MAX_TOKENS 16
 #define CFG_MAX_IDENTITIES 64
@@ -26,6 +27,28 @@ struct cfg_agent {
 	unsigned idle_timeout_ms;   /* 0: none */
 	unsigned shutdown_grace_ms;
 	int log_level;              /* enum mtls_log_level */
+	char *state_dir;            /* renewal state; default /var/lib/mtls-agent */
+};
+
+enum cfg_enroll { CFG_ENROLL_NONE, CFG_ENROLL_EST, CFG_ENROLL_EXEC };
+
+/* How an identity gets and renews its certificate. */
+struct cfg_renew {
+	enum cfg_enroll enroll;
+	char *est_host;      /* from est_url = https://HOST:PORT/PATH */
+	uint16_t est_port;
+	char *est_path;      /* e.g. /.well-known/est */
+	char *est_ca;        /* trust anchors for the EST server */
+	char *est_user;      /* HTTP Basic for the first enrollment */
+	char *est_password_file;
+	char *exec;          /* /bin/sh -c COMMAND: CSR on stdin, chain on stdout */
+	unsigned exec_timeout_ms;
+	char *issuer_ca;     /* the issued chain must lead to these */
+	char *key_type;      /* ec-p256 (default), ec-p384, rsa-2048, rsa-3072 */
+	char *subject;       /* default: the current certificate's */
+	char *sans;          /* comma-separated DNS:/URI:/email:; default: current */
+	char *cert_file;     /* also write the chain here (PEM, atomically) */
+	struct renew_params sched;
 };
 
 struct cfg_token {
@@ -45,6 +68,7 @@ struct cfg_identity {
 	char *chain;      /* optional PEM file of intermediates */
 	char *ca;         /* trust anchors for servers: PEM file or folder */
 	char *env;        /* environment tag (dev, prod, ...) or NULL */
+	struct cfg_renew renew;
 	int line;
 };
 

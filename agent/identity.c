@@ -222,6 +222,20 @@ mtls_err_t identity_load(const char *name, struct p11_token *token,
 		if (wolfSSL_ASN1_TIME_to_tm(na, &tm) == WOLFSSL_SUCCESS)
 			id->not_after = (long)timegm(&tm);
 	}
+	na = wolfSSL_X509_get_notBefore(x);
+	if (na != NULL) {
+		struct tm tm;
+
+		if (wolfSSL_ASN1_TIME_to_tm(na, &tm) == WOLFSSL_SUCCESS)
+			id->not_before = (long)timegm(&tm);
+	}
+	{
+		WOLFSSL_X509_NAME *iss = wolfSSL_X509_get_issuer_name(x);
+
+		if (iss != NULL)
+			wolfSSL_X509_NAME_oneline(iss, id->issuer,
+						  (int)sizeof(id->issuer));
+	}
 	r = check_key_matches(id, x, err);
 	if (r != MTLS_OK)
 		goto fail;

@@ -22,7 +22,8 @@ struct identity {
 	uint8_t *spki; /* SubjectPublicKeyInfo of the leaf, DER */
 	size_t spki_len;
 	char subject[256];
-	long not_after; /* seconds since the epoch */
+	char issuer[256];
+	long not_before, not_after; /* seconds since the epoch */
 };
 
 /* cert: a pkcs11: URI or a PEM file; chain: optional PEM file. */

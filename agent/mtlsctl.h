@@ -19,6 +19,11 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv);
 int ctl_connect(struct ctl *ctl, int argc, char **argv);
 int ctl_policy(struct ctl *ctl, int argc, char **argv);
 
+/* Certificate lifecycle. */
+int ctl_enroll(struct ctl *ctl, int argc, char **argv);
+int ctl_renew(struct ctl *ctl, int argc, char **argv);
+int ctl_status(struct ctl *ctl, int argc, char **argv);
+
 /* Prints "mtlsctl: <reason>: <detail>" and returns 1. */
 int ctl_fail(const struct mtls_error *err);
 int ctl_load_config(struct ctl *ctl);

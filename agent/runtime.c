@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mtls_log.h"
+#include "renew.h"
 
 static void runtime_free(struct runtime *rt)
 {
@@ -33,8 +34,57 @@ static void runtime_free(struct runtime *rt)
 	free(rt);
 }
 
+static mtls_err_t load_identity(struct runtime *rt, unsigned i, int recover,
+				struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &rt->cfg->identities[i];
+	char key[512], cert[1024], chain[1024];
+	struct renew_state st;
+	mtls_err_t r;
+
+	r = renew_state_load(rt->cfg->agent.state_dir, ci->name, &st, err);
+	if (r != MTLS_OK)
+		return r;
+	renew_identity_source(rt->cfg, i, &st, key, cert, chain, sizeof(key));
+	r = identity_load(ci->name, rt->tokens[ci->token], key, cert,
+			  chain[0] ? chain : NULL, &rt->ids[i], err);
+	if (r != MTLS_OK || !recover || ci->renew.enroll == CFG_ENROLL_NONE)
+		return r;
+	{
+		struct renew_env env = { rt->cfg, i, rt->tokens[ci->token],
+					 rt->ids[i] };
+		int switched = 0;
+
+		r = renew_recover(&env, &st, &switched, err);
+		if (r != MTLS_OK || !switched)
+			return r;
+	}
+	/* The crash came after the new generation was stored: it is the
+	 * one in service now. */
+	identity_free(rt->ids[i]);
+	rt->ids[i] = NULL;
+	renew_identity_source(rt->cfg, i, &st, key, cert, chain, sizeof(key));
+	return identity_load(ci->name, rt->tokens[ci->token], key, cert,
+			     chain[0] ? chain : NULL, &rt->ids[i], err);
+}
+
+static mtls_err_t runtime_build(struct config *cfg, int recover,
+				struct runtime **out, struct mtls_error *err);
+
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err)
+{
+	return runtime_build(cfg, 0, out, err);
+}
+
+mtls_err_t runtime_new_recover(struct config *cfg, struct runtime **out,
+			       struct mtls_error *err)
+{
+	return runtime_build(cfg, 1, out, err);
+}
+
+static mtls_err_t runtime_build(struct config *cfg, int recover,
+				struct runtime **out, struct mtls_error *err)
 {
 	struct runtime *rt;
 	mtls_err_t r = MTLS_OK;
@@ -79,8 +129,7 @@ mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 	for (unsigned i = 0; i < cfg->n_identities; i++) {
 		const struct cfg_identity *ci = &cfg->identities[i];
 
-		r = identity_load(ci->name, rt->tokens[ci->token], ci->key,
-				  ci->cert, ci->chain, &rt->ids[i], err);
+		r = load_identity(rt, i, recover, err);
 		if (r != MTLS_OK)
 			goto fail;
 		log_info("event=identity_loaded identity=%s key_type=%s-%u "

@@ -44,6 +44,10 @@ struct runtime {
  * opened here. */
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err);
+/* The same, first finishing or abandoning renewals a crash interrupted
+ * (renew_recover); the daemon starts this way, --check does not. */
+mtls_err_t runtime_new_recover(struct config *cfg, struct runtime **out,
+			       struct mtls_error *err);
 void runtime_get(struct runtime *rt);
 /* A referenced context for the route (free it with tls_ctx_free). */
 mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,

@@ -16,6 +16,7 @@ struct stats {
 	atomic_ulong bytes_to_server;
 	atomic_ulong bytes_to_client;
 	atomic_ulong policy_denials[POLICY_REASON_ENVIRONMENT + 1];
+	atomic_ulong renewals_attempted, renewals_ok, renewals_failed;
 };
 
 extern struct stats g_stats;

@@ -53,3 +53,36 @@ mtls_err_t p11_find_one(struct p11_token *t, CK_SESSION_HANDLE s,
 	*out = found[0];
 	return MTLS_OK;
 }
+
+mtls_err_t p11_objects_destroy(struct p11_token *t, const uint8_t *id,
+			       size_t id_len, unsigned *n,
+			       struct mtls_error *err)
+{
+	CK_ATTRIBUTE tmpl = { CKA_ID, (void *)id, id_len };
+	CK_OBJECT_HANDLE found[8];
+	CK_ULONG count = 0;
+	struct p11_session s;
+	mtls_err_t r;
+	CK_RV rv;
+
+	*n = 0;
+	if (id_len == 0)
+		return mtls_error_set(err, MTLS_ERR_ARG, "empty CKA_ID");
+	r = p11_session_get(t, &s, err);
+	if (r != MTLS_OK)
+		return r;
+	rv = t->m->fn->C_FindObjectsInit(s.h, &tmpl, 1);
+	if (rv == CKR_OK) {
+		rv = t->m->fn->C_FindObjects(s.h, found, 8, &count);
+		(void)t->m->fn->C_FindObjectsFinal(s.h);
+	}
+	for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++) {
+		rv = t->m->fn->C_DestroyObject(s.h, found[i]);
+		if (rv == CKR_OK)
+			(*n)++;
+	}
+	p11_session_put(t, &s, rv);
+	if (rv != CKR_OK)
+		return p11_rv_error(err, rv, "C_DestroyObject", t->uri);
+	return MTLS_OK;
+}

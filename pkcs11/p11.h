@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "mtls_err.h"
+#include "mtls_secret.h"
 
 struct p11_module;
 struct p11_token;
@@ -103,6 +104,11 @@ mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err);
  * operator fixed the PIN source). */
 void p11_token_unblock(struct p11_token *t);
 
+/* Reads a secret from a source with the PIN rules: "file:PATH" (owner
+ * only), "credential:NAME", "env:VAR"; a bare absolute path is a file. */
+mtls_err_t p11_pin_source_read(const char *source, struct mtls_secret *out,
+			       struct mtls_error *err);
+
 /* Finds the private key the URI names (object, id; type must be private if
  * given). The key must exist now. */
 mtls_err_t p11_key_open(struct p11_token *t, const char *uri,
@@ -140,5 +146,12 @@ mtls_err_t p11_cert_store(struct p11_token *t, const uint8_t *der,
 			  size_t subject_len, const char *label_uri,
 			  const uint8_t *id, size_t id_len,
 			  struct mtls_error *err);
+
+/* Destroys every object (private key, public key, certificate) with this
+ * CKA_ID; returns how many through *n. Used to retire an old generation
+ * and to abandon a half-made one. */
+mtls_err_t p11_objects_destroy(struct p11_token *t, const uint8_t *id,
+			       size_t id_len, unsigned *n,
+			       struct mtls_error *err);
 
 #endif

@@ -128,3 +128,9 @@ mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
 	return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
 			      "no PIN source for %s", t->uri);
 }
+
+mtls_err_t p11_pin_source_read(const char *source, struct mtls_secret *out,
+			       struct mtls_error *err)
+{
+	return p11_pin_from_source(source, out, err);
+}

@@ -1,0 +1,237 @@
+/* mtlsctl enroll, renew, status: the certificate lifecycle, run against the
+ * token and the state folder directly (the daemon's scheduler does the
+ * same work on its own schedule). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "identity.h"
+#include "mtlsctl.h"
+#include "p11.h"
+#include "renew.h"
+#include "renew_schedule.h"
+#include "tls.h"
+
+struct opened {
+	struct p11_module *m;
+	struct p11_token *t;
+};
+
+static int open_token(struct ctl *ctl, const struct cfg_identity *ci,
+		      struct opened *o, struct mtls_error *err)
+{
+	const struct cfg_token *tok = &ctl->cfg->tokens[ci->token];
+
+	memset(o, 0, sizeof(*o));
+	if (p11_module_open(tok->module, &o->m, err) != MTLS_OK ||
+	    p11_token_open(o->m, tok->uri, tok->pin_source, 2, &o->t, err) !=
+		    MTLS_OK)
+		return -1;
+	return 0;
+}
+
+static void close_token(struct opened *o)
+{
+	p11_token_close(o->t);
+	p11_module_close(o->m);
+}
+
+static int find(struct ctl *ctl, const char *name)
+{
+	int i;
+
+	if (ctl_load_config(ctl) != 0)
+		return -1;
+	i = config_find_identity(ctl->cfg, name);
+	if (i < 0)
+		fprintf(stderr, "mtlsctl: %s: no [identity %s]\n",
+			ctl->config_path, name);
+	else if (ctl->cfg->identities[i].renew.enroll == CFG_ENROLL_NONE) {
+		fprintf(stderr, "mtlsctl: [identity %s] has no enroll=\n", name);
+		i = -1;
+	}
+	return i;
+}
+
+static int run(struct ctl *ctl, int i, int first)
+{
+	const struct cfg_identity *ci = &ctl->cfg->identities[i];
+	struct mtls_error err = { 0 };
+	struct identity *cur = NULL;
+	struct renew_state st;
+	struct opened o;
+	char key[512], cert[1024], chain[1024];
+	int switched = 0, retry = 0, rc = 1;
+
+	if (tls_global_init(&err) != MTLS_OK)
+		return ctl_fail(&err);
+	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=
+		    MTLS_OK ||
+	    open_token(ctl, ci, &o, &err) != 0 ||
+	    p11_token_login(o.t, &err) != MTLS_OK) {
+		ctl_fail(&err);
+		goto out;
+	}
+	if (!first) {
+		renew_identity_source(ctl->cfg, (unsigned)i, &st, key, cert, chain,
+				      sizeof(key));
+		if (identity_load(ci->name, o.t, key, cert, chain[0] ? chain : NULL,
+				  &cur, &err) != MTLS_OK) {
+			ctl_fail(&err);
+			fprintf(stderr, "mtlsctl: no identity in service to renew; "
+					"use mtlsctl enroll\n");
+			goto out;
+		}
+	}
+	{
+		struct renew_env env = { ctl->cfg, (unsigned)i, o.t, cur };
+
+		if (renew_run(&env, &st, &switched, &retry, &err) != MTLS_OK) {
+			ctl_fail(&err);
+			goto out;
+		}
+	}
+	if (retry > 0) {
+		printf("%s: the CA accepted the request; ask again in %d s\n",
+		       ci->name, retry);
+		st.next_attempt = (int64_t)time(NULL) + retry;
+		renew_state_save(ctl->cfg->agent.state_dir, ci->name, &st, &err);
+		rc = 0;
+		goto out;
+	}
+	printf("%s: generation %u in service; reload the agent (SIGHUP) to "
+	       "use it\n", ci->name, st.generation);
+	rc = 0;
+out:
+	identity_free(cur);
+	close_token(&o);
+	return rc;
+}
+
+int ctl_enroll(struct ctl *ctl, int argc, char **argv)
+{
+	int i;
+
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--bootstrap") == 0)) {
+		fprintf(stderr, "usage: mtlsctl enroll IDENTITY [--bootstrap]\n");
+		return 2;
+	}
+	i = find(ctl, argv[1]);
+	return i < 0 ? 1 : run(ctl, i, 1);
+}
+
+int ctl_renew(struct ctl *ctl, int argc, char **argv)
+{
+	int i;
+
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--now") == 0)) {
+		fprintf(stderr, "usage: mtlsctl renew IDENTITY [--now]\n");
+		return 2;
+	}
+	i = find(ctl, argv[1]);
+	return i < 0 ? 1 : run(ctl, i, 0);
+}
+
+static void span(int64_t s, char *out, size_t cap)
+{
+	const char *sign = s < 0 ? "-" : "";
+
+	if (s < 0)
+		s = -s;
+	if (s >= 86400)
+		snprintf(out, cap, "%s%lldd%lldh", sign, (long long)(s / 86400),
+			 (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(out, cap, "%s%lldh%lldm", sign, (long long)(s / 3600),
+			 (long long)(s % 3600 / 60));
+	else
+		snprintf(out, cap, "%s%lldm%llds", sign, (long long)(s / 60),
+			 (long long)(s % 60));
+}
+
+static void when(int64_t t, char *out, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+int ctl_status(struct ctl *ctl, int argc, char **argv)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: mtlsctl status\n");
+		return 2;
+	}
+	if (ctl_load_config(ctl) != 0)
+		return 1;
+	tls_global_init(&(struct mtls_error){ 0 });
+	for (unsigned i = 0; i < ctl->cfg->n_identities; i++) {
+		const struct cfg_identity *ci = &ctl->cfg->identities[i];
+		struct mtls_error err = { 0 };
+		struct p11_token_status ts;
+		struct identity *id = NULL;
+		struct renew_state st;
+		struct opened o;
+		char key[512], cert[1024], chain[1024], a[64], b[64], msg[512];
+
+		printf("identity %s\n", ci->name);
+		renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err);
+		if (open_token(ctl, ci, &o, &err) != 0) {
+			printf("  token:       %s\n", mtls_error_str(&err, msg, sizeof(msg)));
+			close_token(&o);
+			continue;
+		}
+		p11_token_status(o.t, &ts);
+		if (!ts.present) {
+			printf("  token:       ABSENT (%s)\n", p11_token_uri(o.t));
+			close_token(&o);
+			continue;
+		}
+		printf("  token:       present: %s (serial %s, %s)\n", ts.label,
+		       ts.serial, ts.model);
+		renew_identity_source(ctl->cfg, i, &st, key, cert, chain,
+				      sizeof(key));
+		if (identity_load(ci->name, o.t, key, cert, chain[0] ? chain : NULL,
+				  &id, &err) != MTLS_OK) {
+			printf("  certificate: none usable: %s\n",
+			       mtls_error_str(&err, msg, sizeof(msg)));
+		} else {
+			when(id->not_after, a, sizeof(a));
+			span(id->not_after - now, b, sizeof(b));
+			printf("  subject:     %s\n  issuer:      %s\n"
+			       "  not after:   %s (%s %s)\n", id->subject,
+			       id->issuer, a, id->not_after > now ? "in" : "EXPIRED",
+			       b);
+			if (ci->renew.enroll != CFG_ENROLL_NONE) {
+				int64_t due = renew_due(&ci->renew.sched,
+							id->not_before,
+							id->not_after, 0);
+
+				if (st.next_attempt > due)
+					due = st.next_attempt;
+				when(due, a, sizeof(a));
+				span(due - now, b, sizeof(b));
+				printf("  next renewal: %s (%s %s)\n", a,
+				       due > now ? "in" : "due, overdue by", b);
+			} else {
+				printf("  next renewal: none (no enroll=)\n");
+			}
+		}
+		printf("  generation:  %u%s%s\n", st.generation,
+		       st.step != RENEW_IDLE ? ", renewal in progress at step " : "",
+		       st.step != RENEW_IDLE ? renew_step_name(st.step) : "");
+		printf("  last result: %s%s\n",
+		       st.last_result[0] ? st.last_result : "never renewed",
+		       st.failures ? " (failing)" : "");
+		identity_free(id);
+		close_token(&o);
+	}
+	return 0;
+}

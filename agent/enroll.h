@@ -1,0 +1,50 @@
+/* Enrollers: take a PKCS#10 request (PEM) and return the issued chain
+ * (PEM, leaf first or in any order), or ask to be called again later.
+ *   EST (RFC 7030): /cacerts, /simpleenroll with HTTP Basic over
+ *     server-authenticated TLS (first enrollment), /simplereenroll over
+ *     mutual TLS with the current identity; certs-only PKCS#7 answers;
+ *     202 + Retry-After.
+ *   exec: /bin/sh -c COMMAND with the request on stdin and the chain on
+ *     stdout, under a timeout. */
+#ifndef MTLS_ENROLL_H
+#define MTLS_ENROLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "identity.h"
+#include "mtls_err.h"
+
+#define ENROLL_ANSWER_MAX (256 * 1024)
+
+struct enroll_result {
+	char *chain_pem;  /* malloc'd */
+	int retry_after;  /* > 0: accepted, not issued yet; seconds */
+};
+
+/* current: the identity in service (for EST re-enrollment over mTLS), or
+ * NULL for a first enrollment. */
+mtls_err_t enroll_submit(const struct cfg_identity *ci,
+			 struct identity *current, const char *csr_pem,
+			 struct enroll_result *res, struct mtls_error *err);
+
+/* EST /cacerts: the CA certificates as PEM (malloc'd). */
+mtls_err_t est_cacerts(const struct cfg_renew *r, char **pem,
+		       struct mtls_error *err);
+
+mtls_err_t enroll_exec(const struct cfg_renew *r, const char *csr_pem,
+		       struct enroll_result *res, struct mtls_error *err);
+mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
+		      const char *csr_pem, struct enroll_result *res,
+		      struct mtls_error *err);
+
+/* Parsers, exposed for tests and fuzzing. */
+/* Base64 (line breaks allowed) certs-only PKCS#7 -> PEM chain. */
+mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
+			    struct mtls_error *err);
+/* An HTTP/1.x response: status, Retry-After, body (de-chunked, in place). */
+int http_response_parse(char *buf, size_t len, int *status, int *retry_after,
+			char **body, size_t *body_len);
+
+#endif

@@ -1,0 +1,536 @@
+#include <wolfssl/options.h>
+
+#include "renew.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
+
+#include "csr.h"
+#include "enroll.h"
+#include "mtls_log.h"
+
+/* Test hook: MTLS_AGENT_TEST_CRASH_AT=<step> kills the process right after
+ * that step was recorded, as a power cut would. */
+static void crash_point(const char *step)
+{
+	const char *at = getenv("MTLS_AGENT_TEST_CRASH_AT");
+
+	if (at != NULL && strcmp(at, step) == 0) {
+		log_warn("event=test_crash step=%s", step);
+		raise(SIGKILL);
+	}
+}
+
+static void id_uri(const uint8_t *id, size_t len, const char *type,
+		   char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "pkcs11:id=");
+
+	for (size_t i = 0; i < len && n + 4 < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%%%02x", id[i]);
+	snprintf(out + n, cap - n, ";type=%s", type);
+}
+
+static void state_path(const struct config *cfg, const char *name,
+		       const char *suffix, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s.%s", cfg->agent.state_dir, name, suffix);
+}
+
+void renew_identity_source(const struct config *cfg, unsigned index,
+			   const struct renew_state *st, char *key_uri,
+			   char *cert_uri, char *chain_path, size_t cap)
+{
+	const struct cfg_identity *ci = &cfg->identities[index];
+
+	chain_path[0] = '\0';
+	if (st->generation == 0 || st->key_id_len == 0) {
+		snprintf(key_uri, cap, "%s", ci->key);
+		snprintf(cert_uri, cap, "%s", ci->cert);
+		if (ci->chain != NULL)
+			snprintf(chain_path, cap, "%s", ci->chain);
+		return;
+	}
+	id_uri(st->key_id, st->key_id_len, "private", key_uri, cap);
+	id_uri(st->key_id, st->key_id_len, "cert", cert_uri, cap);
+	{
+		char p[1024];
+		struct stat sb;
+
+		state_path(cfg, ci->name, "chain.pem", p, sizeof(p));
+		if (stat(p, &sb) == 0 && sb.st_size > 0)
+			snprintf(chain_path, cap, "%s", p);
+	}
+}
+
+static int key_type(const struct renew_env *e, enum p11_key_type *t,
+		    unsigned *bits)
+{
+	const char *kt = e->cfg->identities[e->index].renew.key_type;
+
+	if (kt == NULL && e->current != NULL) {
+		*t = p11_key_type(e->current->key);
+		*bits = p11_key_bits(e->current->key);
+		return 0;
+	}
+	if (kt == NULL || strcmp(kt, "ec-p256") == 0) {
+		*t = P11_KEY_EC;
+		*bits = 256;
+	} else if (strcmp(kt, "ec-p384") == 0) {
+		*t = P11_KEY_EC;
+		*bits = 384;
+	} else {
+		*t = P11_KEY_RSA;
+		*bits = strcmp(kt, "rsa-3072") == 0 ? 3072 : 2048;
+	}
+	return 0;
+}
+
+static mtls_err_t save(struct renew_env *e, struct renew_state *st,
+		       struct mtls_error *err)
+{
+	return renew_state_save(e->cfg->agent.state_dir,
+				e->cfg->identities[e->index].name, st, err);
+}
+
+/* "/CN=a/O=b" (wolfSSL's one-line form) -> "CN=a,O=b" for csr_make. */
+static void subject_from_oneline(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (const char *p = in; *p && n + 1 < cap; p++) {
+		if (*p == '/') {
+			if (n > 0)
+				out[n++] = ',';
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* Makes the request for the pending key: subject and SANs from the
+ * configuration, else from the certificate in service. */
+static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
+			       char **pem, struct mtls_error *err)
+{
+	const struct cfg_renew *r = &e->cfg->identities[e->index].renew;
+	struct csr_request req = { 0 };
+	char subject[300], sans[CSR_MAX_SANS][260], uri[256];
+	char san_list[512], *save_ptr = NULL, *tok;
+	struct p11_key *key = NULL;
+	WOLFSSL_X509 *x = NULL;
+	mtls_err_t ret;
+
+	if (r->subject != NULL)
+		snprintf(subject, sizeof(subject), "%s", r->subject);
+	else if (e->current != NULL)
+		subject_from_oneline(e->current->subject, subject, sizeof(subject));
+	else
+		return mtls_error_set(err, MTLS_ERR_CONFIG,
+				      "[identity %s]: a first enrollment needs "
+				      "subject=", e->cfg->identities[e->index].name);
+	req.subject = subject;
+	if (r->sans != NULL) {
+		snprintf(san_list, sizeof(san_list), "%s", r->sans);
+		for (tok = strtok_r(san_list, ", ", &save_ptr);
+		     tok && req.n_sans < CSR_MAX_SANS;
+		     tok = strtok_r(NULL, ", ", &save_ptr)) {
+			snprintf(sans[req.n_sans], sizeof(sans[0]), "%s", tok);
+			req.sans[req.n_sans] = sans[req.n_sans];
+			req.n_sans++;
+		}
+	} else if (e->current != NULL) {
+		char *alt;
+
+		x = wolfSSL_X509_d2i(NULL, e->current->chain_der[0],
+				     (int)e->current->chain_len[0]);
+		while (x != NULL && req.n_sans < CSR_MAX_SANS &&
+		       (alt = wolfSSL_X509_get_next_altname(x)) != NULL) {
+			snprintf(sans[req.n_sans], sizeof(sans[0]), "DNS:%s", alt);
+			req.sans[req.n_sans] = sans[req.n_sans];
+			req.n_sans++;
+		}
+	}
+	id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
+	ret = p11_key_open(e->token, uri, &key, err);
+	if (ret == MTLS_OK)
+		ret = csr_make(key, &req, pem, err);
+	p11_key_close(key);
+	wolfSSL_X509_free(x);
+	return ret;
+}
+
+/* The issued chain must belong to the new key, lead to issuer_ca, allow
+ * clientAuth, and be valid now for a sane time. */
+static mtls_err_t check_issued(struct renew_env *e, struct renew_state *st,
+			       const char *pem_path, struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &e->cfg->identities[e->index];
+	WOLFSSL_CERT_MANAGER *cm = NULL;
+	struct identity *id = NULL;
+	DecodedCert dc;
+	char uri[256];
+	int64_t now = (int64_t)time(NULL);
+	int progress = 1, loaded[IDENTITY_CHAIN_MAX] = { 0 };
+	mtls_err_t ret;
+
+	id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
+	/* identity_load checks that the certificate's key is the token key. */
+	ret = identity_load(ci->name, e->token, uri, pem_path, NULL, &id, err);
+	if (ret != MTLS_OK)
+		return ret;
+	cm = wolfSSL_CertManagerNew();
+	if (cm == NULL ||
+	    wolfSSL_CertManagerLoadCA(cm, ci->renew.issuer_ca, NULL) !=
+		    WOLFSSL_SUCCESS) {
+		ret = mtls_error_set(err, MTLS_ERR_CONFIG,
+				     "issuer_ca %s: no usable CA",
+				     ci->renew.issuer_ca);
+		goto out;
+	}
+	/* Intermediates, in whatever order they came: each is trusted only
+	 * once it verifies against what is already trusted. */
+	while (progress) {
+		progress = 0;
+		for (unsigned i = 1; i < id->n_chain; i++) {
+			if (loaded[i] ||
+			    wolfSSL_CertManagerVerifyBuffer(
+				    cm, id->chain_der[i], (long)id->chain_len[i],
+				    WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
+				continue;
+			if (wolfSSL_CertManagerLoadCABuffer(
+				    cm, id->chain_der[i], (long)id->chain_len[i],
+				    WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS)
+				loaded[i] = progress = 1;
+		}
+	}
+	if (wolfSSL_CertManagerVerifyBuffer(cm, id->chain_der[0],
+					    (long)id->chain_len[0],
+					    WOLFSSL_FILETYPE_ASN1) !=
+	    WOLFSSL_SUCCESS) {
+		ret = mtls_error_set(err, MTLS_ERR_UNKNOWN_CA,
+				     "issued certificate does not chain to %s",
+				     ci->renew.issuer_ca);
+		goto out;
+	}
+	wc_InitDecodedCert(&dc, id->chain_der[0], (word32)id->chain_len[0], NULL);
+	if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) != 0) {
+		wc_FreeDecodedCert(&dc);
+		ret = mtls_error_set(err, MTLS_ERR_CERT, "issued certificate "
+				     "unparsable");
+		goto out;
+	}
+	if (dc.extExtKeyUsageSet && !(dc.extExtKeyUsage & EXTKEYUSE_CLIENT_AUTH)) {
+		wc_FreeDecodedCert(&dc);
+		ret = mtls_error_set(err, MTLS_ERR_CERT, "issued certificate "
+				     "lacks EKU clientAuth");
+		goto out;
+	}
+	wc_FreeDecodedCert(&dc);
+	if (id->not_after <= id->not_before || id->not_before > now + 300 ||
+	    id->not_after < now + 60) {
+		ret = mtls_error_set(err, MTLS_ERR_CERT,
+				     "issued certificate valid %ld..%ld: not "
+				     "usable now", id->not_before, id->not_after);
+		goto out;
+	}
+out:
+	if (cm != NULL)
+		wolfSSL_CertManagerFree(cm);
+	identity_free(id);
+	return ret;
+}
+
+static mtls_err_t abandon(struct renew_env *e, struct renew_state *st,
+			  struct mtls_error *err)
+{
+	unsigned n = 0;
+	struct mtls_error ignored;
+
+	/* The pending key is never the one in service nor the previous. */
+	if (st->pending_id_len > 0 &&
+	    !(st->pending_id_len == st->key_id_len &&
+	      memcmp(st->pending_id, st->key_id, st->key_id_len) == 0) &&
+	    !(st->pending_id_len == st->prev_id_len &&
+	      memcmp(st->pending_id, st->prev_id, st->prev_id_len) == 0))
+		(void)p11_objects_destroy(e->token, st->pending_id,
+					  st->pending_id_len, &n, &ignored);
+	log_notice("event=renew_abandoned identity=%s objects_removed=%u",
+		   e->cfg->identities[e->index].name, n);
+	st->step = RENEW_IDLE;
+	st->pending_id_len = 0;
+	return save(e, st, err);
+}
+
+static mtls_err_t retire(struct renew_env *e, struct renew_state *st,
+			 struct mtls_error *err)
+{
+	unsigned n = 0;
+	mtls_err_t ret;
+
+	if (st->retire_id_len == 0)
+		return MTLS_OK;
+	if ((st->retire_id_len == st->key_id_len &&
+	     memcmp(st->retire_id, st->key_id, st->key_id_len) == 0) ||
+	    (st->retire_id_len == st->prev_id_len &&
+	     memcmp(st->retire_id, st->prev_id, st->prev_id_len) == 0)) {
+		st->retire_id_len = 0; /* never the key in service */
+		return save(e, st, err);
+	}
+	ret = p11_objects_destroy(e->token, st->retire_id, st->retire_id_len,
+				  &n, err);
+	if (ret != MTLS_OK)
+		return ret;
+	log_info("event=key_retired identity=%s objects_removed=%u",
+		 e->cfg->identities[e->index].name, n);
+	st->retire_id_len = 0;
+	return save(e, st, err);
+}
+
+static mtls_err_t store(struct renew_env *e, struct renew_state *st,
+			struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &e->cfg->identities[e->index];
+	struct identity *id = NULL;
+	char pending[1024], chain[1024], uri[256], label_uri[256];
+	WOLFSSL_X509 *x = NULL;
+	unsigned char *subj = NULL;
+	uint8_t *existing = NULL;
+	size_t existing_len;
+	int subj_len;
+	mtls_err_t ret;
+
+	state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
+	id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
+	ret = identity_load(ci->name, e->token, uri, pending, NULL, &id, err);
+	if (ret != MTLS_OK)
+		return ret;
+	/* A crash between storing and recording it must not store twice. */
+	id_uri(st->pending_id, st->pending_id_len, "cert", uri, sizeof(uri));
+	if (p11_cert_read(e->token, uri, &existing, &existing_len, err) !=
+	    MTLS_OK) {
+		x = wolfSSL_X509_d2i(NULL, id->chain_der[0], (int)id->chain_len[0]);
+		subj_len = x ? wolfSSL_i2d_X509_NAME(
+				       wolfSSL_X509_get_subject_name(x), &subj) :
+			       -1;
+		snprintf(label_uri, sizeof(label_uri), "pkcs11:object=%s-g%u",
+			 ci->name, st->generation + 1);
+		ret = subj_len > 0 ?
+			      p11_cert_store(e->token, id->chain_der[0],
+					     id->chain_len[0], subj,
+					     (size_t)subj_len, label_uri,
+					     st->pending_id, st->pending_id_len,
+					     err) :
+			      mtls_error_set(err, MTLS_ERR_CERT, "no subject");
+		if (ret != MTLS_OK)
+			goto out;
+	}
+	/* The intermediates (the token holds the leaf only), and the whole
+	 * chain where the operator wants a PEM file. */
+	state_path(e->cfg, ci->name, "chain.pem", chain, sizeof(chain));
+	{
+		size_t cap = 0, len = 0, leaf_len = 0;
+		char *buf;
+
+		for (unsigned i = 0; i < id->n_chain; i++)
+			cap += id->chain_len[i] * 2 + 128;
+		buf = malloc(cap + 1);
+		if (buf == NULL) {
+			ret = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+			goto out;
+		}
+		for (unsigned i = 0; i < id->n_chain; i++) {
+			int w = wc_DerToPem(id->chain_der[i], (word32)id->chain_len[i],
+					    (byte *)buf + len, (word32)(cap - len),
+					    CERT_TYPE);
+
+			if (w > 0)
+				len += (size_t)w;
+			if (i == 0)
+				leaf_len = len;
+		}
+		ret = MTLS_OK;
+		if (ci->renew.cert_file != NULL)
+			ret = file_write_atomic(ci->renew.cert_file, buf, len,
+						0644, err);
+		if (ret == MTLS_OK) /* intermediates: all after the leaf */
+			ret = file_write_atomic(chain, buf + leaf_len,
+						len - leaf_len, 0644, err);
+		free(buf);
+	}
+out:
+	free(existing);
+	free(subj);
+	wolfSSL_X509_free(x);
+	identity_free(id);
+	return ret;
+}
+
+mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
+		     int *switched, int *retry_after, struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &e->cfg->identities[e->index];
+	char pending[1024];
+	mtls_err_t ret;
+
+	*switched = 0;
+	*retry_after = 0;
+	if (mkdir(e->cfg->agent.state_dir, 0700) != 0 && errno != EEXIST)
+		return mtls_error_set(err, MTLS_ERR_IO, "state_dir %s: %s",
+				      e->cfg->agent.state_dir, strerror(errno));
+	state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
+
+	if (st->step == RENEW_IDLE) {
+		enum p11_key_type kt;
+		unsigned bits;
+		char label[CFG_NAME_MAX + 16];
+		uint8_t out_id[P11_ID_MAX];
+		size_t out_len;
+
+		key_type(e, &kt, &bits);
+		if (getrandom(st->pending_id, 8, 0) != 8)
+			return mtls_error_set(err, MTLS_ERR_IO, "getrandom");
+		st->pending_id_len = 8;
+		st->step = RENEW_KEYGEN;
+		ret = save(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		crash_point("keygen");
+		snprintf(label, sizeof(label), "%s-g%u", ci->name,
+			 st->generation + 1);
+		ret = p11_keygen(e->token, kt, bits, label, st->pending_id,
+				 st->pending_id_len, out_id, &out_len, err);
+		if (ret != MTLS_OK) {
+			struct mtls_error ignored;
+
+			abandon(e, st, &ignored);
+			return ret;
+		}
+		log_info("event=renew_keygen identity=%s generation=%u",
+			 ci->name, st->generation + 1);
+		st->step = RENEW_CSR;
+		ret = save(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		crash_point("csr");
+	}
+	if (st->step == RENEW_KEYGEN) {
+		/* Only recovery leaves this step behind: the key may be half
+		 * made. Start over. */
+		ret = abandon(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		return renew_run(e, st, switched, retry_after, err);
+	}
+	if (st->step == RENEW_CSR) {
+		struct enroll_result res;
+		char *csr = NULL;
+
+		ret = make_request(e, st, &csr, err);
+		if (ret != MTLS_OK)
+			return ret;
+		ret = enroll_submit(ci, e->current, csr, &res, err);
+		free(csr);
+		if (ret != MTLS_OK)
+			return ret;
+		if (res.retry_after > 0) {
+			*retry_after = res.retry_after;
+			log_info("event=renew_pending identity=%s retry_after=%d",
+				 ci->name, res.retry_after);
+			return MTLS_OK;
+		}
+		ret = file_write_atomic(pending, res.chain_pem,
+					strlen(res.chain_pem), 0600, err);
+		free(res.chain_pem);
+		if (ret != MTLS_OK)
+			return ret;
+		ret = check_issued(e, st, pending, err);
+		if (ret != MTLS_OK) {
+			unlink(pending);
+			return ret;
+		}
+		st->step = RENEW_RECEIVED;
+		ret = save(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		crash_point("received");
+	}
+	if (st->step == RENEW_RECEIVED) {
+		ret = store(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		st->step = RENEW_STORED;
+		ret = save(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		crash_point("stored");
+	}
+	if (st->step == RENEW_STORED) {
+		uint8_t cur[P11_ID_MAX];
+		size_t cur_len = 0;
+
+		if (e->current != NULL)
+			cur_len = p11_key_id(e->current->key, cur);
+		else if (st->key_id_len > 0) {
+			memcpy(cur, st->key_id, st->key_id_len);
+			cur_len = st->key_id_len;
+		}
+		/* Keep one previous generation; the one before it goes. */
+		memcpy(st->retire_id, st->prev_id, st->prev_id_len);
+		st->retire_id_len = st->prev_id_len;
+		memcpy(st->prev_id, cur, cur_len);
+		st->prev_id_len = cur_len;
+		memcpy(st->key_id, st->pending_id, st->pending_id_len);
+		st->key_id_len = st->pending_id_len;
+		st->pending_id_len = 0;
+		st->generation++;
+		st->step = RENEW_IDLE;
+		st->failures = 0;
+		snprintf(st->last_result, sizeof(st->last_result), "ok");
+		ret = save(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
+		unlink(pending);
+		*switched = 1;
+		log_notice("event=renewed identity=%s generation=%u", ci->name,
+			   st->generation);
+		crash_point("switched");
+	}
+	return retire(e, st, err);
+}
+
+mtls_err_t renew_recover(struct renew_env *e, struct renew_state *st,
+			 int *switched, struct mtls_error *err)
+{
+	int retry_after;
+
+	*switched = 0;
+	switch (st->step) {
+	case RENEW_KEYGEN:
+		log_notice("event=renew_recover identity=%s step=keygen "
+			   "action=abandon", e->cfg->identities[e->index].name);
+		return abandon(e, st, err);
+	case RENEW_RECEIVED:
+	case RENEW_STORED:
+		log_notice("event=renew_recover identity=%s step=%s action=finish",
+			   e->cfg->identities[e->index].name,
+			   renew_step_name(st->step));
+		return renew_run(e, st, switched, &retry_after, err);
+	case RENEW_CSR:
+		/* The key exists: the next attempt sends its request. */
+		return MTLS_OK;
+	case RENEW_IDLE:
+	default:
+		return retire(e, st, err);
+	}
+}

@@ -1,0 +1,227 @@
+#include "renew_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STATE_MAX 4096
+
+static const char *const step_names[] = {
+	[RENEW_IDLE] = "idle",	       [RENEW_KEYGEN] = "keygen",
+	[RENEW_CSR] = "csr",	       [RENEW_RECEIVED] = "received",
+	[RENEW_STORED] = "stored",
+};
+
+const char *renew_step_name(enum renew_step s)
+{
+	if ((unsigned)s < sizeof(step_names) / sizeof(step_names[0]))
+		return step_names[s];
+	return "unknown";
+}
+
+void hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode(const char *in, uint8_t *out, size_t max, size_t *len)
+{
+	size_t n = strlen(in);
+
+	if (n % 2 != 0 || n / 2 > max)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int a = hexval(in[2 * i]), b = hexval(in[2 * i + 1]);
+
+		if (a < 0 || b < 0)
+			return -1;
+		out[i] = (uint8_t)(a << 4 | b);
+	}
+	*len = n / 2;
+	return 0;
+}
+
+int renew_state_parse(const char *text, struct renew_state *st)
+{
+	const char *line = text;
+
+	memset(st, 0, sizeof(*st));
+	while (*line) {
+		const char *eol = strchr(line, '\n');
+		size_t n = eol ? (size_t)(eol - line) : strlen(line);
+		char buf[256], *eq;
+
+		if (n >= sizeof(buf))
+			return -1;
+		memcpy(buf, line, n);
+		buf[n] = '\0';
+		line += n + (eol ? 1 : 0);
+		if (n == 0 || buf[0] == '#')
+			continue;
+		eq = strchr(buf, '=');
+		if (eq == NULL)
+			return -1;
+		*eq++ = '\0';
+		if (strcmp(buf, "generation") == 0)
+			st->generation = (unsigned)strtoul(eq, NULL, 10);
+		else if (strcmp(buf, "key_id") == 0) {
+			if (hex_decode(eq, st->key_id, P11_ID_MAX, &st->key_id_len))
+				return -1;
+		} else if (strcmp(buf, "prev_id") == 0) {
+			if (hex_decode(eq, st->prev_id, P11_ID_MAX, &st->prev_id_len))
+				return -1;
+		} else if (strcmp(buf, "retire_id") == 0) {
+			if (hex_decode(eq, st->retire_id, P11_ID_MAX,
+				       &st->retire_id_len))
+				return -1;
+		} else if (strcmp(buf, "pending_id") == 0) {
+			if (hex_decode(eq, st->pending_id, P11_ID_MAX,
+				       &st->pending_id_len))
+				return -1;
+		} else if (strcmp(buf, "step") == 0) {
+			int found = 0;
+
+			for (unsigned i = 0; i < sizeof(step_names) / sizeof(step_names[0]); i++)
+				if (strcmp(eq, step_names[i]) == 0) {
+					st->step = (enum renew_step)i;
+					found = 1;
+				}
+			if (!found)
+				return -1;
+		} else if (strcmp(buf, "failures") == 0)
+			st->failures = (unsigned)strtoul(eq, NULL, 10);
+		else if (strcmp(buf, "last_attempt") == 0)
+			st->last_attempt = strtoll(eq, NULL, 10);
+		else if (strcmp(buf, "next_attempt") == 0)
+			st->next_attempt = strtoll(eq, NULL, 10);
+		else if (strcmp(buf, "last_result") == 0)
+			snprintf(st->last_result, sizeof(st->last_result), "%s", eq);
+		/* unknown keys: written by a newer version; ignored */
+	}
+	if (st->step != RENEW_IDLE && st->pending_id_len == 0)
+		return -1;
+	return 0;
+}
+
+mtls_err_t renew_state_load(const char *dir, const char *name,
+			    struct renew_state *st, struct mtls_error *err)
+{
+	char path[1024], buf[STATE_MAX + 1];
+	size_t n;
+	FILE *f;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "%s/%s.state", dir, name);
+	f = fopen(path, "re");
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return MTLS_OK;
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", path,
+				      strerror(errno));
+	}
+	n = fread(buf, 1, STATE_MAX + 1, f);
+	fclose(f);
+	if (n > STATE_MAX)
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: too large", path);
+	buf[n] = '\0';
+	if (renew_state_parse(buf, st) != 0)
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: unreadable state",
+				      path);
+	return MTLS_OK;
+}
+
+mtls_err_t file_write_atomic(const char *path, const void *data, size_t len,
+			     unsigned mode, struct mtls_error *err)
+{
+	char tmp[1100], dir[1100];
+	const char *p = data;
+	int fd, e;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: path too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  mode);
+	if (fd < 0)
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", tmp,
+				      strerror(errno));
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto fail;
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) != 0)
+		goto fail;
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		unlink(tmp);
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", path,
+				      strerror(e));
+	}
+	/* The rename is durable only once the folder is. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	return MTLS_OK;
+fail:
+	e = errno;
+	close(fd);
+	unlink(tmp);
+	return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", tmp, strerror(e));
+}
+
+mtls_err_t renew_state_save(const char *dir, const char *name,
+			    const struct renew_state *st,
+			    struct mtls_error *err)
+{
+	char path[1024], buf[STATE_MAX];
+	char key[2 * P11_ID_MAX + 1], prev[2 * P11_ID_MAX + 1];
+	char retire[2 * P11_ID_MAX + 1], pending[2 * P11_ID_MAX + 1];
+	int n;
+
+	hex_encode(st->key_id, st->key_id_len, key);
+	hex_encode(st->prev_id, st->prev_id_len, prev);
+	hex_encode(st->retire_id, st->retire_id_len, retire);
+	hex_encode(st->pending_id, st->pending_id_len, pending);
+	n = snprintf(buf, sizeof(buf),
+		     "# mtls-agent renewal state; written by the agent\n"
+		     "generation=%u\nkey_id=%s\nprev_id=%s\nretire_id=%s\n"
+		     "step=%s\npending_id=%s\nfailures=%u\nlast_attempt=%lld\n"
+		     "next_attempt=%lld\nlast_result=%s\n",
+		     st->generation, key, prev, retire, renew_step_name(st->step),
+		     pending, st->failures, (long long)st->last_attempt,
+		     (long long)st->next_attempt, st->last_result);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return mtls_error_set(err, MTLS_ERR_IO, "state too large");
+	snprintf(path, sizeof(path), "%s/%s.state", dir, name);
+	return file_write_atomic(path, buf, (size_t)n, 0600, err);
+}
