@@ -436,6 +436,23 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		struct enroll_result res;
 		char *csr = NULL;
 
+		/* RFC 7030 4.1: an EST client without its CA certificates gets
+		 * them from /cacerts, over the server-authenticated channel. */
+		if (ci->renew.enroll == CFG_ENROLL_EST &&
+		    access(ci->renew.issuer_ca, R_OK) != 0) {
+			char *cas = NULL;
+
+			ret = est_cacerts(&ci->renew, &cas, err);
+			if (ret == MTLS_OK)
+				ret = file_write_atomic(ci->renew.issuer_ca, cas,
+							strlen(cas), 0644, err);
+			free(cas);
+			if (ret != MTLS_OK)
+				return ret;
+			log_info("event=est_cacerts identity=%s written=%s",
+				 ci->name, ci->renew.issuer_ca);
+		}
+
 		ret = make_request(e, st, &csr, err);
 		if (ret != MTLS_OK)
 			return ret;

@@ -1,0 +1,83 @@
+#!/bin/bash
+# SIGKILL at every renewal step (MTLS_AGENT_TEST_CRASH_AT, a test hook that
+# kills the agent right after the step is recorded), then a plain restart:
+# the identity in service works at once, the interrupted renewal is either
+# finished or abandoned and redone, and the token holds exactly the key in
+# service and the previous one: nothing half-made is left, nothing in
+# service is lost.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/softhsm.sh"
+. "$(dirname "$0")/../lib/pki.sh"
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/agent.sh"
+
+t_init lifecycle_crash
+softhsm_init itoken 87654321 123456
+printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+pki_ca "$T/ca" "Crash CA"
+pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
+port=$(t_free_port)
+nginx_start "$T/ngx" "$port" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+exec_ca=$(cd "$(dirname "$0")/../lib" && pwd)/exec_ca.sh
+
+conf=$T/agent.conf
+agent_conf_token "$conf" itoken "$T/pin"
+sed -i "s#^\[agent\]\$#[agent]\nstate_dir = $T/state#" "$conf"
+# 600 s certificates renewed 597 s before expiry: due 3 s after issue.
+cat >>"$conf" <<-EOF
+
+	[identity dev]
+	token = soft
+	key = pkcs11:object=dev-key;type=private
+	cert = pkcs11:object=dev-cert;type=cert
+	ca = $T/ca/ca.pem
+	enroll = exec
+	exec = $exec_ca $T/ca 600
+	issuer_ca = $T/ca/ca.pem
+	subject = CN=crash-device
+	renew_before = 597s
+	renew_jitter = 0
+	retry_min = 1s
+	retry_max = 2s
+	EOF
+agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
+"$MTLSCTL" -c "$conf" enroll dev >/dev/null
+
+privkeys() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin 123456 \
+		--list-objects --type privkey 2>/dev/null | grep -c 'Private Key Object' || true
+}
+request() {
+	local out
+	out=$(curl -sS --max-time 5 --unix-socket "$T/web.sock" http://localhost/) &&
+		[[ $out == *"dn=CN=crash-device verify=SUCCESS"* ]]
+}
+
+for step in keygen csr received stored switched; do
+	log=$T/agent-$step.log
+	rc=0
+	MTLS_AGENT_TEST_CRASH_AT=$step timeout 30 "$MTLS_AGENT" -c "$conf" >"$log" 2>&1 || rc=$?
+	[ $rc -eq 137 ] || t_fail "$step: agent ended with $rc, not SIGKILL"
+	grep -q "event=test_crash step=$step" "$log" || t_fail "$step: no crash"
+	gen_before=$(sed -n 's/^generation=//p' "$T/state/dev.state")
+
+	log=$T/agent-after-$step.log
+	"$MTLS_AGENT" -c "$conf" >"$log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do grep -q 'event=ready' "$log" && break; sleep 0.05; done
+	grep -q 'event=ready' "$log" || t_fail "$step: no restart: $(tail -3 "$log")"
+	request || t_fail "$step: identity not working after restart"
+	for _ in $(seq 1 300); do grep -q 'event=renewed' "$log" && break; sleep 0.05; done
+	grep -q 'event=renewed' "$log" || t_fail "$step: renewal not completed after restart"
+	kill -TERM $pid
+	wait $pid || true
+	request 2>/dev/null && t_fail "agent still answering"
+	gen_after=$(sed -n 's/^generation=//p' "$T/state/dev.state")
+	grep -qx 'step=idle' "$T/state/dev.state" || t_fail "$step: state not idle"
+	n=$(privkeys)
+	[ "$n" -eq 2 ] || t_fail "$step: $n private keys on the token, expected 2"
+	what=$(grep -o 'event=renew_recover [^ ]* step=[a-z]* action=[a-z]*' "$log" || echo "no recovery needed")
+	echo "ok: SIGKILL after '$step' (generation $gen_before): restart works, $what, now generation $gen_after, 2 keys on the token"
+done
+t_pass "renewal survives SIGKILL at every step"
