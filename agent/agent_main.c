@@ -14,10 +14,14 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "control.h"
+#include "metrics.h"
+#include "current.h"
 #include "listener.h"
 #include "mtls_log.h"
 #include "runtime.h"
@@ -57,13 +61,14 @@ static mtls_err_t open_listeners(struct runtime *rt, struct runtime *old,
 			if (old->tunnels[j].listen_fd >= 0 &&
 			    listener_same(t->cfg, old->tunnels[j].cfg)) {
 				t->listen_fd = old->tunnels[j].listen_fd;
+				t->activated = old->tunnels[j].activated;
 				old->tunnels[j].listen_fd = -1;
 				break;
 			}
 		}
 		if (t->listen_fd >= 0)
 			continue;
-		r = listener_open(t->cfg, &t->listen_fd, err);
+		r = listener_open(t->cfg, &t->listen_fd, &t->activated, err);
 		if (r != MTLS_OK)
 			return r;
 		if (t->cfg->listen_path != NULL)
@@ -72,12 +77,13 @@ static mtls_err_t open_listeners(struct runtime *rt, struct runtime *old,
 			snprintf(where, sizeof(where), "%s:%u",
 				 t->cfg->listen_host, t->cfg->listen_port);
 		if (t->cfg->is_proxy)
-			log_info("event=listen proxy=%s listen=%s", t->cfg->name,
-				 where);
+			log_info("event=listen proxy=%s listen=%s%s", t->cfg->name,
+				 where, t->activated ? " socket_activated=1" : "");
 		else
-			log_info("event=listen tunnel=%s listen=%s connect=%s:%u",
+				log_info("event=listen tunnel=%s listen=%s connect=%s:%u%s",
 				 t->cfg->name, where, t->cfg->connect_host,
-				 t->cfg->connect_port);
+				 t->cfg->connect_port,
+				 t->activated ? " socket_activated=1" : "");
 	}
 	return MTLS_OK;
 }
@@ -85,6 +91,11 @@ static mtls_err_t open_listeners(struct runtime *rt, struct runtime *old,
 static void close_listeners(struct runtime *rt)
 {
 	for (unsigned i = 0; i < rt->n_tunnels; i++) {
+		if (rt->tunnels[i].activated) {
+			/* systemd's socket: it stays open across our restarts */
+			rt->tunnels[i].listen_fd = -1;
+			continue;
+		}
 		if (rt->tunnels[i].listen_fd >= 0) {
 			close(rt->tunnels[i].listen_fd);
 			rt->tunnels[i].listen_fd = -1;
@@ -107,6 +118,25 @@ static void return_listeners(struct runtime *rt, struct runtime *old)
 			}
 		}
 	}
+}
+
+/* One line for `systemctl status`. */
+static void notify_status(struct runtime *rt, const char *state)
+{
+	long soonest = 0;
+	const char *who = "-";
+
+	for (unsigned i = 0; i < rt->cfg->n_identities; i++)
+		if (rt->ids[i] != NULL &&
+		    (soonest == 0 || rt->ids[i]->not_after < soonest)) {
+			soonest = rt->ids[i]->not_after;
+			who = rt->ids[i]->name;
+		}
+	sd_notifyf(0, "%s\nSTATUS=%u listeners, %u identities (%s expires in "
+		      "%ldh), %lu connections active",
+		   state, rt->n_tunnels, rt->cfg->n_identities, who,
+		   soonest ? (soonest - (long)time(NULL)) / 3600 : 0L,
+		   atomic_load(&g_stats.connections_active));
 }
 
 static mtls_err_t load(const char *path, struct runtime *old,
@@ -140,9 +170,11 @@ static void reload(const char *path, struct runtime **rt)
 	struct mtls_error err = { 0 };
 
 	log_notice("event=reload config=%s", path);
+	sd_notify(0, "RELOADING=1");
 	if (load(path, *rt, &next, &err) != MTLS_OK) {
 		log_error("reload_failed", &err);
 		log_notice("event=reload result=kept_previous");
+		notify_status(*rt, "READY=1");
 		return;
 	}
 	/* Tunnels that are gone lose their socket; connections in flight
@@ -150,8 +182,10 @@ static void reload(const char *path, struct runtime **rt)
 	close_listeners(*rt);
 	runtime_put(*rt);
 	*rt = next;
+	current_set(next);
 	scheduler_set_runtime(next);
 	log_notice("event=reload result=ok tunnels=%u", next->n_tunnels);
+	notify_status(next, "READY=1");
 }
 
 static void accept_on(struct runtime *rt, struct tunnel *t, int stop_fd)
@@ -225,6 +259,7 @@ int main(int argc, char **argv)
 	struct mtls_error err = { 0 };
 	struct runtime *rt = NULL;
 	int check = 0, opt, sig_fd, stop_fd, reload_fd, status = 1;
+	uint64_t watchdog_usec = 0, last_ping = 0;
 	sigset_t mask;
 
 	while ((opt = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
@@ -286,16 +321,26 @@ int main(int argc, char **argv)
 		status = 0;
 		goto out;
 	}
+	listener_inherit();
 	if (load(path, NULL, &rt, &err) != MTLS_OK) {
 		log_error("start_failed", &err);
 		goto out;
 	}
-	if (scheduler_start(rt, reload_fd) != 0) {
-		log_err("event=start_failed error=\"scheduler thread\"");
+	current_set(rt);
+	/* Control and metrics sockets are opened once, at start; a reload
+	 * does not move them. */
+	if (scheduler_start(rt, reload_fd) != 0 ||
+	    control_start(&rt->cfg->agent, reload_fd) != 0 ||
+	    metrics_start(&rt->cfg->agent) != 0) {
+		log_err("event=start_failed error=\"scheduler, control or metrics\"");
 		goto out;
 	}
 	log_notice("event=ready version=%s tunnels=%u", MTLS_VERSION,
 		   rt->n_tunnels);
+	notify_status(rt, "READY=1");
+	/* With WatchdogSec=, systemd restarts us unless pinged in time. */
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
 
 	for (;;) {
 		struct pollfd p[CFG_MAX_TUNNELS + 2];
@@ -306,7 +351,11 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < rt->n_tunnels; i++)
 			p[n++] = (struct pollfd){ .fd = rt->tunnels[i].listen_fd,
 						  .events = POLLIN };
-		if (poll(p, n, -1) < 0) {
+		if (watchdog_usec > 0 && now_ms() - last_ping >= watchdog_usec / 2000) {
+			sd_notify(0, "WATCHDOG=1");
+			last_ping = now_ms();
+		}
+		if (poll(p, n, watchdog_usec ? (int)(watchdog_usec / 2000) : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("event=poll_failed error=\"%s\"", strerror(errno));
@@ -339,8 +388,12 @@ int main(int argc, char **argv)
 			if (p[i].revents & POLLIN)
 				accept_on(rt, &rt->tunnels[i - 2], stop_fd);
 	}
+	sd_notify(0, "STOPPING=1");
 	close_listeners(rt);
+	control_stop();
+	metrics_stop();
 	scheduler_stop();
+	current_set(NULL);
 	drain(rt, stop_fd);
 	stats_log();
 	status = 0;

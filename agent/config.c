@@ -322,6 +322,9 @@ static int begin_section(struct parse_state *st, const char *section)
 	return fail(st, "unknown section [%s]", section);
 }
 
+static int parse_group(struct parse_state *st, const char *v, gid_t *gid);
+static int is_loopback(const char *host);
+
 static int agent_key(struct parse_state *st, const char *k, const char *v)
 {
 	struct cfg_agent *a = &st->c->agent;
@@ -352,6 +355,26 @@ static int agent_key(struct parse_state *st, const char *k, const char *v)
 		free(a->state_dir); /* the default */
 		a->state_dir = NULL;
 		return set_str(st, &a->state_dir, v);
+	} else if (strcmp(k, "control") == 0) {
+		if (v[0] != '/' || strlen(v) >= 108)
+			return fail(st, "control: an absolute socket path");
+		return set_str(st, &a->control, v);
+	} else if (strcmp(k, "control_group") == 0) {
+		if (!parse_group(st, v, &a->control_group))
+			return 0;
+		a->has_control_group = 1;
+	} else if (strcmp(k, "metrics") == 0) {
+		if (a->metrics_path != NULL || a->metrics_host != NULL)
+			return fail(st, "duplicate key");
+		if (v[0] == '/') {
+			if (strlen(v) >= 108)
+				return fail(st, "metrics: socket path too long");
+			return set_str(st, &a->metrics_path, v);
+		}
+		if (parse_host_port(v, &a->metrics_host, &a->metrics_port) != 0 ||
+		    !is_loopback(a->metrics_host))
+			return fail(st, "metrics: a socket path or a loopback "
+					"address:port");
 	} else if (strcmp(k, "log_level") == 0) {
 		if (mtls_log_level_parse(v, &lvl) != 0)
 			return fail(st, "log_level: err, warning, notice, "
@@ -378,9 +401,9 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 	if (strcmp(k, "pin_source") == 0) {
 		if (strncmp(v, "file:", 5) != 0 &&
 		    strncmp(v, "credential:", 11) != 0 &&
-		    strncmp(v, "env:", 4) != 0)
+		    strncmp(v, "env:", 4) != 0 && strcmp(v, "unlock") != 0)
 			return fail(st, "pin_source: file:PATH, "
-					"credential:NAME or env:VAR");
+					"credential:NAME, env:VAR or unlock");
 		return set_str(st, &t->pin_source, v);
 	}
 	if (strcmp(k, "max_sessions") == 0) {
@@ -1026,6 +1049,9 @@ void config_free(struct config *c)
 		free(c->identities[i].renew.cert_file);
 	}
 	free(c->agent.state_dir);
+	free(c->agent.control);
+	free(c->agent.metrics_path);
+	free(c->agent.metrics_host);
 	for (unsigned i = 0; i < c->n_tunnels; i++) {
 		free(c->tunnels[i].listen_path);
 		free(c->tunnels[i].listen_host);

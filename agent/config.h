@@ -28,6 +28,12 @@ struct cfg_agent {
 	unsigned shutdown_grace_ms;
 	int log_level;              /* enum mtls_log_level */
 	char *state_dir;            /* renewal state; default /var/lib/mtls-agent */
+	char *control;              /* control socket path, or NULL */
+	gid_t control_group;        /* may use it besides our uid and root */
+	int has_control_group;
+	char *metrics_path;         /* Prometheus text on a Unix socket... */
+	char *metrics_host;         /* ...or on a loopback port */
+	uint16_t metrics_port;
 };
 
 enum cfg_enroll { CFG_ENROLL_NONE, CFG_ENROLL_EST, CFG_ENROLL_EXEC };

@@ -204,6 +204,8 @@ static void serve(struct conn *c, const struct route *rt,
 	if (r != MTLS_OK)
 		goto fail;
 	atomic_fetch_add(&g_stats.handshakes_ok, 1);
+	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
+		     (double)(now_ms() - t0) / 1000.0);
 	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
 		 "identity=%s profile=%s version=%s cipher=%s token_signs=%lu "
 		 "sign_ms=%.1f handshake_ms=%lu%s",
@@ -257,7 +259,15 @@ out:
 static void tunnel_serve(struct conn *c, uint64_t t0)
 {
 	const struct cfg_tunnel *ct = c->t->cfg;
-	struct route rt = {
+
+	if (c->t->ctx == NULL) {
+		count_failure(MTLS_ERR_PIN_MISSING);
+		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
+			 "reason=pin_missing detail=\"token locked: mtlsctl "
+			 "unlock\"", c->id, ct->name);
+		return;
+	}
+	const struct route rt = {
 		.ctx = c->t->ctx,
 		.id = c->t->id,
 		.profile = c->t->profile,

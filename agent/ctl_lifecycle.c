@@ -131,7 +131,17 @@ int ctl_renew(struct ctl *ctl, int argc, char **argv)
 		return 2;
 	}
 	i = find(ctl, argv[1]);
-	return i < 0 ? 1 : run(ctl, i, 0);
+	if (i < 0)
+		return 1;
+	/* A running agent does it (its scheduler owns the state); without
+	 * one, do it here. */
+	if (ctl->cfg->agent.control != NULL) {
+		int rc = ctl_renew_agent(ctl, argv[1]);
+
+		if (rc == 0)
+			return 0;
+	}
+	return run(ctl, i, 0);
 }
 
 static void span(int64_t s, char *out, size_t cap)
@@ -163,14 +173,28 @@ static void when(int64_t t, char *out, size_t cap)
 int ctl_status(struct ctl *ctl, int argc, char **argv)
 {
 	int64_t now = (int64_t)time(NULL);
+	int json = argc == 2 && strcmp(argv[1], "--json") == 0;
 
-	(void)argv;
-	if (argc != 1) {
-		fprintf(stderr, "usage: mtlsctl status\n");
+	if (argc != 1 && !json) {
+		fprintf(stderr, "usage: mtlsctl status [--json]\n");
 		return 2;
 	}
 	if (ctl_load_config(ctl) != 0)
 		return 1;
+	switch (ctl_status_agent(ctl, json)) {
+	case 0:
+		return 0;
+	case 1:
+		return 1;
+	default:
+		if (json) {
+			fprintf(stderr, "mtlsctl: --json needs the running agent's "
+					"control socket\n");
+			return 1;
+		}
+		printf("(agent not reachable: status read from the tokens and "
+		       "%s)\n\n", ctl->cfg->agent.state_dir);
+	}
 	tls_global_init(&(struct mtls_error){ 0 });
 	for (unsigned i = 0; i < ctl->cfg->n_identities; i++) {
 		const struct cfg_identity *ci = &ctl->cfg->identities[i];

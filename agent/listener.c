@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 128
@@ -98,9 +100,48 @@ static mtls_err_t open_tcp(const struct cfg_tunnel *t, int *out,
 	return MTLS_OK;
 }
 
-mtls_err_t listener_open(const struct cfg_tunnel *t, int *fd,
+#define INHERIT_MAX 64
+
+static struct {
+	int fd;
+	char name[CFG_NAME_MAX];
+} inherited[INHERIT_MAX];
+static unsigned n_inherited;
+
+void listener_inherit(void)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (n_inherited < INHERIT_MAX && names != NULL && names[i] != NULL &&
+		    sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+			inherited[n_inherited].fd = fd;
+			snprintf(inherited[n_inherited].name,
+				 sizeof(inherited[0].name), "%s", names[i]);
+			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+			(void)fcntl(fd, F_SETFL, O_NONBLOCK);
+			n_inherited++;
+		}
+		if (names != NULL)
+			free(names[i]);
+	}
+	free(names);
+}
+
+mtls_err_t listener_open(const struct cfg_tunnel *t, int *fd, int *activated,
 			 struct mtls_error *err)
 {
+	*activated = 0;
+	for (unsigned i = 0; i < n_inherited; i++) {
+		if (strcmp(inherited[i].name, t->name) == 0) {
+			*fd = inherited[i].fd;
+			*activated = 1;
+			return MTLS_OK;
+		}
+	}
 	if (t->listen_path != NULL)
 		return open_unix(t, fd, err);
 	return open_tcp(t, fd, err);

@@ -8,7 +8,12 @@
 #include "config.h"
 #include "mtls_err.h"
 
-mtls_err_t listener_open(const struct cfg_tunnel *t, int *fd,
+/* Takes the sockets systemd passed (socket activation); each is matched to
+ * the tunnel or proxy whose name is its FileDescriptorName. */
+void listener_inherit(void);
+/* An inherited socket for t (*activated = 1; systemd owns it: never close
+ * or unlink it), or a new one. */
+mtls_err_t listener_open(const struct cfg_tunnel *t, int *fd, int *activated,
 			 struct mtls_error *err);
 /* Removes the socket file of a Unix listener (after closing it). */
 void listener_unlink(const struct cfg_tunnel *t);

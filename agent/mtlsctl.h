@@ -24,6 +24,14 @@ int ctl_enroll(struct ctl *ctl, int argc, char **argv);
 int ctl_renew(struct ctl *ctl, int argc, char **argv);
 int ctl_status(struct ctl *ctl, int argc, char **argv);
 
+/* Through the agent's control socket. */
+int ctl_reload(struct ctl *ctl, int argc, char **argv);
+int ctl_unlock(struct ctl *ctl, int argc, char **argv);
+int ctl_lock(struct ctl *ctl, int argc, char **argv);
+/* -1: the agent is not reachable (the caller may work offline). */
+int ctl_status_agent(struct ctl *ctl, int json);
+int ctl_renew_agent(struct ctl *ctl, const char *identity);
+
 /* Prints "mtlsctl: <reason>: <detail>" and returns 1. */
 int ctl_fail(const struct mtls_error *err);
 int ctl_load_config(struct ctl *ctl);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mtls_log.h"
+#include "pins.h"
 #include "renew.h"
 
 static void runtime_free(struct runtime *rt)
@@ -21,7 +22,7 @@ static void runtime_free(struct runtime *rt)
 	pthread_mutex_destroy(&rt->routes_lock);
 	for (unsigned i = 0; i < rt->n_tunnels; i++) {
 		tls_ctx_free(rt->tunnels[i].ctx);
-		if (rt->tunnels[i].listen_fd >= 0)
+		if (rt->tunnels[i].listen_fd >= 0 && !rt->tunnels[i].activated)
 			close(rt->tunnels[i].listen_fd);
 	}
 	for (unsigned i = 0; i < CFG_MAX_IDENTITIES; i++)
@@ -120,7 +121,24 @@ static mtls_err_t runtime_build(struct config *cfg, int recover,
 				   ct->max_sessions, &rt->tokens[i], err);
 		if (r != MTLS_OK)
 			goto fail;
-		r = p11_token_login(rt->tokens[i], err);
+		{
+			struct mtls_secret *pin = mtls_secret_new();
+
+			if (pin != NULL && pins_get(ct->name, pin) == 0)
+				r = p11_token_unlock(rt->tokens[i], pin, err);
+			else
+				r = p11_token_login(rt->tokens[i], err);
+			mtls_secret_free(pin);
+		}
+		if (r == MTLS_ERR_PIN_MISSING && ct->pin_source != NULL &&
+		    strcmp(ct->pin_source, "unlock") == 0) {
+			/* Waits for mtlsctl unlock; its identities are not
+			 * loaded until then. */
+			log_notice("event=token_locked token=%s hint=\"mtlsctl "
+				   "unlock %s\"", ct->name, ct->name);
+			rt->locked[i] = 1;
+			continue;
+		}
 		if (r != MTLS_OK)
 			goto fail;
 		log_info("event=token_open token=%s module=%s", ct->name,
@@ -129,9 +147,13 @@ static mtls_err_t runtime_build(struct config *cfg, int recover,
 	for (unsigned i = 0; i < cfg->n_identities; i++) {
 		const struct cfg_identity *ci = &cfg->identities[i];
 
+		if (rt->locked[ci->token])
+			continue;
 		r = load_identity(rt, i, recover, err);
 		if (r != MTLS_OK)
 			goto fail;
+		if (rt->ids[i] == NULL)
+			continue;
 		log_info("event=identity_loaded identity=%s key_type=%s-%u "
 			 "subject=\"%s\" not_after=%ld", ci->name,
 			 p11_key_type(rt->ids[i]->key) == P11_KEY_EC ? "ec" :
@@ -152,6 +174,8 @@ static mtls_err_t runtime_build(struct config *cfg, int recover,
 		t->id = rt->ids[ct->identity];
 		t->profile = ct->profile >= 0 ?
 				     &cfg->policy->profiles[ct->profile] : NULL;
+		if (t->id == NULL)
+			continue; /* its token is locked */
 		r = tls_ctx_new(t->id, ca, (int)ct->min_tls,
 				t->profile, &t->ctx, err);
 		if (r != MTLS_OK)
@@ -190,6 +214,12 @@ mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 	const struct policy_profile *pr = &rt->cfg->policy->profiles[profile];
 	struct route_ctx *rc = &rt->routes[identity * POLICY_MAX_PROFILES + profile];
 	mtls_err_t r = MTLS_OK;
+
+	if (rt->ids[identity] == NULL)
+		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				      "identity '%s': its token is locked "
+				      "(mtlsctl unlock)",
+				      rt->cfg->identities[identity].name);
 
 	pthread_mutex_lock(&rt->routes_lock);
 	if (rc->ctx != NULL && crl_changed(pr, rc, 0)) {

@@ -18,6 +18,7 @@ struct tunnel {
 	struct identity *id;       /* NULL for a proxy */
 	const struct policy_profile *profile; /* may be NULL */
 	int listen_fd;
+	int activated; /* listen_fd came from systemd: never closed here */
 };
 
 /* A TLS context for one (identity, profile) route of the policy, built on
@@ -32,6 +33,7 @@ struct runtime {
 	struct config *cfg;
 	struct p11_module *modules[CFG_MAX_TOKENS];
 	struct p11_token *tokens[CFG_MAX_TOKENS];
+	int locked[CFG_MAX_TOKENS]; /* pin_source = unlock, no PIN yet */
 	struct identity *ids[CFG_MAX_IDENTITIES];
 	struct tunnel tunnels[CFG_MAX_TUNNELS];
 	unsigned n_tunnels;

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "mtls_log.h"
 #include "renew.h"
 #include "renew_schedule.h"
@@ -19,7 +20,6 @@ static struct {
 	pthread_cond_t cv;
 	pthread_t thread;
 	int running, stop, wake;
-	struct runtime *rt;
 	int reload_fd;
 	char now[CFG_MAX_IDENTITIES];
 	int warned[CFG_MAX_IDENTITIES];
@@ -117,12 +117,13 @@ static void *run(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&S.lock);
 	while (!S.stop) {
-		struct runtime *rt = S.rt;
+		struct runtime *rt = current_get();
 		int64_t now = (int64_t)time(NULL), next = now + SCHED_MAX_SLEEP;
 		char forced[CFG_MAX_IDENTITIES];
 		struct timespec until;
 
-		runtime_get(rt);
+		if (rt == NULL)
+			break;
 		memcpy(forced, S.now, sizeof(forced));
 		memset(S.now, 0, sizeof(S.now));
 		S.wake = 0;
@@ -130,7 +131,9 @@ static void *run(void *arg)
 		for (unsigned i = 0; i < rt->cfg->n_identities; i++) {
 			int64_t due;
 
-			if (rt->cfg->identities[i].renew.enroll == CFG_ENROLL_NONE)
+			/* A locked token's identities wait for unlock. */
+			if (rt->cfg->identities[i].renew.enroll == CFG_ENROLL_NONE ||
+			    rt->ids[i] == NULL)
 				continue;
 			due = visit(rt, i, now, forced[i]);
 			if (due < next)
@@ -159,8 +162,6 @@ int scheduler_start(struct runtime *rt, int reload_fd)
 	for (unsigned i = 0; i < CFG_MAX_IDENTITIES; i++)
 		S.warned[i] = -1;
 	S.reload_fd = reload_fd;
-	runtime_get(rt);
-	S.rt = rt;
 	if (!any)
 		return 0;
 	if (pthread_create(&S.thread, NULL, run, NULL) != 0)
@@ -171,24 +172,22 @@ int scheduler_start(struct runtime *rt, int reload_fd)
 
 void scheduler_set_runtime(struct runtime *rt)
 {
-	struct runtime *old;
-
-	runtime_get(rt);
+	(void)rt; /* current_get() has it; look again now */
 	pthread_mutex_lock(&S.lock);
-	old = S.rt;
-	S.rt = rt;
 	S.wake = 1;
 	pthread_cond_signal(&S.cv);
 	pthread_mutex_unlock(&S.lock);
-	runtime_put(old);
 }
 
 int scheduler_renew_now(const char *identity)
 {
+	struct runtime *rt = current_get();
 	int i;
 
+	i = rt ? config_find_identity(rt->cfg, identity) : -1;
+	if (rt != NULL)
+		runtime_put(rt);
 	pthread_mutex_lock(&S.lock);
-	i = S.rt ? config_find_identity(S.rt->cfg, identity) : -1;
 	if (i >= 0) {
 		S.now[i] = 1;
 		S.wake = 1;
@@ -207,6 +206,4 @@ void scheduler_stop(void)
 	if (S.running)
 		pthread_join(S.thread, NULL);
 	S.running = 0;
-	runtime_put(S.rt);
-	S.rt = NULL;
 }

@@ -7,6 +7,25 @@
 
 struct stats g_stats;
 
+const double handshake_bounds[HIST_BUCKETS] = { 0.002, 0.005, 0.01, 0.025, 0.05,
+						0.1,   0.25,  0.5,  1,     2.5,
+						10 };
+/* A token signs in 0.1 ms (SoftHSM) to 500 ms (a slow smartcard). */
+const double sign_bounds[HIST_BUCKETS] = { 0.0002, 0.0005, 0.001, 0.0025,
+					   0.005,  0.01,   0.025, 0.05,
+					   0.1,	   0.25,   1 };
+
+void hist_observe(struct histogram *h, const double *bounds, double seconds)
+{
+	unsigned i = 0;
+
+	while (i < HIST_BUCKETS && seconds > bounds[i])
+		i++;
+	atomic_fetch_add(&h->bucket[i], 1);
+	atomic_fetch_add(&h->count, 1);
+	atomic_fetch_add(&h->sum_us, (unsigned long)(seconds * 1e6));
+}
+
 void stats_log(void)
 {
 	char fails[1024];

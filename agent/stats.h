@@ -7,6 +7,20 @@
 #include "mtls_err.h"
 #include "policy.h"
 
+#define HIST_BUCKETS 11
+
+/* A Prometheus histogram: cumulative counts are computed when rendered. */
+struct histogram {
+	atomic_ulong bucket[HIST_BUCKETS + 1]; /* last: above every bound */
+	atomic_ulong count;
+	atomic_ulong sum_us;
+};
+
+extern const double handshake_bounds[HIST_BUCKETS]; /* seconds */
+extern const double sign_bounds[HIST_BUCKETS];
+
+void hist_observe(struct histogram *h, const double *bounds, double seconds);
+
 struct stats {
 	atomic_ulong connections_total;
 	atomic_ulong connections_active;
@@ -17,6 +31,8 @@ struct stats {
 	atomic_ulong bytes_to_client;
 	atomic_ulong policy_denials[POLICY_REASON_ENVIRONMENT + 1];
 	atomic_ulong renewals_attempted, renewals_ok, renewals_failed;
+	struct histogram handshake_seconds;
+	struct histogram sign_seconds;
 };
 
 extern struct stats g_stats;

@@ -2,6 +2,8 @@
 
 #include "tls.h"
 
+#include "stats.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +38,14 @@ static int sign_on_token(struct tls_conn *tc, enum p11_sign_mech mech,
 			 unsigned in_len, uint8_t *sig, size_t *sig_len)
 {
 	double t0 = now_seconds();
+
 	mtls_err_t r;
 
 	r = p11_key_sign(tc->id->key, mech, hash, in, in_len, sig, sig_len,
 			 &tc->sign_err);
-	tc->sign_seconds += now_seconds() - t0;
+	t0 = now_seconds() - t0;
+	hist_observe(&g_stats.sign_seconds, sign_bounds, t0);
+	tc->sign_seconds += t0;
 	tc->sign_count++;
 	return r == MTLS_OK ? 0 : WC_HW_E;
 }

@@ -106,6 +106,30 @@ static const struct rv_name rv_names[] = {
 };
 #undef RV
 
+#define N_RV (sizeof(rv_names) / sizeof(rv_names[0]))
+static _Atomic unsigned long rv_seen[N_RV + 1]; /* last: unknown codes */
+
+void p11_rv_count(CK_RV rv)
+{
+	for (size_t i = 0; i < N_RV; i++)
+		if (rv_names[i].rv == rv) {
+			rv_seen[i]++;
+			return;
+		}
+	rv_seen[N_RV]++;
+}
+
+void p11_rv_counts(void (*fn)(const char *name, unsigned long count, void *ctx),
+		   void *ctx)
+{
+	for (size_t i = 0; i <= N_RV; i++) {
+		unsigned long n = rv_seen[i];
+
+		if (n > 0)
+			fn(i < N_RV ? rv_names[i].name : "CKR_OTHER", n, ctx);
+	}
+}
+
 const char *p11_rv_name(unsigned long rv)
 {
 	static __thread char unknown[32];

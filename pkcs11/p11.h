@@ -103,6 +103,17 @@ mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err);
 /* Forget a refused PIN so that the next operation tries again (after the
  * operator fixed the PIN source). */
 void p11_token_unblock(struct p11_token *t);
+/* A PIN handed over at run time (mtlsctl unlock): kept locked in memory,
+ * used instead of the PIN source, tried now. */
+mtls_err_t p11_token_unlock(struct p11_token *t, const struct mtls_secret *pin,
+			    struct mtls_error *err);
+/* Logs out, closes the sessions and forgets a PIN given by unlock. */
+void p11_token_lock(struct p11_token *t);
+
+/* Every CK_RV failure seen, counted by name (for metrics). fn is called for
+ * each non-zero count. */
+void p11_rv_counts(void (*fn)(const char *name, unsigned long count, void *ctx),
+		   void *ctx);
 
 /* Reads a secret from a source with the PIN rules: "file:PATH" (owner
  * only), "credential:NAME", "env:VAR"; a bare absolute path is a file. */

@@ -38,6 +38,7 @@ struct p11_token {
 	unsigned n_idle;
 	unsigned n_open;
 	unsigned max_sessions;
+	struct mtls_secret *unlocked_pin; /* from p11_token_unlock, or NULL */
 };
 
 struct p11_key {
@@ -62,6 +63,8 @@ struct p11_session {
 
 /* True for CK_RVs that mean the token or its sessions are gone. */
 int p11_rv_token_lost(CK_RV rv);
+/* Counts a failure for p11_rv_counts. */
+void p11_rv_count(CK_RV rv);
 /* Maps a CK_RV to the project's error, with "<what>: CKR_X (uri)" detail. */
 mtls_err_t p11_rv_error(struct mtls_error *err, CK_RV rv, const char *what,
 			const char *uri);

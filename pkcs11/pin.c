@@ -113,6 +113,16 @@ mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
 {
 	const char *v;
 
+	if (t->unlocked_pin != NULL) {
+		if (mtls_secret_set(pin, t->unlocked_pin->buf,
+				    t->unlocked_pin->len) != 0)
+			return mtls_error_set(err, MTLS_ERR_PIN_MISSING, "PIN");
+		return MTLS_OK;
+	}
+	if (strcmp(t->pin_source, "unlock") == 0)
+		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				      "token locked: give its PIN with "
+				      "mtlsctl unlock (%s)", t->uri);
 	if (t->pin_source[0] != '\0')
 		return p11_pin_from_source(t->pin_source, pin, err);
 	v = p11_kit_uri_get_pin_value(t->kuri);

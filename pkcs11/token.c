@@ -38,6 +38,7 @@ mtls_err_t p11_rv_error(struct mtls_error *err, CK_RV rv, const char *what,
 {
 	mtls_err_t code;
 
+	p11_rv_count(rv);
 	switch (rv) {
 	case CKR_DEVICE_REMOVED:
 	case CKR_TOKEN_NOT_PRESENT:
@@ -224,7 +225,39 @@ void p11_token_close(struct p11_token *t)
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->idle_cv);
 	p11_kit_uri_free(t->kuri);
+	mtls_secret_free(t->unlocked_pin);
 	free(t);
+}
+
+mtls_err_t p11_token_unlock(struct p11_token *t, const struct mtls_secret *pin,
+			    struct mtls_error *err)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->unlocked_pin == NULL)
+		t->unlocked_pin = mtls_secret_new();
+	if (t->unlocked_pin == NULL ||
+	    mtls_secret_set(t->unlocked_pin, pin->buf, pin->len) != 0) {
+		pthread_mutex_unlock(&t->lock);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
+	t->login_blocked = 0;
+	pthread_mutex_unlock(&t->lock);
+	return p11_token_login(t, err);
+}
+
+void p11_token_lock(struct p11_token *t)
+{
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->n_idle > 0)
+		s = t->idle[0];
+	if (s != CK_INVALID_HANDLE && t->logged_in)
+		(void)t->m->fn->C_Logout(s);
+	token_reset(t);
+	mtls_secret_free(t->unlocked_pin);
+	t->unlocked_pin = NULL;
+	pthread_mutex_unlock(&t->lock);
 }
 
 const char *p11_token_uri(const struct p11_token *t)

@@ -8,7 +8,8 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang libclang-rt-14-dev git
-	libwolfssl-dev libp11-kit-dev libinih-dev libsystemd-dev libcmocka-dev
+	libwolfssl-dev libp11-kit-dev libinih-dev libsystemd-dev libjson-c-dev
+	libcmocka-dev
 	# tokens and their tools
 	p11-kit softhsm2 opensc
 	# peers and tools for the demo and the tests (procps: ps, pkill)

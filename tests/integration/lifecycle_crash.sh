@@ -13,8 +13,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 t_init lifecycle_crash
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Crash CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 port=$(t_free_port)
@@ -45,7 +45,7 @@ agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
 "$MTLSCTL" -c "$conf" enroll dev >/dev/null
 
 privkeys() {
-	pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin 123456 \
+	pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin tPIN-4711xq \
 		--list-objects --type privkey 2>/dev/null | grep -c 'Private Key Object' || true
 }
 request() {

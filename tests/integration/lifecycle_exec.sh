@@ -15,8 +15,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 t_init lifecycle_exec
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Lifecycle CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 port=$(t_free_port)
@@ -95,7 +95,7 @@ t_assert_contains "$T/backoff.txt" 'failures=2 next_attempt_in=6'
 
 # Keys on the token: generations 3 (previous) and 4 (in service), both
 # sensitive and never extractable; 1 and 2 are gone.
-objs=$(pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin 123456 \
+objs=$(pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin tPIN-4711xq \
 	--list-objects --type privkey 2>/dev/null)
 for g in 3 4; do
 	grep -A4 "label: *dev-g$g\$" <<<"$objs" |
@@ -110,8 +110,8 @@ echo "ok: generations 3 and 4 on the token, protected; 1 and 2 destroyed"
 # The certificate the agent stored, with its key, serves libp11 too.
 out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
 	--engine pkcs11 --key-type ENG --cert-type ENG \
-	--key 'pkcs11:token=itoken;object=dev-g4;type=private;pin-value=123456' \
-	--cert 'pkcs11:token=itoken;object=dev-g4;type=cert;pin-value=123456' \
+	--key 'pkcs11:token=itoken;object=dev-g4;type=private;pin-value=tPIN-4711xq' \
+	--cert 'pkcs11:token=itoken;object=dev-g4;type=cert;pin-value=tPIN-4711xq' \
 	--cacert "$T/ca/ca.pem" "https://localhost:$port/")
 [[ $out == *"dn=CN=lifecycle-device verify=SUCCESS"* ]] || t_fail "libp11: $out"
 # And the PEM copy is the same certificate.

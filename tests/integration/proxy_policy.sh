@@ -14,8 +14,8 @@ set -euo pipefail
 t_init proxy_policy
 # Another uid must reach the socket (and be refused by the policy).
 chmod 711 "$T"
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Corp CA"
 pki_ca "$T/other" "Other CA"
 pki_server_cert "$T/ca" "$T/good" localhost "DNS:localhost"

@@ -11,7 +11,7 @@ LIB=$(dirname "$0")/../lib
 . "$LIB/servers.sh"
 
 t_init selftest_fixtures
-softhsm_init ftok 87654321 123456
+softhsm_init ftok 87654321 tPIN-4711xq
 softhsm_keygen_tool EC:prime256v1 01 eckey
 softhsm_keygen_tool rsa:2048 02 rsakey
 
@@ -33,7 +33,7 @@ t_assert_contains "$(openssl x509 -in "$T/expired.pem" -noout -enddate)" \
 for k in eckey rsakey; do
 	PKCS11_MODULE_PATH=$SOFTHSM_MODULE openssl req -new -engine pkcs11 \
 		-keyform engine -subj "/CN=fx-$k/O=Fixtures" \
-		-key "pkcs11:token=ftok;object=$k;type=private;pin-value=123456" \
+		-key "pkcs11:token=ftok;object=$k;type=private;pin-value=tPIN-4711xq" \
 		-addext "subjectAltName=DNS:$k.example" -out "$T/$k.csr" \
 		>>"$T/req.log" 2>&1
 	pki_sign_csr "$T/ca" "$T/$k.csr" "$T/$k.pem"
@@ -53,10 +53,10 @@ nginx_start "$T/ngx" "$ngx" "$ca" "$T/good.pem" "$T/good.key"
 t_wait_file "$T/ngx/nginx.pid" 1
 listening=$(ss -Htln | awk -v p=":$ngx" '$4 ~ p"$" {print $4}')
 [ "$listening" = "127.0.0.1:$ngx" ] || t_fail "nginx listens on: $listening"
-out=$(curl_p11 ftok eckey 123456 "$T/eckey.pem" "$ca" "https://localhost:$ngx/")
+out=$(curl_p11 ftok eckey tPIN-4711xq "$T/eckey.pem" "$ca" "https://localhost:$ngx/")
 t_assert_contains "$out" '^dn=O=Fixtures,CN=fx-eckey verify=SUCCESS proto=TLSv1.3$'
 echo "nginx, curl+libp11 EC: $out"
-out=$(curl_p11 ftok rsakey 123456 "$T/rsakey.pem" "$ca" "https://127.0.0.1:$ngx/" --tls-max 1.2)
+out=$(curl_p11 ftok rsakey tPIN-4711xq "$T/rsakey.pem" "$ca" "https://127.0.0.1:$ngx/" --tls-max 1.2)
 t_assert_contains "$out" '^dn=O=Fixtures,CN=fx-rsakey verify=SUCCESS proto=TLSv1.2$'
 t_assert_contains "$(file_curl "https://localhost:$ngx/")" '^dn=CN=filecli verify=SUCCESS'
 t_assert_contains "$(file_curl --data-binary 'echo me' "https://localhost:$ngx/echo")" '^echo me$'
@@ -69,14 +69,14 @@ code=$(curl -sS --cacert "$ca" --cert "$T/stranger.pem" --key "$T/stranger.key" 
 # s_server: the client subject and protocol on the -www page; TLS 1.2 only.
 s13=$(t_free_port)
 s_server_start "$T/s13" "$s13" "$ca" "$T/good.pem" "$T/good.key"
-page=$(curl_p11 ftok eckey 123456 "$T/eckey.pem" "$ca" "https://localhost:$s13/")
+page=$(curl_p11 ftok eckey tPIN-4711xq "$T/eckey.pem" "$ca" "https://localhost:$s13/")
 t_assert_contains "$page" '^ +Subject: CN=fx-eckey, O=Fixtures$'
 t_assert_contains "$page" '^ +Protocol +: TLSv1.3$'
 t_assert_contains "$page" '^Peer signature type: ECDSA$'
 echo "s_server, curl+libp11 EC: $(grep -E '^ +(Subject|Protocol) *:' <<<"$page" | tr -s ' ' | tr '\n' ';')"
 s12=$(t_free_port)
 s_server_start "$T/s12" "$s12" "$ca" "$T/good.pem" "$T/good.key" -tls1_2
-page=$(curl_p11 ftok rsakey 123456 "$T/rsakey.pem" "$ca" "https://localhost:$s12/")
+page=$(curl_p11 ftok rsakey tPIN-4711xq "$T/rsakey.pem" "$ca" "https://localhost:$s12/")
 t_assert_contains "$page" '^ +Subject: CN=fx-rsakey, O=Fixtures$'
 t_assert_contains "$page" '^ +Protocol +: TLSv1.2$'
 t_expect_fail curl -sS --max-time 10 --cacert "$ca" "https://localhost:$s13/" -o /dev/null 2>/dev/null
@@ -100,13 +100,13 @@ pki_crl "$T/ca"
 t_assert_contains "$(openssl crl -in "$T/ca/crl.pem" -noout -text)" 'Serial Number: '"$(openssl x509 -in "$T/eckey.pem" -noout -serial | cut -d= -f2)"
 crl=$(t_free_port)
 nginx_start "$T/ngx-crl" "$crl" "$ca" "$T/good.pem" "$T/good.key" "$T/ca/crl.pem"
-code=$(curl_p11 ftok eckey 123456 "$T/eckey.pem" "$ca" "https://localhost:$crl/" -o /dev/null -w '%{http_code}')
+code=$(curl_p11 ftok eckey tPIN-4711xq "$T/eckey.pem" "$ca" "https://localhost:$crl/" -o /dev/null -w '%{http_code}')
 [ "$code" = 400 ] || t_fail "nginx with the CRL answered $code to a revoked client"
-t_assert_contains "$(curl_p11 ftok rsakey 123456 "$T/rsakey.pem" "$ca" "https://localhost:$crl/")" 'verify=SUCCESS'
+t_assert_contains "$(curl_p11 ftok rsakey tPIN-4711xq "$T/rsakey.pem" "$ca" "https://localhost:$crl/")" 'verify=SUCCESS'
 t_assert_contains "$(file_curl "https://localhost:$crl/")" 'verify=SUCCESS'
 scrl=$(t_free_port)
 s_server_start "$T/s-crl" "$scrl" "$ca" "$T/good.pem" "$T/good.key" -crl_check -CRL "$T/ca/crl.pem"
-t_expect_fail curl_p11 ftok eckey 123456 "$T/eckey.pem" "$ca" "https://localhost:$scrl/" -o /dev/null 2>/dev/null
+t_expect_fail curl_p11 ftok eckey tPIN-4711xq "$T/eckey.pem" "$ca" "https://localhost:$scrl/" -o /dev/null 2>/dev/null
 t_assert_contains "$(file_curl "https://localhost:$scrl/")" 'Subject: CN=filecli'
 t_assert_contains "$T/s-crl/s_server.log" 'certificate revoked'
 

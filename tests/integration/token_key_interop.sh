@@ -12,8 +12,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 t_init token_key_interop
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Test CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 port=$(t_free_port)
@@ -33,7 +33,7 @@ for want in "token: yes" "private: yes" "sensitive: yes" "extractable: no" \
 done
 
 # 2. The same, seen by an independent PKCS#11 client.
-objs=$(pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin 123456 \
+objs=$(pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin tPIN-4711xq \
 	--list-objects --type privkey 2>/dev/null)
 grep -q 'label: *dev-key' <<<"$objs" || t_fail "pkcs11-tool: no dev-key: $objs"
 grep -q 'Access: *sensitive, always sensitive, never extractable' <<<"$objs" ||
@@ -49,8 +49,8 @@ t_assert_contains "$T/dup.err" 'ambiguous|already exists'
 # 4. curl + libp11's engine with the key AND the certificate from the token.
 out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
 	--engine pkcs11 --key-type ENG --cert-type ENG \
-	--key 'pkcs11:token=itoken;object=dev-key;type=private;pin-value=123456' \
-	--cert 'pkcs11:token=itoken;object=dev-cert;type=cert;pin-value=123456' \
+	--key 'pkcs11:token=itoken;object=dev-key;type=private;pin-value=tPIN-4711xq' \
+	--cert 'pkcs11:token=itoken;object=dev-cert;type=cert;pin-value=tPIN-4711xq' \
 	--cacert "$T/ca/ca.pem" "https://localhost:$port/")
 [[ $out == *"dn=CN=interop,O=Tooling verify=SUCCESS"* ]] ||
 	t_fail "curl+libp11 got: $out"

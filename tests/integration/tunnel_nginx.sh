@@ -11,8 +11,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 t_init tunnel_nginx
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Test CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost,IP:127.0.0.1"
 

@@ -11,8 +11,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 t_init tunnel_refusals
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Test CA"
 pki_ca "$T/other" "Other CA"
 pki_server_cert "$T/ca" "$T/good" localhost "DNS:localhost"

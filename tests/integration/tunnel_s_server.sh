@@ -11,8 +11,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 t_init tunnel_s_server
-softhsm_init itoken 87654321 123456
-printf '123456\n' >"$T/pin" && chmod 600 "$T/pin"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Test CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 
@@ -41,7 +41,7 @@ cat >>"$conf" <<-EOF
 
 	[token byserial]
 	module = softhsm2
-	uri = pkcs11:serial=$serial;model=SoftHSM%20v2;manufacturer=SoftHSM%20project;slot-id=$((slot))?pin-value=123456
+	uri = pkcs11:serial=$serial;model=SoftHSM%20v2;manufacturer=SoftHSM%20project;slot-id=$((slot))?pin-value=tPIN-4711xq
 
 	[identity byid]
 	token = byserial
@@ -72,5 +72,5 @@ check "$T/rsa13.sock" s-rsa TLSv1.3 RSA-PSS
 check "$T/rsa12.sock" s-rsa TLSv1.2 RSA
 check "$T/byid.sock" s-rsa TLSv1.3 RSA-PSS
 # The PIN given in the URI is never shown.
-grep -q 'pin-value=123456' "$T/agent.log" && t_fail "pin-value logged"
+grep -q 'pin-value=tPIN-4711xq' "$T/agent.log" && t_fail "pin-value logged"
 t_pass "s_server verified ECDSA, RSA-PSS and RSA PKCS#1 signatures made on the token"

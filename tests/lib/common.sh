@@ -29,6 +29,15 @@ t_cleanup() {
 	while IFS= read -r cmd; do
 		eval "$cmd" </dev/null >/dev/null 2>&1
 	done < <(tac "$T/.on_exit" 2>/dev/null)
+	# No log of the agent or mtlsctl may ever hold the token PIN.
+	if [ -n "${SOFTHSM_PIN:-}" ] && [ -d "$T" ]; then
+		f=$(grep -rlF --include='agent*.log' --include='*.out' \
+			--include='*.err' --include='start.log' -- "$SOFTHSM_PIN" "$T" 2>/dev/null)
+		if [ -n "$f" ]; then
+			echo "FAIL: the token PIN appears in: $f" >&2
+			rc=1
+		fi
+	fi
 	if [ $rc -ne 0 ]; then
 		while IFS= read -r f; do
 			echo "---- tail of $f" >&2

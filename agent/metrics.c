@@ -1,0 +1,246 @@
+#include "metrics.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "current.h"
+#include "listener.h"
+#include "mtls_log.h"
+#include "p11.h"
+#include "stats.h"
+
+#define METRICS_MAX (128 * 1024)
+
+struct out {
+	char *p;
+	size_t len, cap;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->len >= o->cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len = (size_t)n < o->cap - o->len ? o->len + (size_t)n : o->cap;
+}
+
+static void head(struct out *o, const char *name, const char *type,
+		 const char *help)
+{
+	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram(struct out *o, const char *name, const char *help,
+		      struct histogram *h, const double *bounds)
+{
+	unsigned long cum = 0;
+
+	head(o, name, "histogram", help);
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		cum += atomic_load(&h->bucket[i]);
+		put(o, "%s_bucket{le=\"%g\"} %lu\n", name, bounds[i], cum);
+	}
+	cum += atomic_load(&h->bucket[HIST_BUCKETS]);
+	put(o, "%s_bucket{le=\"+Inf\"} %lu\n", name, cum);
+	put(o, "%s_sum %.6f\n%s_count %lu\n", name,
+	    (double)atomic_load(&h->sum_us) / 1e6, name, atomic_load(&h->count));
+}
+
+static void rv_line(const char *name, unsigned long n, void *ctx)
+{
+	put(ctx, "mtls_token_errors_total{rv=\"%s\"} %lu\n", name, n);
+}
+
+size_t metrics_render(char *buf, size_t cap)
+{
+	struct out o = { buf, 0, cap };
+	struct runtime *rt = current_get();
+
+	head(&o, "mtls_handshakes_total", "counter",
+	     "TLS handshakes by result and reason.");
+	put(&o, "mtls_handshakes_total{result=\"ok\",reason=\"ok\"} %lu\n",
+	    atomic_load(&g_stats.handshakes_ok));
+	for (int i = 1; i < MTLS_ERR__COUNT; i++) {
+		unsigned long v = atomic_load(&g_stats.handshakes_failed[i]);
+
+		if (v > 0)
+			put(&o, "mtls_handshakes_total{result=\"fail\",reason=\"%s\"} %lu\n",
+			    mtls_err_name((mtls_err_t)i), v);
+	}
+	histogram(&o, "mtls_handshake_duration_seconds",
+		  "Time from accepting a local connection to an established TLS session.",
+		  &g_stats.handshake_seconds, handshake_bounds);
+	histogram(&o, "mtls_token_sign_duration_seconds",
+		  "Time the token took for one signature.", &g_stats.sign_seconds,
+		  sign_bounds);
+	head(&o, "mtls_token_errors_total", "counter",
+	     "PKCS#11 failures by CK_RV name.");
+	p11_rv_counts(rv_line, &o);
+	head(&o, "mtls_connections_active", "gauge", "Local connections open now.");
+	put(&o, "mtls_connections_active %lu\n",
+	    atomic_load(&g_stats.connections_active));
+	head(&o, "mtls_connections_total", "counter", "Local connections accepted.");
+	put(&o, "mtls_connections_total %lu\n",
+	    atomic_load(&g_stats.connections_total));
+	head(&o, "mtls_connections_refused_total", "counter",
+	     "Local connections refused at the connection limit.");
+	put(&o, "mtls_connections_refused_total %lu\n",
+	    atomic_load(&g_stats.connections_refused));
+	head(&o, "mtls_bytes_total", "counter", "Bytes relayed, by direction.");
+	put(&o, "mtls_bytes_total{direction=\"to_server\"} %lu\n",
+	    atomic_load(&g_stats.bytes_to_server));
+	put(&o, "mtls_bytes_total{direction=\"to_client\"} %lu\n",
+	    atomic_load(&g_stats.bytes_to_client));
+	head(&o, "mtls_renewals_total", "counter",
+	     "Certificate renewals by result.");
+	put(&o, "mtls_renewals_total{result=\"attempted\"} %lu\n",
+	    atomic_load(&g_stats.renewals_attempted));
+	put(&o, "mtls_renewals_total{result=\"ok\"} %lu\n",
+	    atomic_load(&g_stats.renewals_ok));
+	put(&o, "mtls_renewals_total{result=\"failed\"} %lu\n",
+	    atomic_load(&g_stats.renewals_failed));
+	head(&o, "mtls_policy_denials_total", "counter",
+	     "Connections the policy refused, by reason.");
+	for (int i = 1; i <= POLICY_REASON_ENVIRONMENT; i++)
+		put(&o, "mtls_policy_denials_total{reason=\"%s\"} %lu\n",
+		    policy_reason_name((enum policy_reason)i),
+		    atomic_load(&g_stats.policy_denials[i]));
+	if (rt != NULL) {
+		head(&o, "mtls_certificate_not_after_seconds", "gauge",
+		     "Expiry of each identity's certificate in service (Unix time).");
+		for (unsigned i = 0; i < rt->cfg->n_identities; i++)
+			if (rt->ids[i] != NULL)
+				put(&o, "mtls_certificate_not_after_seconds{identity=\"%s\"} %ld\n",
+				    rt->ids[i]->name, rt->ids[i]->not_after);
+		head(&o, "mtls_token_present", "gauge",
+		     "1 when the token is in its slot, 0 when absent.");
+		for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {
+			struct p11_token_status ts;
+
+			p11_token_status(rt->tokens[i], &ts);
+			put(&o, "mtls_token_present{token=\"%s\"} %d\n",
+			    rt->cfg->tokens[i].name, ts.present);
+		}
+		runtime_put(rt);
+	}
+	return o.len;
+}
+
+static struct {
+	pthread_t thread;
+	int fd, stop_fd, running;
+} M = { .fd = -1, .stop_fd = -1 };
+
+/* A minimal HTTP/1.0 answer: whatever was asked, the metrics. */
+static void serve_one(int fd)
+{
+	char req[2048], *body, hdr[160];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t len, got = 0;
+	int n;
+
+	/* Read the request head, bounded in size and time. */
+	while (got < sizeof(req) - 1 && poll(&p, 1, 2000) == 1) {
+		ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		req[got] = '\0';
+		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+			break;
+	}
+	body = malloc(METRICS_MAX);
+	if (body == NULL)
+		return;
+	len = metrics_render(body, METRICS_MAX);
+	n = snprintf(hdr, sizeof(hdr),
+		     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+	if (send(fd, hdr, (size_t)n, MSG_NOSIGNAL) == n)
+		(void)send(fd, body, len, MSG_NOSIGNAL);
+	free(body);
+}
+
+static void *run(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = M.fd, .events = POLLIN },
+				       { .fd = M.stop_fd, .events = POLLIN } };
+		int c;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents & POLLIN)
+			break;
+		c = accept4(M.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		serve_one(c);
+		close(c);
+	}
+	return NULL;
+}
+
+int metrics_start(const struct cfg_agent *a)
+{
+	struct cfg_tunnel t = { .listen_path = a->metrics_path,
+				.listen_host = a->metrics_host,
+				.listen_port = a->metrics_port,
+				.mode = 0666,
+				.owner = (uid_t)-1,
+				.group = (gid_t)-1 };
+	struct mtls_error err = { 0 };
+	char msg[512];
+	int activated;
+
+	if (a->metrics_path == NULL && a->metrics_host == NULL)
+		return 0;
+	snprintf(t.name, sizeof(t.name), "metrics");
+	if (listener_open(&t, &M.fd, &activated, &err) != MTLS_OK) {
+		log_err("event=metrics_failed detail=\"%s\"",
+			mtls_error_str(&err, msg, sizeof(msg)));
+		return -1;
+	}
+	/* Blocking accepts on this thread's own socket. */
+	M.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (M.stop_fd < 0 || pthread_create(&M.thread, NULL, run, NULL) != 0)
+		return -1;
+	M.running = 1;
+	log_info("event=metrics_listen listen=%s%s%.0u",
+		 a->metrics_path ? a->metrics_path : a->metrics_host,
+		 a->metrics_path ? "" : ":", a->metrics_path ? 0 : a->metrics_port);
+	return 0;
+}
+
+void metrics_stop(void)
+{
+	uint64_t one = 1;
+
+	if (!M.running)
+		return;
+	if (write(M.stop_fd, &one, sizeof(one)) != sizeof(one))
+		return;
+	pthread_join(M.thread, NULL);
+	close(M.fd);
+	close(M.stop_fd);
+	M.running = 0;
+}

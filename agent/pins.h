@@ -1,0 +1,13 @@
+/* PINs handed to the agent with mtlsctl unlock, by token name, kept
+ * (locked in memory) across reloads until mtlsctl lock or exit. */
+#ifndef MTLS_PINS_H
+#define MTLS_PINS_H
+
+#include "mtls_secret.h"
+
+int pins_set(const char *token, const struct mtls_secret *pin);
+/* Copies the PIN into out; 0 if there is one. */
+int pins_get(const char *token, struct mtls_secret *out);
+void pins_forget(const char *token);
+
+#endif
