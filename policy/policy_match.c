@@ -37,8 +37,12 @@ int policy_host_match(const char *pattern, const char *host)
 	size_t pl = strlen(pattern), sl = strlen(host);
 	size_t p = 0, s = 0, star = (size_t)-1, mark = 0;
 
+	/* "evil.example." and "evil.example" are one name, written either
+	 * way in a rule or in a request. */
 	if (sl > 0 && host[sl - 1] == '.')
 		sl--;
+	if (pl > 0 && pattern[pl - 1] == '.')
+		pl--;
 	if (sl == 0 || sl >= POLICY_HOST_MAX)
 		return 0;
 	while (s < sl) {
@@ -75,8 +79,18 @@ int policy_parse_address(const char *host, uint8_t addr[16])
 	}
 	if (inet_pton(AF_INET, host, addr) == 1)
 		return 4;
-	if (inet_pton(AF_INET6, host, addr) == 1)
+	if (inet_pton(AF_INET6, host, addr) == 1) {
+		/* ::ffff:a.b.c.d reaches a.b.c.d: it is that IPv4 address
+		 * for every rule. */
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0,
+						    0, 0, 0, 0, 0xff, 0xff };
+
+		if (memcmp(addr, mapped, 12) == 0) {
+			memmove(addr, addr + 12, 4);
+			return 4;
+		}
 		return 6;
+	}
 	return 0;
 }
 
@@ -84,7 +98,14 @@ static int cidr_contains(const struct policy_cidrs *c, unsigned i, int family,
 			 const uint8_t *addr)
 {
 	unsigned bits = c->prefix[i], full = bits / 8, rest = bits % 8;
+	uint8_t v6[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
+	/* An IPv6 range can hold IPv4 addresses as ::ffff:a.b.c.d. */
+	if (c->family[i] == 6 && family == 4) {
+		memcpy(v6 + 12, addr, 4);
+		addr = v6;
+		family = 6;
+	}
 	if (c->family[i] != family)
 		return 0;
 	if (memcmp(c->addr[i], addr, full) != 0)

@@ -147,10 +147,23 @@ int policy_parse_cidr(const char *s, uint8_t *family, uint8_t addr[16],
 	if (slash == NULL) {
 		bits = f == 4 ? 32 : 128;
 	} else {
+		/* Digits only: strtoul would take "-0" or " 8". */
+		if (slash[1] == '\0' ||
+		    strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
+		    strlen(slash + 1) > 3)
+			return -1;
 		errno = 0;
 		bits = strtoul(slash + 1, &end, 10);
-		if (slash[1] == '\0' || *end != '\0' || errno != 0 ||
-		    bits > (f == 4 ? 32u : 128u))
+		if (*end != '\0' || errno != 0)
+			return -1;
+		/* "::ffff:10.0.0.0/104" was normalised to IPv4 by the address
+		 * parser; its prefix follows. */
+		if (f == 4 && strchr(host, ':') != NULL) {
+			if (bits < 96)
+				return -1;
+			bits -= 96;
+		}
+		if (bits > (f == 4 ? 32u : 128u))
 			return -1;
 	}
 	*family = (uint8_t)f;
@@ -213,6 +226,15 @@ int policy_parse_time(const char *s, int64_t *out)
 	size_t len = strlen(s);
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
+	/* Fixed positions, digits only: sscanf's %d would take signs and
+	 * spaces. */
+	for (size_t i = 0; i < len; i++) {
+		int want_digit = !(i == 4 || i == 7 || i == 10 || i == 13 ||
+				   i == 16 || i == 19);
+
+		if (want_digit && !isdigit((unsigned char)s[i]))
+			return -1;
+	}
 	if (len == 10) {
 		if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
 			return -1;
@@ -459,12 +481,15 @@ static int set_rule(struct policy_rule *r, const char *key, const char *v,
 {
 	int handled;
 
+	/* A destination key restricts the rule even if its list is cut
+	 * short by an error: never widen a rule to every destination. */
+	if (strcmp(key, "hosts") == 0 || strcmp(key, "cidrs") == 0 ||
+	    strcmp(key, "ports") == 0)
+		r->has_dest = 1;
 	if (set_dest(&r->dest, key, v, err, len, &handled) != 0)
 		return -1;
-	if (handled) {
-		r->has_dest = 1;
+	if (handled)
 		return 0;
-	}
 	if (strcmp(key, "uid") == 0)
 		return each_item(v, add_id, &(struct id_list){ r->uids, &r->n_uids },
 				 err, len);
@@ -664,8 +689,19 @@ static int cidrs_overlap(const struct policy_cidrs *a, unsigned i,
 	unsigned bits = a->prefix[i] < b->prefix[j] ? a->prefix[i] : b->prefix[j];
 	unsigned full = bits / 8, rest = bits % 8;
 
-	if (a->family[i] != b->family[j])
-		return 0;
+	if (a->family[i] != b->family[j]) {
+		/* IPv6 ranges that hold ::ffff:0:0/96 reach all of IPv4. */
+		const struct policy_cidrs *v6 = a->family[i] == 6 ? a : b;
+		unsigned k = a->family[i] == 6 ? i : j;
+		static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0,
+						    0, 0, 0xff, 0xff };
+		struct policy_cidrs probe = { .n = 1 };
+
+		probe.family[0] = 6;
+		memcpy(probe.addr[0], mapped, 16);
+		probe.prefix[0] = 96;
+		return v6->prefix[k] <= 96 && cidrs_overlap(v6, k, &probe, 0);
+	}
 	if (memcmp(a->addr[i], b->addr[j], full) != 0)
 		return 0;
 	return rest == 0 ||
@@ -714,6 +750,10 @@ static int where_overlap(const struct policy_dest_match *a,
 			uint8_t addr[16];
 			int f = policy_parse_address(b->hosts.pattern[i], addr);
 
+			if (f == 0 && strpbrk(b->hosts.pattern[i], "*?") &&
+			    strspn(b->hosts.pattern[i], "0123456789.:*?[]abcdefABCDEF") ==
+				    strlen(b->hosts.pattern[i]))
+				return 1;
 			if (f != 0) {
 				struct policy_cidrs one = { .n = 1 };
 
