@@ -15,6 +15,8 @@ PACKAGES=(
 	# peers and tools for the demo and the tests (procps: ps, pkill)
 	nginx-light openssl curl socat libengine-pkcs11-openssl
 	iproute2 procps util-linux ca-certificates fcgiwrap
+	# promtool (checks the metrics format), systemd-analyze, systemd-socket-activate
+	prometheus systemd
 )
 
 command -v dpkg-query >/dev/null || {
