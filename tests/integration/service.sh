@@ -74,6 +74,7 @@ t_assert_contains "$T/notify.log" 'READY=1'
 t_assert_contains "$T/notify.log" 'STATUS=1 listeners, 1 identities \(svc expires in'
 sleep 0.5
 t_assert_contains "$T/notify.log" 'WATCHDOG=1'
+agent_log_mark
 kill -HUP "$AGENT_PID"
 agent_log_wait 'event=reload result=ok' 10
 t_assert_contains "$T/notify.log" 'RELOADING=1'
@@ -98,7 +99,7 @@ echo "ok: promtool accepts the metrics; 6 handshakes, 6 signatures, $up bytes up
 # 4. The control socket: status for root, nothing for another uid.
 "$MTLSCTL" -c "$conf" status >"$T/status.out"
 t_assert_contains "$T/status.out" 'soft +present'
-t_assert_contains "$T/status.out" 'svc +expires .* \(in 29d'
+t_assert_contains "$T/status.out" 'svc +expires .* \(in (29|30)d'
 t_assert_contains "$T/status.out" 'tunnel web'
 "$MTLSCTL" -c "$conf" status --json >"$T/status.json"
 t_assert_contains "$T/status.json" '"seconds_left"'
@@ -133,6 +134,7 @@ if printf 'wrong-pin\n' | "$MTLSCTL" -c "$conf" unlock soft 2>"$T/unlock.err"; t
 	t_fail "a wrong PIN unlocked"
 fi
 t_assert_contains "$T/unlock.err" 'pin_incorrect'
+agent_log_mark
 printf 'tPIN-4711xq\n' | "$MTLSCTL" -c "$conf" unlock soft >/dev/null
 agent_log_wait 'event=reload result=ok' 10
 out=$(curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/)

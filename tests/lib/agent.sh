@@ -59,12 +59,17 @@ identity_provision() {
 # agent_start CONF: starts mtls-agent in the background, logging to
 # $T/agent.log; waits until it is ready. Sets AGENT_PID.
 agent_start() {
-	local conf=$1 i
+	local conf=$1 i from
+	# Only this start's lines count: the log may hold an earlier run's.
+	from=$(($(wc -l <"$T/agent.log" 2>/dev/null || echo 0) + 1))
 	"$MTLS_AGENT" -c "$conf" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	t_on_exit agent_stop
 	for i in $(seq 1 200); do
-		grep -q 'event=ready' "$T/agent.log" 2>/dev/null && return 0
+		if tail -n +"$from" "$T/agent.log" 2>/dev/null | grep -q 'event=ready'; then
+			AGENT_LOG_FROM=$from
+			return 0
+		fi
 		kill -0 "$AGENT_PID" 2>/dev/null || {
 			cat "$T/agent.log" >&2
 			t_fail "mtls-agent exited during start-up"
@@ -84,11 +89,19 @@ agent_stop() {
 	return $rc
 }
 
-# agent_log_wait PATTERN [SECONDS]: waits for a line of the agent's log.
+# agent_log_mark: agent_log_wait looks only at lines written after this
+# (agent_start marks too).
+agent_log_mark() {
+	AGENT_LOG_FROM=$(($(wc -l <"$T/agent.log" 2>/dev/null || echo 0) + 1))
+}
+
+# agent_log_wait PATTERN [SECONDS]: waits for a line of the agent's log,
+# since the last mark.
 agent_log_wait() {
 	local pattern=$1 secs=${2:-10} i
 	for i in $(seq 1 $((secs * 20))); do
-		grep -qE "$pattern" "$T/agent.log" && return 0
+		tail -n +"${AGENT_LOG_FROM:-1}" "$T/agent.log" 2>/dev/null |
+			grep -qE "$pattern" && return 0
 		sleep 0.05
 	done
 	t_fail "agent log never matched: $pattern"
