@@ -1,0 +1,213 @@
+/* A fault-injecting PKCS#11 module for tests: it wraps a real module
+ * (FAULT_P11_MODULE, e.g. SoftHSM2) and, as a control file says
+ * (FAULT_P11_CONTROL, read again whenever it changes), makes calls fail
+ * with a chosen CK_RV or slows them down. Lines of the control file:
+ *
+ *   removed            the token is gone: no slot lists it, sessions and
+ *                      signatures fail with CKR_DEVICE_REMOVED /
+ *                      CKR_TOKEN_NOT_PRESENT
+ *   sign=CKR_NAME      C_Sign answers CKR_NAME (e.g. CKR_FUNCTION_FAILED)
+ *   session=CKR_NAME   C_SignInit/C_FindObjectsInit answer CKR_NAME (e.g.
+ *                      CKR_SESSION_HANDLE_INVALID)
+ *   login=CKR_NAME     C_Login answers CKR_NAME (e.g. CKR_PIN_LOCKED)
+ *   sign_delay_ms=N    every C_Sign takes N ms longer (a smartcard)
+ *
+ * Every C_Login and C_Sign is counted in FAULT_P11_LOG (one line each), so
+ * tests can see retries. */
+#include <dlfcn.h>
+#include <p11-kit/pkcs11.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static CK_FUNCTION_LIST *real;
+static CK_FUNCTION_LIST wrapped;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct {
+	struct timespec mtime;
+	int removed;
+	CK_RV sign, session, login;
+	long sign_delay_ms;
+} F;
+
+static const struct {
+	const char *name;
+	CK_RV rv;
+} names[] = {
+	{ "CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED },
+	{ "CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT },
+	{ "CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID },
+	{ "CKR_PIN_LOCKED", CKR_PIN_LOCKED },
+	{ "CKR_PIN_INCORRECT", CKR_PIN_INCORRECT },
+	{ "CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED },
+	{ "CKR_DEVICE_ERROR", CKR_DEVICE_ERROR },
+	{ "CKR_GENERAL_ERROR", CKR_GENERAL_ERROR },
+};
+
+static CK_RV rv_of(const char *s)
+{
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0)
+			return names[i].rv;
+	return CKR_GENERAL_ERROR;
+}
+
+/* Re-reads the control file when its mtime changed. */
+static void refresh(void)
+{
+	const char *path = getenv("FAULT_P11_CONTROL");
+	struct stat st;
+	char line[128];
+	FILE *f;
+
+	pthread_mutex_lock(&lock);
+	if (path == NULL || stat(path, &st) != 0) {
+		memset(&F, 0, sizeof(F));
+		goto out;
+	}
+	if (st.st_mtim.tv_sec == F.mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == F.mtime.tv_nsec)
+		goto out;
+	memset(&F, 0, sizeof(F));
+	F.mtime = st.st_mtim;
+	f = fopen(path, "re");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strcmp(line, "removed") == 0)
+			F.removed = 1;
+		else if (strncmp(line, "sign=", 5) == 0)
+			F.sign = rv_of(line + 5);
+		else if (strncmp(line, "session=", 8) == 0)
+			F.session = rv_of(line + 8);
+		else if (strncmp(line, "login=", 6) == 0)
+			F.login = rv_of(line + 6);
+		else if (strncmp(line, "sign_delay_ms=", 14) == 0)
+			F.sign_delay_ms = atol(line + 14);
+	}
+	if (f != NULL)
+		fclose(f);
+out:
+	pthread_mutex_unlock(&lock);
+}
+
+static void count(const char *what)
+{
+	const char *path = getenv("FAULT_P11_LOG");
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "ae")) == NULL)
+		return;
+	fprintf(f, "%s\n", what);
+	fclose(f);
+}
+
+static CK_RV w_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR n)
+{
+	refresh();
+	if (F.removed && present) {
+		*n = 0;
+		return CKR_OK;
+	}
+	return real->C_GetSlotList(present, list, n);
+}
+
+static CK_RV w_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+	refresh();
+	return F.removed ? CKR_TOKEN_NOT_PRESENT : real->C_GetTokenInfo(slot, info);
+}
+
+static CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app,
+			   CK_NOTIFY notify, CK_SESSION_HANDLE_PTR s)
+{
+	refresh();
+	return F.removed ? CKR_TOKEN_NOT_PRESENT :
+			   real->C_OpenSession(slot, flags, app, notify, s);
+}
+
+static CK_RV w_Login(CK_SESSION_HANDLE s, CK_USER_TYPE t, CK_UTF8CHAR_PTR pin,
+		     CK_ULONG len)
+{
+	refresh();
+	count("C_Login");
+	if (F.removed)
+		return CKR_DEVICE_REMOVED;
+	if (F.login)
+		return F.login;
+	return real->C_Login(s, t, pin, len);
+}
+
+static CK_RV w_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	refresh();
+	if (F.removed)
+		return CKR_DEVICE_REMOVED;
+	if (F.session)
+		return F.session;
+	return real->C_SignInit(s, m, k);
+}
+
+static CK_RV w_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len,
+		    CK_BYTE_PTR sig, CK_ULONG_PTR sig_len)
+{
+	CK_RV rv;
+
+	refresh();
+	count("C_Sign");
+	if (F.sign_delay_ms > 0) {
+		struct timespec d = { F.sign_delay_ms / 1000,
+				      (F.sign_delay_ms % 1000) * 1000000L };
+
+		nanosleep(&d, NULL);
+	}
+	if (F.removed)
+		return CKR_DEVICE_REMOVED;
+	rv = real->C_Sign(s, in, in_len, sig, sig_len);
+	return F.sign ? F.sign : rv;
+}
+
+static CK_RV w_FindObjectsInit(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+	refresh();
+	if (F.removed)
+		return CKR_DEVICE_REMOVED;
+	if (F.session)
+		return F.session;
+	return real->C_FindObjectsInit(s, t, n);
+}
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out);
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
+{
+	const char *path = getenv("FAULT_P11_MODULE");
+	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
+	void *h;
+	CK_RV rv;
+
+	if (real == NULL) {
+		if (path == NULL || (h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL)
+			return CKR_GENERAL_ERROR;
+		*(void **)&get = dlsym(h, "C_GetFunctionList");
+		if (get == NULL)
+			return CKR_GENERAL_ERROR;
+		rv = get(&real);
+		if (rv != CKR_OK)
+			return rv;
+		wrapped = *real;
+		wrapped.C_GetSlotList = w_GetSlotList;
+		wrapped.C_GetTokenInfo = w_GetTokenInfo;
+		wrapped.C_OpenSession = w_OpenSession;
+		wrapped.C_Login = w_Login;
+		wrapped.C_SignInit = w_SignInit;
+		wrapped.C_Sign = w_Sign;
+		wrapped.C_FindObjectsInit = w_FindObjectsInit;
+	}
+	*out = &wrapped;
+	return CKR_OK;
+}
