@@ -1,0 +1,112 @@
+#!/bin/bash
+# Token faults through the fault-injecting module (tests/faultmod) wrapped
+# around SoftHSM2: the token pulled out (new handshakes fail with
+# token_absent, an established transfer goes on, the agent recovers by
+# itself when it returns, nothing leaks); a slow token (300 ms signatures)
+# does not slow established connections; a refused or locked PIN gives a
+# clear error and is not retried.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/softhsm.sh"
+. "$(dirname "$0")/../lib/pki.sh"
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/agent.sh"
+
+t_init token_faults
+: "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
+export FAULT_P11_MODULE=$SOFTHSM_MODULE FAULT_P11_CONTROL=$T/fault.ctl FAULT_P11_LOG=$T/fault.calls
+: >"$T/fault.ctl"
+fault() { printf '%s\n' "$@" >"$T/fault.ctl.new" && mv "$T/fault.ctl.new" "$T/fault.ctl"; }
+pki_ca "$T/ca" "Fault CA"
+pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
+port=$(t_free_port)
+nginx_start "$T/ngx" "$port" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+head -c 200M /dev/zero >"$T/ngx/www/big.bin"
+
+conf=$T/agent.conf
+agent_conf_token "$conf" itoken "$T/pin"
+sed -i "s#^module = .*#module = $FAULT_MODULE#" "$conf"
+agent_conf_identity "$conf" dev "$T/ca/ca.pem"
+identity_provision "$conf" dev ec-p256 "$T/ca" "CN=fault-device"
+agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
+agent_start "$conf"
+req() { curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/ 2>&1; }
+[[ $(req) == *"dn=CN=fault-device"* ]] || t_fail "baseline request"
+fds() { ls "/proc/$AGENT_PID/fd" | wc -l; }
+threads() { sed -n 's/^Threads:\t//p' "/proc/$AGENT_PID/status"; }
+fd0=$(fds) th0=$(threads)
+
+# 1. Token pulled out during a transfer.
+curl -sS --max-time 60 --limit-rate 40M --unix-socket "$T/web.sock" \
+	-o "$T/during.bin" http://localhost/files/big.bin &
+dl=$!
+sleep 1
+fault removed
+agent_log_mark
+for i in $(seq 1 20); do
+	[[ $(req) == *"dn="* ]] && t_fail "handshake $i succeeded without the token"
+done
+agent_log_wait 'result=fail reason=token_absent .*CKR_DEVICE_REMOVED|result=fail reason=token_absent' 5
+wait $dl || t_fail "the established transfer broke when the token left"
+cmp -s "$T/during.bin" "$T/ngx/www/big.bin" || t_fail "the established transfer was corrupted"
+echo "ok: token removed: 20 new handshakes refused with token_absent; a 200 MiB transfer went on intact"
+fault
+[[ $(req) == *"dn=CN=fault-device"* ]] || t_fail "no recovery after the token came back"
+sleep 0.5
+fd1=$(fds) th1=$(threads)
+[ "$fd1" -le $((fd0 + 2)) ] || t_fail "fds $fd0 -> $fd1"
+[ "$th1" -le $((th0 + 1)) ] || t_fail "threads $th0 -> $th1"
+echo "ok: recovered by itself when the token returned (fds $fd0 -> $fd1, threads $th0 -> $th1)"
+
+# 2. A slow token: established connections keep their rate.
+t() { date +%s%N; }
+s=$(t)
+curl -sS --max-time 60 --unix-socket "$T/web.sock" -o /dev/null http://localhost/files/big.bin
+base_ms=$((($(t) - s) / 1000000))
+fault sign_delay_ms=300
+# The transfer's own handshake first, then 16 new handshakes queue beside it.
+exec 3< <(curl -sS --max-time 60 --unix-socket "$T/web.sock" \
+	-w '%{time_appconnect} %{time_starttransfer} %{time_total}\n' -o /dev/null \
+	http://localhost/files/big.bin)
+sleep 0.4
+s=$(t)
+pids=()
+for i in $(seq 1 16); do
+	( req >/dev/null; echo $((($(t) - s) / 1000000)) >>"$T/slow_hs.ms" ) &
+	pids+=($!)
+done
+read -r _ first total <&3
+wait "${pids[@]}" # not a bare wait: the agent is a child too
+slow_ms=$(awk -v a="$first" -v b="$total" 'BEGIN { printf "%d", (b - a) * 1000 }')
+max_hs=$(sort -n "$T/slow_hs.ms" | tail -1)
+echo "ok: 300 ms signatures: 200 MiB took ${slow_ms} ms while 16 handshakes queued (last done after ${max_hs} ms); alone it took ${base_ms} ms"
+echo "slow_token base_ms=$base_ms slow_ms=$slow_ms max_handshake_ms=$max_hs" >"$T/slow.result"
+[ "$slow_ms" -le $((base_ms * 2 + 300)) ] || t_fail "the established transfer slowed from $base_ms to $slow_ms ms"
+[ "$max_hs" -ge 900 ] || t_fail "16 handshakes on a 300 ms token finished in $max_hs ms: not queued?"
+fault
+
+# 3. A PIN the token refuses: one C_Login, then no retry loop.
+logins() { grep -c C_Login "$T/fault.calls" || true; }
+fault removed
+req >/dev/null || true
+fault login=CKR_PIN_INCORRECT
+before=$(logins)
+for i in $(seq 1 20); do req >/dev/null || true; done
+after=$(logins)
+[ $((after - before)) -eq 1 ] || t_fail "$((after - before)) C_Login calls for 20 requests"
+agent_log_wait 'reason=pin_incorrect .*PIN was refused earlier; not retrying' 5
+echo "ok: a refused PIN: 1 C_Login for 20 requests, then 'not retrying until unlock or reload'"
+agent_stop
+
+# 4. A locked PIN at start-up: a clear error, one attempt.
+fault login=CKR_PIN_LOCKED
+before=$(logins)
+rc=0
+"$MTLS_AGENT" -c "$conf" >"$T/start.log" 2>&1 || rc=$?
+[ $rc -eq 1 ] || t_fail "agent started with a locked PIN ($rc)"
+t_assert_contains "$T/start.log" 'reason=pin_locked .*CKR_PIN_LOCKED \(pkcs11:token=itoken\)'
+[ $(($(logins) - before)) -eq 1 ] || t_fail "more than one C_Login with a locked PIN"
+echo "ok: PIN locked: start-up refused with CKR_PIN_LOCKED after one C_Login"
+t_pass "token faults"
