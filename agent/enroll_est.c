@@ -115,8 +115,8 @@ mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
 	word32 der_len;
 	char *clean = NULL;
 	size_t n = 0, cap = 0, out_len = 0;
-	PKCS7 p7;
-	int p7_init = 0, rc;
+	PKCS7 *p7 = NULL;
+	int rc;
 	mtls_err_t r = MTLS_OK;
 
 	*pem = NULL;
@@ -135,30 +135,31 @@ mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
 		r = mtls_error_set(err, MTLS_ERR_CERT, "EST answer is not base64");
 		goto out;
 	}
-	if (wc_PKCS7_Init(&p7, NULL, INVALID_DEVID) != 0 ||
-	    wc_PKCS7_InitWithCert(&p7, NULL, 0) != 0) {
+	/* On the heap: wolfSSL 5.5.4 marks a PKCS7 it initialised as its own
+	 * to free, even one on our stack. */
+	p7 = wc_PKCS7_New(NULL, INVALID_DEVID);
+	if (p7 == NULL || wc_PKCS7_InitWithCert(p7, NULL, 0) != 0) {
 		r = mtls_error_set(err, MTLS_ERR_CRYPTO, "PKCS7 init");
 		goto out;
 	}
-	p7_init = 1;
 	/* A certs-only ("degenerate") SignedData has no signer to verify;
 	 * wolfSSL parses its certificates. Trust comes from the chain check
 	 * the caller makes against its own anchors. */
-	rc = wc_PKCS7_VerifySignedData(&p7, der, der_len);
-	if (rc != 0 || p7.cert[0] == NULL) {
+	rc = wc_PKCS7_VerifySignedData(p7, der, der_len);
+	if (rc != 0 || p7->cert[0] == NULL) {
 		r = mtls_error_set(err, MTLS_ERR_CERT,
 				   "EST answer is not a certs-only PKCS#7 (%d)", rc);
 		goto out;
 	}
-	for (int i = 0; i < MAX_PKCS7_CERTS && p7.cert[i] != NULL; i++)
-		cap += p7.certSz[i] * 2 + 128;
+	for (int i = 0; i < MAX_PKCS7_CERTS && p7->cert[i] != NULL; i++)
+		cap += p7->certSz[i] * 2 + 128;
 	*pem = malloc(cap + 1);
 	if (*pem == NULL) {
 		r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 		goto out;
 	}
-	for (int i = 0; i < MAX_PKCS7_CERTS && p7.cert[i] != NULL; i++) {
-		int w = wc_DerToPem(p7.cert[i], p7.certSz[i],
+	for (int i = 0; i < MAX_PKCS7_CERTS && p7->cert[i] != NULL; i++) {
+		int w = wc_DerToPem(p7->cert[i], p7->certSz[i],
 				    (byte *)*pem + out_len, (word32)(cap - out_len),
 				    CERT_TYPE);
 
@@ -173,8 +174,8 @@ mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
 	}
 	(*pem)[out_len] = '\0';
 out:
-	if (p7_init)
-		wc_PKCS7_Free(&p7);
+	if (p7 != NULL)
+		wc_PKCS7_Free(p7);
 	free(clean);
 	free(der);
 	return r;

@@ -42,7 +42,8 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 	memset(res, 0, sizeof(*res));
 	if (early_len > sizeof(up.buf))
 		return mtls_error_set(err, MTLS_ERR_LIMIT, "early data too large");
-	memcpy(up.buf, early, early_len);
+	if (early_len > 0)
+		memcpy(up.buf, early, early_len);
 	up.len = early_len;
 	for (;;) {
 		int progress = 0;

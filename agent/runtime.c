@@ -164,13 +164,13 @@ static mtls_err_t runtime_build(struct config *cfg, int recover,
 	for (unsigned i = 0; i < cfg->n_tunnels; i++) {
 		const struct cfg_tunnel *ct = &cfg->tunnels[i];
 		struct tunnel *t = &rt->tunnels[i];
-		const char *ca = ct->ca != NULL ? ct->ca :
-				 cfg->identities[ct->identity].ca;
+		const char *ca;
 
 		t->cfg = ct;
 		rt->n_tunnels = i + 1;
 		if (ct->is_proxy)
-			continue;
+			continue; /* no identity: routes come from the policy */
+		ca = ct->ca != NULL ? ct->ca : cfg->identities[ct->identity].ca;
 		t->id = rt->ids[ct->identity];
 		t->profile = ct->profile >= 0 ?
 				     &cfg->policy->profiles[ct->profile] : NULL;
