@@ -335,10 +335,22 @@ static int agent_key(struct parse_state *st, const char *k, const char *v)
 		if (parse_uint(v, 65536, &n) != 0 || n == 0)
 			return fail(st, "max_connections: 1..65536");
 		a->max_connections = (unsigned)n;
+	} else if (strcmp(k, "max_handshakes") == 0) {
+		if (parse_uint(v, 4096, &n) != 0 || n == 0)
+			return fail(st, "max_handshakes: 1..4096");
+		a->max_handshakes = (unsigned)n;
+	} else if (strcmp(k, "max_connections_per_uid") == 0) {
+		if (parse_uint(v, 65536, &n) != 0)
+			return fail(st, "max_connections_per_uid: 0..65536 (0: none)");
+		a->max_connections_per_uid = (unsigned)n;
 	} else if (strcmp(k, "handshake_timeout") == 0) {
 		if (config_parse_duration_ms(v, &a->handshake_timeout_ms) ||
 		    a->handshake_timeout_ms == 0)
 			return fail(st, "handshake_timeout: a duration like 10s");
+	} else if (strcmp(k, "request_timeout") == 0) {
+		if (config_parse_duration_ms(v, &a->request_timeout_ms) ||
+		    a->request_timeout_ms == 0)
+			return fail(st, "request_timeout: a duration like 5s");
 	} else if (strcmp(k, "connect_timeout") == 0) {
 		if (config_parse_duration_ms(v, &a->connect_timeout_ms) ||
 		    a->connect_timeout_ms == 0)
@@ -953,7 +965,10 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 	}
 	c->agent.max_connections = 1024;
+	c->agent.max_connections_per_uid = 256;
+	c->agent.max_handshakes = 32;
 	c->agent.handshake_timeout_ms = 15000;
+	c->agent.request_timeout_ms = 5000;
 	c->agent.connect_timeout_ms = 10000;
 	c->agent.idle_timeout_ms = 3600000;
 	c->agent.shutdown_grace_ms = 5000;

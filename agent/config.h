@@ -22,7 +22,10 @@ enum cfg_tls_version { CFG_TLS_1_2 = 12, CFG_TLS_1_3 = 13 };
 
 struct cfg_agent {
 	unsigned max_connections;
+	unsigned max_connections_per_uid; /* 0: no per-uid limit */
+	unsigned max_handshakes;          /* in progress at once */
 	unsigned handshake_timeout_ms;
+	unsigned request_timeout_ms; /* to read a SOCKS5/CONNECT request */
 	unsigned connect_timeout_ms;
 	unsigned idle_timeout_ms;   /* 0: none */
 	unsigned shutdown_grace_ms;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,8 +26,62 @@
 
 #define CONN_STACK (256 * 1024)
 
+/* Connections per local uid, so that one user cannot take every slot. */
+#define UID_SLOTS 1024
+
+static struct {
+	pthread_mutex_t lock;
+	struct {
+		int64_t uid;
+		unsigned n;
+	} slot[UID_SLOTS];
+} uids = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* 0: counted; -1: uid over its limit (or the table is full). */
+static int uid_acquire(int64_t uid, unsigned limit)
+{
+	int rc = -1, free_slot = -1;
+
+	if (uid < 0 || limit == 0)
+		return 0;
+	pthread_mutex_lock(&uids.lock);
+	for (int i = 0; i < UID_SLOTS; i++) {
+		if (uids.slot[i].n > 0 && uids.slot[i].uid == uid) {
+			if (uids.slot[i].n < limit) {
+				uids.slot[i].n++;
+				rc = 0;
+			}
+			goto out;
+		}
+		if (uids.slot[i].n == 0 && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot >= 0) {
+		uids.slot[free_slot].uid = uid;
+		uids.slot[free_slot].n = 1;
+		rc = 0;
+	}
+out:
+	pthread_mutex_unlock(&uids.lock);
+	return rc;
+}
+
+static void uid_release(int64_t uid)
+{
+	if (uid < 0)
+		return;
+	pthread_mutex_lock(&uids.lock);
+	for (int i = 0; i < UID_SLOTS; i++)
+		if (uids.slot[i].n > 0 && uids.slot[i].uid == uid) {
+			uids.slot[i].n--;
+			break;
+		}
+	pthread_mutex_unlock(&uids.lock);
+}
+
 struct conn {
 	unsigned long id;
+	int64_t uid; /* counted against the per-uid limit, or -1 */
 	struct runtime *rt;
 	struct tunnel *t;
 	int app_fd;
@@ -42,6 +98,54 @@ static uint64_t now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+/* Handshakes in progress at once. wolfSSL (FP_ECC) builds megabytes of
+ * per-thread tables during a handshake: a thousand at once would take
+ * gigabytes that malloc keeps afterwards. The bound queues the rest; the
+ * 2 cores could not run them faster anyway. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	unsigned busy;
+} hs = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+static int handshake_slot(unsigned max, uint64_t deadline_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	{
+		uint64_t wait = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
+
+		until.tv_sec += (time_t)(wait / 1000);
+		until.tv_nsec += (long)(wait % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&hs.lock);
+	while (hs.busy >= max && rc == 0)
+		rc = pthread_cond_timedwait(&hs.cv, &hs.lock, &until);
+	if (hs.busy < max) {
+		hs.busy++;
+		rc = 0;
+	} else {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&hs.lock);
+	return rc;
+}
+
+static void handshake_slot_release(void)
+{
+	pthread_mutex_lock(&hs.lock);
+	hs.busy--;
+	pthread_cond_signal(&hs.cv);
+	pthread_mutex_unlock(&hs.lock);
+}
+
 
 /* Waits for events on fd until deadline or stop. 1 ready, 0 timeout,
  * -1 stop/error. */
@@ -164,6 +268,29 @@ static void count_failure(mtls_err_t code)
 		atomic_fetch_add(&g_stats.handshakes_failed[code], 1);
 }
 
+/* The handshake runs deep (wolfSSL's big-number code keeps its numbers on
+ * the stack) and leaves those pages resident; the relay that follows for
+ * hours needs a few KiB. Give the unused part of this thread's stack back. */
+static void stack_trim(void)
+{
+	pthread_attr_t attr;
+	void *lo;
+	size_t size;
+	uintptr_t sp = (uintptr_t)&attr, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	if (pthread_getattr_np(pthread_self(), &attr) != 0)
+		return;
+	if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+		/* Keep 16 KiB below the current frame for what we still call. */
+		uintptr_t end = (sp - 16384) & ~(page - 1);
+		uintptr_t start = ((uintptr_t)lo + page - 1) & ~(page - 1);
+
+		if (end > start)
+			(void)madvise((void *)start, end - start, MADV_DONTNEED);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 /* Where a connection goes once its destination and route are known. */
 struct route {
 	WOLFSSL_CTX *ctx;
@@ -196,13 +323,25 @@ static void serve(struct conn *c, const struct route *rt,
 	r = tls_new(rt->ctx, &tc, c->srv_fd, rt->sni, rt->alpn, &ssl, &err);
 	if (r != MTLS_OK)
 		goto fail;
+	if (handshake_slot(c->rt->cfg->agent.max_handshakes,
+			   t0 + c->rt->cfg->agent.handshake_timeout_ms) != 0) {
+		r = mtls_error_set(&err, MTLS_ERR_TIMEOUT, "%u handshakes already "
+				   "in progress", c->rt->cfg->agent.max_handshakes);
+		goto fail;
+	}
 	r = handshake(c, ssl, &tc, &err);
 	/* Debian's wolfSSL has FP_ECC: each thread builds its own fixed-point
 	 * tables (megabytes) and only this call frees them. The relay needs
 	 * none, so they go as soon as the handshake is over. */
 	wc_ecc_fp_free();
+	handshake_slot_release();
+	stack_trim();
+	malloc_trim(0);
 	if (r != MTLS_OK)
 		goto fail;
+	/* Handshake state (hashes, key shares, the peer's chain) is not needed
+	 * to relay: drop it now rather than at close. */
+	wolfSSL_FreeHandshakeResources(ssl);
 	atomic_fetch_add(&g_stats.handshakes_ok, 1);
 	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
 		     (double)(now_ms() - t0) / 1000.0);
@@ -346,7 +485,8 @@ static void http_reply_to(struct conn *c, mtls_err_t r, const char *detail)
 
 static void proxy_serve(struct conn *c, uint64_t t0)
 {
-	uint64_t deadline = t0 + c->rt->cfg->agent.handshake_timeout_ms;
+	/* A client that connects and says nothing is dropped after this. */
+	uint64_t deadline = t0 + c->rt->cfg->agent.request_timeout_ms;
 	const struct policy *pol = c->rt->cfg->policy;
 	uint8_t buf[PROXY_REQUEST_MAX];
 	size_t len = 0, off = 0;
@@ -484,6 +624,7 @@ static void *conn_main(void *arg)
 	if (c->srv_fd >= 0)
 		close(c->srv_fd);
 	close(c->app_fd);
+	uid_release(c->uid);
 	runtime_put(c->rt);
 	free(c);
 	atomic_fetch_sub(&g_stats.connections_active, 1);
@@ -510,6 +651,28 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	c->app_fd = fd;
 	c->srv_fd = -1;
 	c->stop_fd = stop_fd;
+	c->uid = -1;
+	{
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+		    cred.pid > 0) {
+			if (uid_acquire(cred.uid,
+					rt->cfg->agent.max_connections_per_uid) != 0) {
+				atomic_fetch_add(&g_stats.connections_refused, 1);
+				log_warn("event=refused tunnel=%s reason=limit uid=%u "
+					 "max_connections_per_uid=%u", t->cfg->name,
+					 (unsigned)cred.uid,
+					 rt->cfg->agent.max_connections_per_uid);
+				close(fd);
+				runtime_put(rt);
+				free(c);
+				return MTLS_OK;
+			}
+			c->uid = cred.uid;
+		}
+	}
 	atomic_fetch_add(&g_stats.connections_total, 1);
 	atomic_fetch_add(&g_stats.connections_active, 1);
 	pthread_attr_init(&attr);
@@ -519,6 +682,7 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		atomic_fetch_sub(&g_stats.connections_active, 1);
+		uid_release(c->uid);
 		close(fd);
 		runtime_put(rt);
 		free(c);

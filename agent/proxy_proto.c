@@ -149,9 +149,11 @@ enum proxy_parse http_parse_connect(const uint8_t *buf, size_t len,
 	for (size_t i = 0; i < end; i++)
 		if (buf[i] == '\0')
 			return http_error(req, 400, "NUL in request");
-	line_len = strcspn(line, "\r\n");
-	if (line_len > end)
-		return http_error(req, 400, "bad request line");
+	/* Bounded by end (buf is not a C string); a '\n' lies before it. */
+	for (line_len = 0; line_len < end && line[line_len] != '\r' &&
+			   line[line_len] != '\n';
+	     line_len++)
+		;
 	/* CONNECT SP authority SP HTTP/1.x */
 	if (line_len < 8 || memcmp(line, "CONNECT ", 8) != 0)
 		return http_error(req, 405, "only CONNECT is supported");

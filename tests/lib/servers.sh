@@ -38,7 +38,8 @@ nginx_start() {
 	worker_processes 1;
 	pid $dir/nginx.pid;
 	error_log $dir/error.log;
-	events { worker_connections 1024; }
+	worker_rlimit_nofile 8192;
+	events { worker_connections ${NGINX_WORKER_CONNECTIONS:-1024}; }
 	http {
 	    access_log off;
 	    default_type application/octet-stream;

@@ -1,0 +1,115 @@
+#!/bin/bash
+# Load and abuse: 1,000 tunneled connections open at once through one agent
+# (memory per connection measured), a per-uid connection limit, silent
+# clients timed out without hurting others, an oversize request refused,
+# and 200 clients that hang up mid-handshake costing nothing.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/softhsm.sh"
+. "$(dirname "$0")/../lib/pki.sh"
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/agent.sh"
+
+t_init load
+chmod 711 "$T"
+: "${LOADGEN:=$BUILD/tests/tools/loadgen}"
+N=${MTLS_LOAD_CONNECTIONS:-1000}
+ulimit -n "$(ulimit -Hn)"
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
+pki_ca "$T/ca" "Load CA"
+pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
+port=$(t_free_port)
+NGINX_WORKER_CONNECTIONS=4096 nginx_start "$T/ngx" "$port" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+
+conf=$T/agent.conf
+agent_conf_token "$conf" itoken "$T/pin"
+sed -i "s#^\[agent\]\$#[agent]\nmax_connections = $((N + 100))\nmax_connections_per_uid = 0\nrequest_timeout = 2s\nlog_level = notice#; /^log_level = debug\$/d" "$conf"
+agent_conf_identity "$conf" dev "$T/ca/ca.pem"
+identity_provision "$conf" dev ec-p256 "$T/ca" "CN=load-device"
+agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev "mode = 0666"
+cat >>"$conf" <<-EOF
+
+	[proxy local]
+	listen = $T/agent.sock
+	mode = 0666
+
+	[profile p]
+	ca = $T/ca/ca.pem
+
+	[rule all]
+	hosts = localhost
+	action = allow
+	identity = dev
+	profile = p
+	EOF
+agent_start "$conf"
+rss() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$AGENT_PID/status"; }
+curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/ >/dev/null
+base=$(rss VmRSS) fd0=$(ls /proc/$AGENT_PID/fd | wc -l)
+
+# 1. N connections open at once.
+"$LOADGEN" "$T/web.sock" "$N" "${MTLS_LOAD_HOLD:-4}" "dn=CN=load-device" >"$T/loadgen.out" &
+lg=$!
+for _ in $(seq 1 600); do grep -q '^ok=' "$T/loadgen.out" 2>/dev/null && break; sleep 0.1; done
+t_assert_contains "$T/loadgen.out" "^ok=$N failed=0"
+[ -n "${MTLS_LOAD_PROBE:-}" ] && cat "/proc/$AGENT_PID/smaps" >"$MTLS_LOAD_PROBE"
+held=$(rss VmRSS) active=$(sed -n 's/^Threads:\t//p' "/proc/$AGENT_PID/status")
+wait $lg || t_fail "loadgen"
+peak=$(rss VmHWM)
+per=$(((held - base) / N))
+echo "load connections=$N base_rss_kib=$base held_rss_kib=$held peak_rss_kib=$peak per_connection_kib=$per threads=$active $(cat "$T/loadgen.out")" | tee "$T/load.result"
+[ "$per" -le 256 ] || t_fail "$per KiB per connection"
+echo "ok: $N connections at once: RSS $base -> $held KiB ($per KiB each), peak $peak KiB"
+
+# 2. Per-uid limit: another uid gets 50 of 60.
+agent_log_mark
+sed -i 's/^max_connections_per_uid = 0$/max_connections_per_uid = 50/' "$conf"
+kill -HUP "$AGENT_PID"
+agent_log_wait 'event=reload result=ok' 10
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+	"$LOADGEN" "$T/web.sock" 60 1 "dn=CN=load-device" >"$T/peruid.out" || true
+t_assert_contains "$T/peruid.out" '^ok=50 failed=10'
+agent_log_wait 'event=refused tunnel=web reason=limit uid=65534 max_connections_per_uid=50' 5
+echo "ok: per-uid limit: 50 of 60 for uid 65534, the rest refused and logged"
+agent_log_mark
+sed -i 's/^max_connections_per_uid = 50$/max_connections_per_uid = 0/' "$conf"
+kill -HUP "$AGENT_PID"
+agent_log_wait 'event=reload result=ok' 10
+
+# 3. Silent clients on the agent socket are dropped after handshake_timeout
+#    (2 s); others are served meanwhile.
+pids=()
+for i in $(seq 1 50); do
+	socat -u "UNIX-CONNECT:$T/agent.sock" /dev/null 2>/dev/null &
+	pids+=($!)
+done
+sleep 0.3
+out=$(curl -sS --max-time 5 -x "socks5h://localhost$T/agent.sock" "http://localhost:$port/")
+[[ $out == *"dn=CN=load-device"* ]] || t_fail "request beside silent clients: $out"
+s=$(date +%s)
+wait "${pids[@]}" 2>/dev/null || true
+secs=$(($(date +%s) - s))
+[ $secs -le 4 ] || t_fail "silent clients held for $secs s"
+echo "ok: 50 silent clients dropped after the 2 s request_timeout; a request beside them was served"
+
+# 4. An oversize request is refused.
+resp=$( { printf 'CONNECT localhost:%s HTTP/1.1\r\n' "$port"; head -c 9000 /dev/zero | tr '\0' 'a'; printf '\r\n\r\n'; } |
+	socat -t 5 - "UNIX-CONNECT:$T/agent.sock" 2>/dev/null | head -1 | tr -d '\r' || true)
+[[ $resp == "HTTP/1.1 431 "* ]] || t_fail "oversize request: '$resp'"
+echo "ok: a 9 KB request head is refused with 431"
+
+# 5. 200 clients hang up at once, mid-handshake: nothing leaks.
+for i in $(seq 1 200); do
+	socat -u /dev/null "UNIX-CONNECT:$T/web.sock" 2>/dev/null &
+done
+wait_children() { for p in $(jobs -p); do [ "$p" = "$AGENT_PID" ] || wait "$p" 2>/dev/null || true; done; }
+wait_children
+sleep 1
+fd1=$(ls /proc/$AGENT_PID/fd | wc -l) th=$(sed -n 's/^Threads:\t//p' "/proc/$AGENT_PID/status")
+[ "$fd1" -le $((fd0 + 2)) ] || t_fail "fds $fd0 -> $fd1 after 200 hang-ups"
+[ "$th" -le 2 ] || t_fail "$th threads left after 200 hang-ups"
+out=$(curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/)
+[[ $out == *"dn=CN=load-device"* ]] || t_fail "after hang-ups: $out"
+echo "ok: 200 clients hung up mid-handshake: fds $fd0 -> $fd1, $th threads, still serving"
+t_pass "load and abuse"
