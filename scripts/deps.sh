@@ -7,7 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	build-essential cmake pkg-config clang libclang-rt-14-dev git
+	build-essential cmake pkg-config clang libclang-rt-14-dev git valgrind
 	libwolfssl-dev libp11-kit-dev libinih-dev libsystemd-dev libjson-c-dev
 	libcmocka-dev
 	# tokens and their tools
