@@ -180,18 +180,15 @@ static void ask_reload(void)
 		log_err("event=control_reload_failed");
 }
 
-static json_object *dispatch(const char *cmd, json_object *req, char *pin_line,
+static json_object *dispatch(const struct control_request *r,
 			     const struct caller *who)
 {
 	struct runtime *rt = current_get();
-	json_object *v, *reply;
-	const char *arg = NULL;
+	const char *cmd = r->cmd, *arg = r->arg[0] ? r->arg : NULL;
+	json_object *reply;
 
 	if (rt == NULL)
 		return error_reply(MTLS_ERR_IO, "agent starting");
-	if (json_object_object_get_ex(req, "identity", &v) ||
-	    json_object_object_get_ex(req, "token", &v))
-		arg = json_object_get_string(v);
 	if (strcmp(cmd, CONTROL_CMD_STATUS) == 0) {
 		reply = status(rt);
 	} else if (strcmp(cmd, CONTROL_CMD_RELOAD) == 0) {
@@ -206,10 +203,9 @@ static json_object *dispatch(const char *cmd, json_object *req, char *pin_line,
 		struct mtls_secret *pin = mtls_secret_new();
 		struct mtls_error err = { 0 };
 		char msg[512];
-		size_t n = pin_line ? strcspn(pin_line, "\r\n") : 0;
 
-		if (i < 0 || pin == NULL || n == 0 ||
-		    mtls_secret_set(pin, pin_line, n) != 0) {
+		if (i < 0 || pin == NULL || r->pin_len == 0 ||
+		    mtls_secret_set(pin, r->pin, r->pin_len) != 0) {
 			reply = error_reply(MTLS_ERR_ARG, "unlock needs a token name and a PIN");
 		} else if (p11_token_unlock(rt->tokens[i], pin, &err) != MTLS_OK) {
 			reply = error_reply(err.code, mtls_error_str(&err, msg, sizeof(msg)));
@@ -245,7 +241,9 @@ static void serve_one(int fd)
 {
 	char buf[CONTROL_REQUEST_MAX + 1], *nl;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	json_object *req = NULL, *reply, *cmd;
+	struct control_request req;
+	json_object *reply;
+	const char *why;
 	struct caller who;
 	size_t got = 0;
 	const char *out;
@@ -270,25 +268,16 @@ static void serve_one(int fd)
 			break;
 	}
 	buf[got] = '\0';
-	nl = strchr(buf, '\n');
-	if (nl == NULL) {
-		reply = error_reply(MTLS_ERR_BAD_REQUEST, "request line missing or too long");
-	} else {
-		*nl = '\0';
-		req = json_tokener_parse(buf);
-		if (req == NULL || !json_object_object_get_ex(req, "cmd", &cmd) ||
-		    !json_object_is_type(cmd, json_type_string))
-			reply = error_reply(MTLS_ERR_BAD_REQUEST, "not a JSON request");
-		else
-			reply = dispatch(json_object_get_string(cmd), req, nl + 1, &who);
-	}
+	if (control_request_parse(buf, got, &req, &why) != 0)
+		reply = error_reply(MTLS_ERR_BAD_REQUEST, why);
+	else
+		reply = dispatch(&req, &who);
 	explicit_bzero(buf, sizeof(buf)); /* may have held a PIN */
+	explicit_bzero(&req, sizeof(req));
 	out = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
 	(void)send(fd, out, strlen(out), MSG_NOSIGNAL);
 	(void)send(fd, "\n", 1, MSG_NOSIGNAL);
 	json_object_put(reply);
-	if (req != NULL)
-		json_object_put(req);
 }
 
 static void *run(void *arg)

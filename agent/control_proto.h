@@ -28,4 +28,19 @@
 #define CONTROL_CMD_UNLOCK "unlock"
 #define CONTROL_CMD_LOCK "lock"
 
+#include <stddef.h>
+
+struct control_request {
+	char cmd[16];
+	char arg[64];          /* identity or token name, or empty */
+	const char *pin;       /* unlock: the line after the request, in buf */
+	size_t pin_len;
+};
+
+/* Parses what a client sent (buf holds len bytes, NUL-terminated at
+ * buf[len]); 0 or -1 with a reason in *why. Only the first line goes to
+ * the JSON parser. */
+int control_request_parse(char *buf, size_t len, struct control_request *req,
+			  const char **why);
+
 #endif
