@@ -966,7 +966,7 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 	}
 	c->agent.max_connections = 1024;
 	c->agent.max_connections_per_uid = 256;
-	c->agent.max_handshakes = 32;
+	c->agent.max_handshakes = 8;
 	c->agent.handshake_timeout_ms = 15000;
 	c->agent.request_timeout_ms = 5000;
 	c->agent.connect_timeout_ms = 10000;

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,52 +98,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Handshakes in progress at once. wolfSSL (FP_ECC) builds megabytes of
- * per-thread tables during a handshake: a thousand at once would take
- * gigabytes that malloc keeps afterwards. The bound queues the rest; the
- * 2 cores could not run them faster anyway. */
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	unsigned busy;
-} hs = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-
-static int handshake_slot(unsigned max, uint64_t deadline_ms)
-{
-	struct timespec until;
-	int rc = 0;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	{
-		uint64_t wait = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
-
-		until.tv_sec += (time_t)(wait / 1000);
-		until.tv_nsec += (long)(wait % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-	}
-	pthread_mutex_lock(&hs.lock);
-	while (hs.busy >= max && rc == 0)
-		rc = pthread_cond_timedwait(&hs.cv, &hs.lock, &until);
-	if (hs.busy < max) {
-		hs.busy++;
-		rc = 0;
-	} else {
-		rc = -1;
-	}
-	pthread_mutex_unlock(&hs.lock);
-	return rc;
-}
-
-static void handshake_slot_release(void)
-{
-	pthread_mutex_lock(&hs.lock);
-	hs.busy--;
-	pthread_cond_signal(&hs.cv);
-	pthread_mutex_unlock(&hs.lock);
-}
 
 
 /* Waits for events on fd until deadline or stop. 1 ready, 0 timeout,
@@ -268,29 +221,6 @@ static void count_failure(mtls_err_t code)
 		atomic_fetch_add(&g_stats.handshakes_failed[code], 1);
 }
 
-/* The handshake runs deep (wolfSSL's big-number code keeps its numbers on
- * the stack) and leaves those pages resident; the relay that follows for
- * hours needs a few KiB. Give the unused part of this thread's stack back. */
-static void stack_trim(void)
-{
-	pthread_attr_t attr;
-	void *lo;
-	size_t size;
-	uintptr_t sp = (uintptr_t)&attr, page = (uintptr_t)sysconf(_SC_PAGESIZE);
-
-	if (pthread_getattr_np(pthread_self(), &attr) != 0)
-		return;
-	if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
-		/* Keep 16 KiB below the current frame for what we still call. */
-		uintptr_t end = (sp - 16384) & ~(page - 1);
-		uintptr_t start = ((uintptr_t)lo + page - 1) & ~(page - 1);
-
-		if (end > start)
-			(void)madvise((void *)start, end - start, MADV_DONTNEED);
-	}
-	pthread_attr_destroy(&attr);
-}
-
 /* Where a connection goes once its destination and route are known. */
 struct route {
 	WOLFSSL_CTX *ctx;
@@ -305,6 +235,121 @@ struct route {
 /* Connects, handshakes, relays. reply() tells the program (proxy) that the
  * connection is up or why not; early holds bytes the program sent before
  * the reply. */
+/* The handshake pool: connection threads hand their connect and handshake
+ * to a bounded set of long-lived workers and wait. Debian's wolfSSL is
+ * built with FP_ECC, whose per-thread tables cost ~3 MiB and a few
+ * milliseconds to build: a worker builds them once and keeps them warm,
+ * where a fresh thread per connection would rebuild (and hold) them every
+ * time. The bound ([agent] max_handshakes) also caps that memory; a slow
+ * token or server holds one worker, never the connections' relays. */
+#define HS_IDLE_TRIM_SEC 10
+
+struct hs_job {
+	struct conn *c;
+	const struct route *rt;
+	struct tls_conn *tc;
+	WOLFSSL **ssl;
+	struct mtls_error *err;
+	mtls_err_t r;
+	int done;
+	struct hs_job *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct hs_job *head, *tail;
+	unsigned workers, idle;
+} hp = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+	 PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0 };
+
+static mtls_err_t hs_do(struct hs_job *j)
+{
+	mtls_err_t r;
+
+	r = connect_server(j->c, j->rt->host, j->rt->port, j->err);
+	if (r != MTLS_OK)
+		return r;
+	r = tls_new(j->rt->ctx, j->tc, j->c->srv_fd, j->rt->sni, j->rt->alpn,
+		    j->ssl, j->err);
+	if (r != MTLS_OK)
+		return r;
+	return handshake(j->c, *j->ssl, j->tc, j->err);
+}
+
+static void *hs_worker(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&hp.lock);
+	for (;;) {
+		struct hs_job *j;
+		int warm = 1;
+
+		while (hp.head == NULL) {
+			struct timespec until;
+			int rc;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += HS_IDLE_TRIM_SEC;
+			hp.idle++;
+			rc = pthread_cond_timedwait(&hp.work, &hp.lock, &until);
+			hp.idle--;
+			if (rc == ETIMEDOUT && warm && hp.head == NULL) {
+				/* Quiet for a while: give the tables back. */
+				pthread_mutex_unlock(&hp.lock);
+				wc_ecc_fp_free();
+				malloc_trim(0);
+				pthread_mutex_lock(&hp.lock);
+				warm = 0;
+			}
+		}
+		j = hp.head;
+		hp.head = j->next;
+		if (hp.head == NULL)
+			hp.tail = NULL;
+		pthread_mutex_unlock(&hp.lock);
+		j->r = hs_do(j);
+		pthread_mutex_lock(&hp.lock);
+		j->done = 1;
+		pthread_cond_broadcast(&hp.done);
+	}
+	return NULL;
+}
+
+static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
+			      struct tls_conn *tc, WOLFSSL **ssl,
+			      struct mtls_error *err)
+{
+	struct hs_job j = { .c = c, .rt = rt, .tc = tc, .ssl = ssl, .err = err };
+	pthread_t th;
+	pthread_attr_t attr;
+
+	pthread_mutex_lock(&hp.lock);
+	if (hp.idle == 0 && hp.workers < c->rt->cfg->agent.max_handshakes) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 1024 * 1024);
+		if (pthread_create(&th, &attr, hs_worker, NULL) == 0)
+			hp.workers++;
+		pthread_attr_destroy(&attr);
+	}
+	if (hp.workers == 0) {
+		pthread_mutex_unlock(&hp.lock);
+		return mtls_error_set(err, MTLS_ERR_LIMIT, "no handshake worker");
+	}
+	if (hp.tail != NULL)
+		hp.tail->next = &j;
+	else
+		hp.head = &j;
+	hp.tail = &j;
+	pthread_cond_signal(&hp.work);
+	/* The job's own deadlines (connect, handshake) bound this wait. */
+	while (!j.done)
+		pthread_cond_wait(&hp.done, &hp.lock);
+	pthread_mutex_unlock(&hp.lock);
+	return j.r;
+}
+
 static void serve(struct conn *c, const struct route *rt,
 		  void (*reply)(struct conn *, mtls_err_t, const char *),
 		  const uint8_t *early, size_t early_len, uint64_t t0)
@@ -317,26 +362,7 @@ static void serve(struct conn *c, const struct route *rt,
 	WOLFSSL *ssl = NULL;
 	mtls_err_t r;
 
-	r = connect_server(c, rt->host, rt->port, &err);
-	if (r != MTLS_OK)
-		goto fail;
-	r = tls_new(rt->ctx, &tc, c->srv_fd, rt->sni, rt->alpn, &ssl, &err);
-	if (r != MTLS_OK)
-		goto fail;
-	if (handshake_slot(c->rt->cfg->agent.max_handshakes,
-			   t0 + c->rt->cfg->agent.handshake_timeout_ms) != 0) {
-		r = mtls_error_set(&err, MTLS_ERR_TIMEOUT, "%u handshakes already "
-				   "in progress", c->rt->cfg->agent.max_handshakes);
-		goto fail;
-	}
-	r = handshake(c, ssl, &tc, &err);
-	/* Debian's wolfSSL has FP_ECC: each thread builds its own fixed-point
-	 * tables (megabytes) and only this call frees them. The relay needs
-	 * none, so they go as soon as the handshake is over. */
-	wc_ecc_fp_free();
-	handshake_slot_release();
-	stack_trim();
-	malloc_trim(0);
+	r = hs_pool_run(c, rt, &tc, &ssl, &err);
 	if (r != MTLS_OK)
 		goto fail;
 	/* Handshake state (hashes, key shares, the peer's chain) is not needed

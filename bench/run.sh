@@ -1,0 +1,182 @@
+#!/bin/bash
+# Benchmarks, side by side, in one run: mtls-agent against the tools users
+# would pick instead. Builds what it needs, starts every peer on loopback,
+# runs each case RUNS times and prints a markdown table of medians with
+# their min-max.
+#   bench/run.sh [RUNS] [SECONDS]       (defaults: 5 runs, 3 s each)
+set -euo pipefail
+RUNS=${1:-5}
+SECS=${2:-3}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+scripts/deps.sh
+BUILD=build scripts/build.sh >/dev/null
+export BUILD=$REPO/build
+. tests/lib/common.sh
+. tests/lib/softhsm.sh
+. tests/lib/pki.sh
+. tests/lib/servers.sh
+. tests/lib/agent.sh
+HSBENCH=$BUILD/bench/hsbench
+SIGNBENCH=$BUILD/bench/signbench
+LOADGEN=$BUILD/tests/tools/loadgen
+ENGINE_PIN=bPIN-2718zz
+
+t_init bench
+ulimit -n "$(ulimit -Hn)"
+softhsm_init bench 87654321 "$ENGINE_PIN"
+printf '%s\n' "$ENGINE_PIN" >"$T/pin" && chmod 600 "$T/pin"
+pki_ca "$T/ca" "Bench CA"
+pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
+pki_client_file_cert "$T/ca" "$T/filekey" bench-file >/dev/null
+port=$(t_free_port)
+NGINX_WORKER_CONNECTIONS=4096 nginx_start "$T/ngx" "$port" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+head -c 1G /dev/zero >"$T/ngx/www/1g.bin"
+
+conf=$T/agent.conf
+agent_conf_token "$conf" bench "$T/pin"
+sed -i "s#^\[agent\]\$#[agent]\nmax_connections = 2000\nmax_connections_per_uid = 0\nmax_handshakes = 64\nlog_level = notice#; /^log_level = debug\$/d" "$conf"
+agent_conf_identity "$conf" dev "$T/ca/ca.pem" "$T/dev.pem"
+identity_provision "$conf" dev ec-p256 "$T/ca" "CN=bench-device"
+agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
+agent_start "$conf"
+KEY_URI="pkcs11:token=bench;object=dev-key;type=private;pin-value=$ENGINE_PIN"
+
+# stunnel4 as a client, its key on the same token through libp11's engine.
+st_port=$(t_free_port)
+cat >"$T/stunnel.conf" <<-EOF
+	foreground = yes
+	pid =
+	debug = 3
+	output = $T/stunnel.log
+	engine = pkcs11
+	engineCtrl = MODULE_PATH:$SOFTHSM_MODULE
+	engineCtrl = PIN:$ENGINE_PIN
+	[web]
+	client = yes
+	accept = 127.0.0.1:$st_port
+	connect = 127.0.0.1:$port
+	engineId = pkcs11
+	key = $KEY_URI
+	cert = $T/dev.pem
+	CAfile = $T/ca/ca.pem
+	verifyChain = yes
+	checkHost = localhost
+	sslVersionMin = TLSv1.3
+	; full handshakes only: every connection signs on the token
+	sessionResume = no
+	EOF
+stunnel4 "$T/stunnel.conf" >/dev/null 2>&1 &
+t_on_exit "kill $!"
+t_wait_port "$st_port"
+
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f (%.1f-%.1f)", m, a[1], a[NR]}'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+
+# runs CMD RUNS times; prints "rate p50 p99" medians with ranges
+hs_case() {
+	local out=$T/case.out
+	: >"$out"
+	for _ in $(seq 1 "$RUNS"); do "$@" >>"$out"; done
+	printf '%s | %s | %s' "$(field rate <"$out" | median)" \
+		"$(field p50_ms <"$out" | median)" "$(field p99_ms <"$out" | median)"
+}
+
+# curl + libp11: one curl process per worker, many URLs each, every
+# request on a new connection (Connection: close).
+curl_p11_run() {
+	local conc=$1 secs=$2 i end lat=$T/curl.lat
+	: >"$lat"
+	end=$(($(date +%s%N) + secs * 1000000000))
+	for i in $(seq 1 "$conc"); do
+		(
+			while [ "$(date +%s%N)" -lt "$end" ]; do
+				urls=()
+				for _ in $(seq 1 20); do urls+=("https://localhost:$port/"); done
+				PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -s -o /dev/null \
+					-H 'Connection: close' --engine pkcs11 --key-type ENG \
+					--key "$KEY_URI" --cert "$T/dev.pem" --cacert "$T/ca/ca.pem" \
+					--tlsv1.3 -w '%{time_total}\n' "${urls[@]}" 2>/dev/null || true
+			done
+		) >>"$lat" &
+	done
+	wait $(jobs -p | grep -v "^$AGENT_PID\$") 2>/dev/null || true
+	sort -n "$lat" | awk -v s="$secs" '{v[NR]=$1*1000} END {n=NR; printf "rate=%.1f p50_ms=%.2f p99_ms=%.2f n=%d\n", n/s, v[int(n/2)+1], v[int(n*0.99)+1], n}'
+}
+
+echo "# mtls-agent benchmarks"
+echo
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(uname -sr)."
+echo "Versions: wolfSSL $(dpkg-query -W -f='${Version}' libwolfssl35), OpenSSL $(openssl version | cut -d' ' -f2), nginx $(nginx -v 2>&1 | cut -d/ -f2), stunnel $(dpkg-query -W -f='${Version}' stunnel4), curl $(curl --version | head -1 | cut -d' ' -f2), libp11 $(dpkg-query -W -f='${Version}' libengine-pkcs11-openssl), SoftHSM $(dpkg-query -W -f='${Version}' softhsm2)."
+echo "Each figure: median of $RUNS runs of ${SECS} s (min-max). Server: nginx on the same machine, TLS 1.3, ECDSA P-256 client key on SoftHSM2."
+echo
+echo "## Full handshakes (a new connection and TLS session per request)"
+echo
+echo "| client | concurrency | handshakes/s | p50 ms | p99 ms |"
+echo "|---|---|---|---|---|"
+for c in 1 8 64; do
+	echo "| mtls-agent (key on token) | $c | $(hs_case "$HSBENCH" unix "$T/web.sock" "$c" "$SECS") |"
+	echo "| stunnel4 + libp11 (key on token) | $c | $(hs_case "$HSBENCH" tcp "$st_port" "$c" "$SECS") |"
+	echo "| curl + libp11 (key on token) | $c | $(hs_case curl_p11_run "$c" "$SECS") |"
+	echo "| wolfSSL client, key in a file (ceiling) | $c | $(HS_CA=$T/ca/ca.pem HS_CERT=$T/filekey.pem HS_KEY=$T/filekey.key hs_case "$HSBENCH" tls "$port" "$c" "$SECS") |"
+done
+for th in 1 2; do
+	out=$T/sign.out
+	: >"$out"
+	for _ in $(seq 1 "$RUNS"); do
+		"$SIGNBENCH" "$SOFTHSM_MODULE" pkcs11:token=bench "pkcs11:object=dev-key;type=private" \
+			"file:$T/pin" "$th" "$SECS" >>"$out"
+	done
+	echo "| token raw ECDSA signatures (the token's limit), $th thread(s) | $th | $(field rate <"$out" | median) | - | - |"
+done
+
+echo
+echo "## Relay throughput: 1 GiB from nginx"
+echo
+echo "| path | MB/s | CPU s per GiB (relay process) |"
+echo "|---|---|---|"
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tp_case() { # NAME PID CURL-ARGS...
+	local name=$1 pid=$2 rates=$T/tp.rates cpus=$T/tp.cpu c0 c1 s e
+	shift 2
+	: >"$rates"
+	: >"$cpus"
+	for _ in $(seq 1 "$RUNS"); do
+		c0=$([ "$pid" != - ] && cpu_of "$pid" || echo 0)
+		s=$(date +%s%N)
+		curl -sS -o /dev/null "$@"
+		e=$(date +%s%N)
+		c1=$([ "$pid" != - ] && cpu_of "$pid" || echo 0)
+		awk -v ns=$((e - s)) 'BEGIN {printf "%.0f\n", 1073741824 / (ns / 1e9) / 1e6}' >>"$rates"
+		echo "$(((c1 - c0)))" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", $1/hz}' >>"$cpus"
+	done
+	echo "| $name | $(median <"$rates") | $([ "$pid" != - ] && median <"$cpus" || echo -) |"
+}
+tp_case "mtls-agent (tunnel socket)" "$AGENT_PID" --unix-socket "$T/web.sock" "http://localhost/files/1g.bin"
+st_pid=$(pgrep -f "stunnel4 $T/stunnel.conf" | head -1)
+tp_case "stunnel4 + libp11" "$st_pid" "http://127.0.0.1:$st_port/files/1g.bin"
+sc_port=$(t_free_port)
+socat "TCP-LISTEN:$sc_port,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$port" &
+t_on_exit "kill $!"
+t_wait_port "$sc_port"
+sc_pid=$!
+tp_case "socat (plain TCP relay of the TLS stream)" - --connect-to "localhost:$sc_port:127.0.0.1:$sc_port" \
+	--cert "$T/filekey.pem" --key "$T/filekey.key" --cacert "$T/ca/ca.pem" "https://localhost:$sc_port/files/1g.bin"
+tp_case "curl direct (key in a file, no relay)" - --cert "$T/filekey.pem" --key "$T/filekey.key" \
+	--cacert "$T/ca/ca.pem" "https://localhost:$port/files/1g.bin"
+
+echo
+echo "## Memory: idle relayed connections"
+echo
+rss() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$AGENT_PID/status"; }
+base=$(rss VmRSS)
+"$LOADGEN" "$T/web.sock" 1000 5 "dn=CN=bench-device" >"$T/lg.out" &
+lg=$!
+for _ in $(seq 1 600); do grep -q '^ok=' "$T/lg.out" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+held=$(rss VmRSS)
+wait $lg || true
+echo "| connections | agent RSS | per connection |"
+echo "|---|---|---|"
+echo "| 0 | $((base / 1024)) MiB | - |"
+echo "| 1000 ($(cat "$T/lg.out")) | $((held / 1024)) MiB | $(((held - base) / 1000)) KiB |"
