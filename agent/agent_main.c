@@ -27,6 +27,7 @@
 #include "mtls_log.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "session_cache.h"
 #include "stats.h"
 
 #define DEFAULT_CONFIG "/etc/mtls-agent/mtls-agent.conf"
@@ -406,6 +407,7 @@ int main(int argc, char **argv)
 	scheduler_stop();
 	current_set(NULL);
 	drain(rt, stop_fd);
+	session_cache_clear();
 	stats_log();
 	status = 0;
 out:

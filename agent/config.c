@@ -335,6 +335,13 @@ static int agent_key(struct parse_state *st, const char *k, const char *v)
 		if (parse_uint(v, 65536, &n) != 0 || n == 0)
 			return fail(st, "max_connections: 1..65536");
 		a->max_connections = (unsigned)n;
+	} else if (strcmp(k, "resume") == 0) {
+		if (strcmp(v, "yes") == 0)
+			a->resume = 1;
+		else if (strcmp(v, "no") == 0)
+			a->resume = 0;
+		else
+			return fail(st, "resume: yes or no");
 	} else if (strcmp(k, "max_handshakes") == 0) {
 		if (parse_uint(v, 4096, &n) != 0 || n == 0)
 			return fail(st, "max_handshakes: 1..4096");
@@ -967,6 +974,7 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 	c->agent.max_connections = 1024;
 	c->agent.max_connections_per_uid = 256;
 	c->agent.max_handshakes = 8;
+	c->agent.resume = 1;
 	c->agent.handshake_timeout_ms = 15000;
 	c->agent.request_timeout_ms = 5000;
 	c->agent.connect_timeout_ms = 10000;

@@ -21,6 +21,7 @@
 #include "caller.h"
 #include "proxy_proto.h"
 #include "relay.h"
+#include "session_cache.h"
 #include "stats.h"
 
 #define CONN_STACK (256 * 1024)
@@ -230,6 +231,7 @@ struct route {
 	uint16_t port;
 	const char *sni; /* name sent and checked */
 	const char *alpn;
+	char session_key[384]; /* for resumption; empty: none */
 };
 
 /* Connects, handshakes, relays. reply() tells the program (proxy) that the
@@ -274,6 +276,8 @@ static mtls_err_t hs_do(struct hs_job *j)
 		    j->ssl, j->err);
 	if (r != MTLS_OK)
 		return r;
+	if (j->rt->session_key[0] != '\0')
+		session_cache_offer(j->rt->session_key, *j->ssl);
 	return handshake(j->c, *j->ssl, j->tc, j->err);
 }
 
@@ -372,12 +376,12 @@ static void serve(struct conn *c, const struct route *rt,
 	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
 		     (double)(now_ms() - t0) / 1000.0);
 	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
-		 "identity=%s profile=%s version=%s cipher=%s token_signs=%lu "
-		 "sign_ms=%.1f handshake_ms=%lu%s",
+		 "identity=%s profile=%s version=%s cipher=%s resumed=%d "
+		 "token_signs=%lu sign_ms=%.1f handshake_ms=%lu%s",
 		 c->id, tname, rt->host, rt->port, rt->id->name,
 		 rt->profile ? rt->profile->name : "-",
 		 wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
-		 tc.sign_count, tc.sign_seconds * 1000.0,
+		 wolfSSL_session_reused(ssl), tc.sign_count, tc.sign_seconds * 1000.0,
 		 (unsigned long)(now_ms() - t0),
 		 tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
 	if (reply != NULL)
@@ -386,6 +390,10 @@ static void serve(struct conn *c, const struct route *rt,
 	r = relay_run(ssl, &tc, c->srv_fd, c->app_fd, c->stop_fd,
 		      c->rt->cfg->agent.idle_timeout_ms, early, early_len, &rr,
 		      &err);
+	/* Kept after the relay: a TLS 1.3 ticket arrives after the handshake
+	 * and is read with the first data. */
+	if (rt->session_key[0] != '\0' && rr.to_client > 0)
+		session_cache_keep(rt->session_key, ssl);
 	if (r != MTLS_OK && rr.to_client == 0) {
 		/* TLS 1.3 servers judge our certificate after our Finished:
 		 * their refusal arrives as the first record, and turns the
@@ -432,7 +440,7 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 			 "unlock\"", c->id, ct->name);
 		return;
 	}
-	const struct route rt = {
+	struct route rt = {
 		.ctx = c->t->ctx,
 		.id = c->t->id,
 		.profile = c->t->profile,
@@ -441,6 +449,10 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		.sni = ct->sni != NULL ? ct->sni : ct->connect_host,
 		.alpn = ct->alpn,
 	};
+
+	if (c->rt->cfg->agent.resume)
+		snprintf(rt.session_key, sizeof(rt.session_key), "t|%s|%s|%ld",
+			 ct->name, c->t->id->name, c->t->id->not_after);
 
 	serve(c, &rt, NULL, NULL, 0, t0);
 }
@@ -621,6 +633,10 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 	rt.host = req.host;
 	rt.port = req.port;
 	rt.sni = req.host;
+	if (c->rt->cfg->agent.resume)
+		snprintf(rt.session_key, sizeof(rt.session_key), "r|%s|%s|%s|%u|%ld",
+			 rt.id->name, rt.profile->name, req.host, req.port,
+			 rt.id->not_after);
 	serve(c, &rt, reply, buf + off, len - off, t0);
 	tls_ctx_free(rt.ctx);
 	return;

@@ -9,6 +9,8 @@ agent_conf_token() {
 	log_level = debug
 	handshake_timeout = 10s
 	shutdown_grace = 3s
+	; every handshake signs on the token unless a test asks for resumption
+	resume = no
 
 	[token soft]
 	module = $SOFTHSM_MODULE
@@ -61,7 +63,7 @@ identity_provision() {
 agent_start() {
 	local conf=$1 i from
 	# Only this start's lines count: the log may hold an earlier run's.
-	from=$(($(wc -l <"$T/agent.log" 2>/dev/null || echo 0) + 1))
+	from=$(($(wc -l 2>/dev/null <"$T/agent.log" || echo 0) + 1))
 	"$MTLS_AGENT" -c "$conf" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	t_on_exit agent_stop
@@ -92,7 +94,7 @@ agent_stop() {
 # agent_log_mark: agent_log_wait looks only at lines written after this
 # (agent_start marks too).
 agent_log_mark() {
-	AGENT_LOG_FROM=$(($(wc -l <"$T/agent.log" 2>/dev/null || echo 0) + 1))
+	AGENT_LOG_FROM=$(($(wc -l 2>/dev/null <"$T/agent.log" || echo 0) + 1))
 }
 
 # agent_log_wait PATTERN [SECONDS]: waits for a line of the agent's log,
