@@ -97,7 +97,8 @@ curl_p11_run() {
 				PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -s -o /dev/null \
 					-H 'Connection: close' --engine pkcs11 --key-type ENG \
 					--key "$KEY_URI" --cert "$T/dev.pem" --cacert "$T/ca/ca.pem" \
-					--tlsv1.3 --no-sessionid -w '%{time_total}\n' "${urls[@]}" 2>/dev/null || true
+					--tlsv1.3 --no-sessionid -w '%{http_code} %{time_total}\n' \
+					"${urls[@]}" 2>/dev/null | awk '$1 == 200 {print $2}' || true
 			done
 		) >>"$lat" &
 	done
