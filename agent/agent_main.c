@@ -407,6 +407,7 @@ int main(int argc, char **argv)
 	scheduler_stop();
 	current_set(NULL);
 	drain(rt, stop_fd);
+	conn_pool_stop();
 	session_cache_clear();
 	stats_log();
 	status = 0;

@@ -262,8 +262,9 @@ static struct {
 	pthread_cond_t work, done;
 	struct hs_job *head, *tail;
 	unsigned workers, idle;
+	int stop;
 } hp = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	 PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0 };
+	 PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0 };
 
 static mtls_err_t hs_do(struct hs_job *j)
 {
@@ -293,6 +294,13 @@ static void *hs_worker(void *arg)
 			struct timespec until;
 			int rc;
 
+			if (hp.stop) {
+				hp.workers--;
+				pthread_cond_broadcast(&hp.done);
+				pthread_mutex_unlock(&hp.lock);
+				wc_ecc_fp_free();
+				return NULL;
+			}
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += HS_IDLE_TRIM_SEC;
 			hp.idle++;
@@ -671,6 +679,18 @@ static void *conn_main(void *arg)
 	free(c);
 	atomic_fetch_sub(&g_stats.connections_active, 1);
 	return NULL;
+}
+
+void conn_pool_stop(void)
+{
+	pthread_mutex_lock(&hp.lock);
+	hp.stop = 1;
+	pthread_cond_broadcast(&hp.work);
+	/* Workers finish their job first; jobs are bounded by their own
+	 * connect and handshake deadlines. */
+	while (hp.workers > 0)
+		pthread_cond_wait(&hp.done, &hp.lock);
+	pthread_mutex_unlock(&hp.lock);
 }
 
 mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,

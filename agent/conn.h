@@ -12,4 +12,7 @@
 mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 		      int stop_fd, struct mtls_error *err);
 
+/* Ends the handshake workers (at exit, after the connections). */
+void conn_pool_stop(void);
+
 #endif

@@ -36,20 +36,24 @@ mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 	if (id_len > P11_ID_MAX || label_len > P11_LABEL_MAX)
 		return mtls_error_set(err, MTLS_ERR_ARG, "id or label too long");
 
+	/* The public half states no usage: tpm2-pkcs11 maps CKA_VERIFY and
+	 * CKA_ENCRYPT onto the TPM key's decrypt and sign attributes and
+	 * refuses a pair whose halves then disagree (CKR_GENERAL_ERROR,
+	 * "attr mismatch"); every token defaults them sensibly. */
 	pub[npub++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
-	pub[npub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &yes, sizeof(yes) };
-	/* Least privilege: a signing key does nothing else. */
-	pub[npub++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &no, sizeof(no) };
-	pub[npub++] = (CK_ATTRIBUTE){ CKA_WRAP, &no, sizeof(no) };
 	pub[npub++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &yes, sizeof(yes) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &yes, sizeof(yes) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &no, sizeof(no) };
+	/* Least privilege: a signing key does nothing else... */
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof(yes) };
-	priv[npriv++] = (CK_ATTRIBUTE){ CKA_DECRYPT, &no, sizeof(no) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_UNWRAP, &no, sizeof(no) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_DERIVE, &no, sizeof(no) };
+	/* ...but tpm2-pkcs11 signs with RSA through TPM2_RSA_Decrypt, so an
+	 * RSA key must keep its decrypt attribute. */
+	if (type == P11_KEY_EC)
+		priv[npriv++] = (CK_ATTRIBUTE){ CKA_DECRYPT, &no, sizeof(no) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
 	if (label_len > 0) {
 		pub[npub++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, label_len };

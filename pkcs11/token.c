@@ -265,6 +265,9 @@ const char *p11_token_uri(const struct p11_token *t)
 	return t->uri;
 }
 
+static void p11_session_put_locked(struct p11_token *t, struct p11_session *s,
+				   CK_RV rv);
+
 mtls_err_t p11_session_get(struct p11_token *t, struct p11_session *s,
 			   struct mtls_error *err)
 {
@@ -321,6 +324,18 @@ out:
 void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
 {
 	pthread_mutex_lock(&t->lock);
+	p11_session_put_locked(t, s, rv);
+	/* Closing the application's last session logs it out (PKCS#11 2.40,
+	 * C_CloseSession): the next session must log in again. */
+	if (t->n_open == 0)
+		t->logged_in = 0;
+	pthread_cond_signal(&t->idle_cv);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void p11_session_put_locked(struct p11_token *t, struct p11_session *s,
+				   CK_RV rv)
+{
 	if (s->gen != t->generation) {
 		/* The pool was reset while this session was out. */
 		(void)t->m->fn->C_CloseSession(s->h);
@@ -337,8 +352,6 @@ void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
 		(void)t->m->fn->C_CloseSession(s->h);
 		t->n_open--;
 	}
-	pthread_cond_signal(&t->idle_cv);
-	pthread_mutex_unlock(&t->lock);
 }
 
 mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err)

@@ -17,6 +17,8 @@ PACKAGES=(
 	iproute2 procps util-linux ca-certificates fcgiwrap
 	# promtool (checks the metrics format), systemd-analyze, systemd-socket-activate
 	prometheus systemd
+	# TPM tests (tests/lib/tpm.sh): swtpm and tpm2-pkcs11
+	swtpm tpm2-tools libtpm2-pkcs11-1 libtss2-tcti-swtpm0
 )
 
 command -v dpkg-query >/dev/null || {

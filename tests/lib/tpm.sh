@@ -12,16 +12,21 @@
 # with "tpm:warn(2.0): out of memory for object contexts" (0x902); and the
 # Python tool costs ~0.4 s per call.
 
-TPM_MODULE=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-[ -e "$TPM_MODULE" ] ||
-	TPM_MODULE=$(ls /usr/lib/*/pkcs11/libtpm2_pkcs11.so 2>/dev/null | head -1)
+# tpm2-pkcs11's module (TPM_MODULE from the environment wins).
+: "${TPM_MODULE:=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so}"
+if [ ! -e "$TPM_MODULE" ]; then
+	for _m in /usr/lib/*/pkcs11/libtpm2_pkcs11.so; do
+		[ -e "$_m" ] && TPM_MODULE=$_m && break
+	done
+	unset _m
+fi
 export TPM_MODULE
 
 # tpm_start DIR: swtpm with its state in DIR, the tpm2-pkcs11 store in
 # DIR/store; stopped by the test's cleanup. Exports TPM_PORT and the TCTI
 # for tpm2-pkcs11 and tpm2-tools.
 tpm_start() {
-	local dir=$1 p i
+	local dir=$1 p
 	command -v swtpm >/dev/null || t_fail "swtpm is not installed (scripts/deps.sh)"
 	command -v tpm2_flushcontext >/dev/null ||
 		t_fail "tpm2-tools is not installed (scripts/deps.sh)"
@@ -30,7 +35,7 @@ tpm_start() {
 	dir=$(cd "$dir" && pwd)
 	# Two ports: the TPM's and its control channel's (port + 1). Another
 	# test may take a port between our check and swtpm's bind: try again.
-	for i in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		p=$(t_free_port)
 		ss -Htan "sport = :$((p + 1))" | grep -q . && continue
 		grep -qx "$((p + 1))" "$T/.ports" 2>/dev/null && continue
