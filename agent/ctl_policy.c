@@ -1,6 +1,7 @@
 /* mtlsctl policy check: what the policy decides for a caller and a
  * destination at a time, without connecting. */
 #include <getopt.h>
+#include <json-c/json.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -45,8 +46,10 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv)
 		{ "unit", required_argument, NULL, 'U' },
 		{ "dest", required_argument, NULL, 'd' },
 		{ "at", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int json = 0;
 	struct policy_caller c = { .uid = -1, .gid = -1, .pid = -1 };
 	struct policy_decision d;
 	struct policy_dest dest = { 0 };
@@ -62,8 +65,11 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv)
 		return 2;
 	}
 	optind = 2;
-	while ((opt = getopt_long(argc, argv, "u:g:e:U:d:a:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:g:e:U:d:a:j", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'j':
+			json = 1;
+			break;
 		case 'u':
 			if (parse_id(optarg, 1, &c.uid) != 0) {
 				fprintf(stderr, "mtlsctl: unknown user %s\n", optarg);
@@ -112,6 +118,31 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv)
 	if (ctl_load_config(ctl) != 0)
 		return 1;
 	policy_decide(ctl->cfg->policy, &c, &dest, at, &d);
+	if (json) {
+		json_object *o = json_object_new_object();
+		const struct policy *p = ctl->cfg->policy;
+
+		json_object_object_add(o, "decision", json_object_new_string(
+			d.reason == POLICY_REASON_ALLOWED ? "allow" : "deny"));
+		json_object_object_add(o, "reason",
+				       json_object_new_string(policy_reason_name(d.reason)));
+		if (d.rule >= 0) {
+			json_object_object_add(o, "rule",
+					       json_object_new_string(p->rules[d.rule].name));
+			json_object_object_add(o, "line",
+					       json_object_new_int(p->rules[d.rule].line));
+		}
+		if (d.reason == POLICY_REASON_ALLOWED) {
+			json_object_object_add(o, "identity", json_object_new_string(
+				p->identities[d.identity].name));
+			json_object_object_add(o, "profile", json_object_new_string(
+				p->profiles[d.profile].name));
+		}
+		json_object_object_add(o, "why", json_object_new_string(d.why));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+		return d.reason == POLICY_REASON_ALLOWED ? 0 : 3;
+	}
 	if (d.reason == POLICY_REASON_ALLOWED) {
 		printf("allow\nrule: %s (%s:%d)\nidentity: %s\nprofile: %s\n"
 		       "why: %s\n",

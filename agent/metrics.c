@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "listener.h"
 #include "mtls_log.h"
 #include "p11.h"
+#include "renew_schedule.h"
 #include "stats.h"
 
 #define METRICS_MAX (128 * 1024)
@@ -129,6 +131,15 @@ size_t metrics_render(char *buf, size_t cap)
 			if (rt->ids[i] != NULL)
 				put(&o, "mtls_certificate_not_after_seconds{identity=\"%s\"} %ld\n",
 				    rt->ids[i]->name, rt->ids[i]->not_after);
+		head(&o, "mtls_certificate_expiry_warning", "gauge",
+		     "1 when an identity's certificate is within a warn_before threshold.");
+		for (unsigned i = 0; i < rt->cfg->n_identities; i++)
+			if (rt->ids[i] != NULL)
+				put(&o, "mtls_certificate_expiry_warning{identity=\"%s\"} %d\n",
+				    rt->ids[i]->name,
+				    renew_warning(&rt->cfg->identities[i].renew.sched,
+						  rt->ids[i]->not_after,
+						  (int64_t)time(NULL)) >= 0);
 		head(&o, "mtls_token_present", "gauge",
 		     "1 when the token is in its slot, 0 when absent.");
 		for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {

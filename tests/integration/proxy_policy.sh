@@ -208,7 +208,10 @@ grep -qx 'allow' <<<"$out" && grep -qx 'identity: dev' <<<"$out" &&
 	grep -q '^rule: dev (.*agent.conf:[0-9]*)$' <<<"$out" || t_fail "policy check: $out"
 rc=0; out=$("$MTLSCTL" -c "$conf" policy check --uid 65534 --dest "localhost:$pA") || rc=$?
 [ $rc -eq 3 ] && grep -qx 'reason: no_rule' <<<"$out" || t_fail "policy check deny: $rc $out"
-echo "ok: mtlsctl policy check"
+json=$("$MTLSCTL" -c "$conf" policy check --json --uid 0 --dest "localhost:$pB")
+grep -q '"decision": *"allow"' <<<"$json" && grep -q '"identity": *"dev"' <<<"$json" ||
+	t_fail "policy check --json: $json"
+echo "ok: mtlsctl policy check (text and --json)"
 
 agent_stop
 t_assert_contains "$T/agent.log" 'event=stats .*failed_pin_mismatch=1 .*failed_revoked=1 .*denied_policy_denied=1 denied_no_rule=2'

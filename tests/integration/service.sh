@@ -94,6 +94,8 @@ grep -qx 'mtls_token_present{token="soft"} 1' "$T/metrics.txt" || t_fail "token_
 up=$(sed -n 's/^mtls_bytes_total{direction="to_server"} //p' "$T/metrics.txt")
 [ "$up" -eq $((6 * 73)) ] || t_fail "bytes to server: $up, expected $((6 * 73))"
 grep -q '^mtls_certificate_not_after_seconds{identity="svc"} [0-9]' "$T/metrics.txt" || t_fail "not_after"
+# 30 days left, warn_before 7d and 1d by default: no warning yet.
+grep -qx 'mtls_certificate_expiry_warning{identity="svc"} 0' "$T/metrics.txt" || t_fail "expiry warning"
 echo "ok: promtool accepts the metrics; 6 handshakes, 6 signatures, $up bytes up"
 
 # 4. The control socket: status for root, nothing for another uid.
@@ -144,4 +146,14 @@ out=$(curl -sS --max-time 5 --unix-socket "$T/web.sock" http://localhost/ 2>&1) 
 	[[ $out == *dn=* ]] && t_fail "served after lock: $out"
 agent_log_wait 'result=fail reason=pin_missing' 5
 echo "ok: unlock (wrong PIN refused, right PIN loads the identities), lock logs out"
+# 7. When stderr is the journal (JOURNAL_STREAM names it), lines carry
+#    syslog priority prefixes.
+: >"$T/journal.log"
+rc=0
+JOURNAL_STREAM=$(stat -c '%d:%i' "$T/journal.log") \
+	"$MTLS_AGENT" -c "$T/missing.conf" 2>>"$T/journal.log" || rc=$?
+[ $rc -eq 1 ] || t_fail "missing config: exit $rc"
+grep -q '^<3>level=err event=start_failed reason=config' "$T/journal.log" ||
+	t_fail "no priority prefix: $(cat "$T/journal.log")"
+echo "ok: journal priority prefixes (<3> for errors)"
 t_pass "service"
