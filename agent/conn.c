@@ -261,10 +261,10 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
 	struct hs_job *head, *tail;
-	unsigned workers, idle;
+	unsigned workers, idle, queued;
 	int stop;
 } hp = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	 PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0 };
+	 PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, 0 };
 
 static mtls_err_t hs_do(struct hs_job *j)
 {
@@ -319,6 +319,7 @@ static void *hs_worker(void *arg)
 		hp.head = j->next;
 		if (hp.head == NULL)
 			hp.tail = NULL;
+		hp.queued--;
 		pthread_mutex_unlock(&hp.lock);
 		j->r = hs_do(j);
 		pthread_mutex_lock(&hp.lock);
@@ -337,7 +338,9 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 	pthread_attr_t attr;
 
 	pthread_mutex_lock(&hp.lock);
-	if (hp.idle == 0 && hp.workers < c->rt->cfg->agent.max_handshakes) {
+	/* Idle workers that jobs already queued will take are not free: a job
+	 * must never wait behind a hung handshake while the pool may grow. */
+	if (hp.queued >= hp.idle && hp.workers < c->rt->cfg->agent.max_handshakes) {
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 1024 * 1024);
@@ -354,6 +357,7 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 	else
 		hp.head = &j;
 	hp.tail = &j;
+	hp.queued++;
 	pthread_cond_signal(&hp.work);
 	/* The job's own deadlines (connect, handshake) bound this wait. */
 	while (!j.done)
