@@ -708,6 +708,31 @@ static int cidrs_overlap(const struct policy_cidrs *a, unsigned i,
 	       ((a->addr[i][full] ^ b->addr[j][full]) & (0xff << (8 - rest))) == 0;
 }
 
+/* Could a destination written as this host pattern be in one of the
+ * ranges? An address literal is compared; a pattern made only of address
+ * characters and wildcards ("10.*.*.*") is assumed to. */
+static int host_may_be_in(const char *pattern, const struct policy_cidrs *c)
+{
+	struct policy_cidrs one = { .n = 1 };
+	uint8_t addr[16];
+	int f;
+
+	if (c->n == 0)
+		return 0;
+	f = policy_parse_address(pattern, addr);
+	if (f == 0)
+		return strpbrk(pattern, "*?") != NULL &&
+		       strspn(pattern, "0123456789.:*?[]abcdefABCDEF") ==
+			       strlen(pattern);
+	one.family[0] = (uint8_t)f;
+	memcpy(one.addr[0], addr, 16);
+	one.prefix[0] = f == 4 ? 32 : 128;
+	for (unsigned j = 0; j < c->n; j++)
+		if (cidrs_overlap(&one, 0, c, j))
+			return 1;
+	return 0;
+}
+
 static int where_overlap(const struct policy_dest_match *a,
 			 const struct policy_dest_match *b)
 {
@@ -727,43 +752,11 @@ static int where_overlap(const struct policy_dest_match *a,
 	/* A host pattern against a CIDR: an address literal written as a
 	 * host could fall in the range. */
 	for (unsigned i = 0; i < a->hosts.n; i++)
-		for (unsigned j = 0; j < b->cidrs.n; j++) {
-			uint8_t addr[16];
-			int f = policy_parse_address(a->hosts.pattern[i], addr);
-
-			if (f == 0 && strpbrk(a->hosts.pattern[i], "*?") &&
-			    strspn(a->hosts.pattern[i], "0123456789.:*?[]abcdefABCDEF") ==
-				    strlen(a->hosts.pattern[i]))
-				return 1;
-			if (f != 0) {
-				struct policy_cidrs one = { .n = 1 };
-
-				one.family[0] = (uint8_t)f;
-				memcpy(one.addr[0], addr, 16);
-				one.prefix[0] = f == 4 ? 32 : 128;
-				if (cidrs_overlap(&one, 0, &b->cidrs, j))
-					return 1;
-			}
-		}
+		if (host_may_be_in(a->hosts.pattern[i], &b->cidrs))
+			return 1;
 	for (unsigned i = 0; i < b->hosts.n; i++)
-		for (unsigned j = 0; j < a->cidrs.n; j++) {
-			uint8_t addr[16];
-			int f = policy_parse_address(b->hosts.pattern[i], addr);
-
-			if (f == 0 && strpbrk(b->hosts.pattern[i], "*?") &&
-			    strspn(b->hosts.pattern[i], "0123456789.:*?[]abcdefABCDEF") ==
-				    strlen(b->hosts.pattern[i]))
-				return 1;
-			if (f != 0) {
-				struct policy_cidrs one = { .n = 1 };
-
-				one.family[0] = (uint8_t)f;
-				memcpy(one.addr[0], addr, 16);
-				one.prefix[0] = f == 4 ? 32 : 128;
-				if (cidrs_overlap(&one, 0, &a->cidrs, j))
-					return 1;
-			}
-		}
+		if (host_may_be_in(b->hosts.pattern[i], &a->cidrs))
+			return 1;
 	return 0;
 }
 
