@@ -3,6 +3,7 @@
  * to its own thread. SIGHUP reloads; SIGTERM stops accepting and ends
  * in-flight connections within shutdown_grace. */
 #include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -414,6 +415,7 @@ int main(int argc, char **argv)
 out:
 	if (rt != NULL && atomic_load(&g_stats.connections_active) == 0)
 		runtime_put(rt);
+	wc_ecc_fp_free(); /* loading CAs verified signatures on this thread */
 	tls_global_cleanup();
 	return status;
 }

@@ -231,7 +231,7 @@ struct route {
 	uint16_t port;
 	const char *sni; /* name sent and checked */
 	const char *alpn;
-	char session_key[384]; /* for resumption; empty: none */
+	char session_key[512]; /* for resumption; empty: none */
 };
 
 /* Connects, handshakes, relays. reply() tells the program (proxy) that the
@@ -681,6 +681,9 @@ static void *conn_main(void *arg)
 	uid_release(c->uid);
 	runtime_put(c->rt);
 	free(c);
+	/* Building a route's TLS context (CA and CRL signatures) may have
+	 * filled this thread's FP_ECC tables. */
+	wc_ecc_fp_free();
 	atomic_fetch_sub(&g_stats.connections_active, 1);
 	return NULL;
 }

@@ -1,4 +1,7 @@
 /* mtlsctl: the command-line tool. */
+#include <wolfssl/options.h>
+
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], commands[c].name) == 0) {
 			rc = commands[c].fn(&ctl, argc - i, argv + i);
 			config_free(ctl.cfg);
+			wc_ecc_fp_free(); /* wolfSSL's per-thread tables */
 			return rc;
 		}
 	}

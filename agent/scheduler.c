@@ -1,4 +1,8 @@
+#include <wolfssl/options.h>
+
 #include "scheduler.h"
+
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -150,6 +154,7 @@ static void *run(void *arg)
 			;
 	}
 	pthread_mutex_unlock(&S.lock);
+	wc_ecc_fp_free(); /* renewals verify chains on this thread */
 	return NULL;
 }
 

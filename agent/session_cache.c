@@ -8,7 +8,7 @@
 #include <wolfssl/ssl.h>
 
 #define CACHE_SLOTS 256
-#define KEY_MAX 384
+#define KEY_MAX 512
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {

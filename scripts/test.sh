@@ -15,6 +15,8 @@ BUILD=build scripts/build.sh -DMTLS_WERROR=ON
 BUILD=build-asan scripts/build.sh -DMTLS_WERROR=ON -DMTLS_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=Debug
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
+export MTLS_SANITIZED=1 # memory figures of the load test are not asserted
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j2)
 

@@ -65,7 +65,8 @@ wait $lg || t_fail "loadgen"
 peak=$(rss VmHWM)
 per=$(((held - base) / N))
 echo "load connections=$N cold_rss_kib=$cold base_rss_kib=$base held_rss_kib=$held peak_rss_kib=$peak per_connection_kib=$per threads=$active $(cat "$T/loadgen.out")" | tee "$T/load.result"
-[ "$per" -le 256 ] || t_fail "$per KiB per connection"
+# Sanitizers multiply memory use; there the figure is only reported.
+[ -n "${MTLS_SANITIZED:-}" ] || [ "$per" -le 256 ] || t_fail "$per KiB per connection"
 echo "ok: $N connections at once: RSS $base -> $held KiB ($per KiB each), peak $peak KiB"
 
 # 2. Per-uid limit: another uid gets 50 of 60.
