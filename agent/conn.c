@@ -515,6 +515,29 @@ static void send_all(int fd, const void *buf, size_t len)
 	}
 }
 
+/* After a refusal: stop writing, then read (and drop) what the program
+ * still sends, briefly, so that closing with unread data does not reset
+ * the connection before the program read our answer. */
+static void linger_close(int fd)
+{
+	char sink[4096];
+	uint64_t until = now_ms() + 200;
+	size_t total = 0;
+
+	(void)shutdown(fd, SHUT_WR);
+	while (total < 65536 && now_ms() < until) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, (int)(until - now_ms())) != 1)
+			break;
+		n = recv(fd, sink, sizeof(sink), 0);
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
 static void socks_reply(struct conn *c, mtls_err_t r, const char *detail)
 {
 	uint8_t out[10];
@@ -522,6 +545,8 @@ static void socks_reply(struct conn *c, mtls_err_t r, const char *detail)
 	(void)detail;
 	send_all(c->app_fd, out,
 		 socks5_reply(r == MTLS_OK ? SOCKS5_OK : proxy_socks_code(r), out));
+	if (r != MTLS_OK)
+		linger_close(c->app_fd);
 }
 
 static void http_reply_to(struct conn *c, mtls_err_t r, const char *detail)
@@ -531,6 +556,8 @@ static void http_reply_to(struct conn *c, mtls_err_t r, const char *detail)
 	send_all(c->app_fd, out,
 		 http_reply(r == MTLS_OK ? 200 : proxy_http_status(r),
 			    mtls_err_name(r), detail, out, sizeof(out)));
+	if (r != MTLS_OK)
+		linger_close(c->app_fd);
 }
 
 static void proxy_serve(struct conn *c, uint64_t t0)
@@ -580,6 +607,7 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 			uint8_t out[10];
 
 			send_all(c->app_fd, out, socks5_reply(req.socks_reply, out));
+			linger_close(c->app_fd);
 			r = MTLS_ERR_BAD_REQUEST;
 			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
 				 c->id, c->t->cfg->name, req.error);
@@ -597,6 +625,7 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 			send_all(c->app_fd, out,
 				 http_reply(req.http_status, "bad_request",
 					    req.error, out, sizeof(out)));
+			linger_close(c->app_fd);
 			r = MTLS_ERR_BAD_REQUEST;
 			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
 				 c->id, c->t->cfg->name, req.error);
