@@ -19,11 +19,12 @@ server_stop() {
 	kill -9 "$pid" 2>/dev/null || true
 }
 
-# nginx_start DIR PORT CAFILE CERT KEY [CRL]: on /, answers
+# nginx_start DIR PORT CAFILE CERT KEY [CRL [OCSP_RESPONSE]]: staples the
+# DER OCSP response when given (CRL may be ""); on /, answers
 # "dn=<client DN> verify=<result> proto=<protocol>"; /echo answers with the
 # POSTed body (up to 1 MiB); /files/ serves DIR/www.
 nginx_start() {
-	local dir=$1 port=$2 ca=$3 cert=$4 key=$5 crl=${6:-}
+	local dir=$1 port=$2 ca=$3 cert=$4 key=$5 crl=${6:-} staple=${7:-}
 	mkdir -p "$dir/www"
 	dir=$(cd "$dir" && pwd)
 	# As root the workers would run as nobody, who cannot enter $T (0700).
@@ -57,6 +58,7 @@ nginx_start() {
 	        ssl_verify_client on;
 	        ssl_verify_depth 3;
 	        ${crl:+ssl_crl $crl;}
+	        ${staple:+ssl_stapling on; ssl_stapling_file $staple;}
 	        location / {
 	            default_type text/plain;
 	            return 200 "dn=\$ssl_client_s_dn verify=\$ssl_client_verify proto=\$ssl_protocol\n";
