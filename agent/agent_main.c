@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mtls_clock.h"
 #include "conn.h"
 #include "control.h"
 #include "metrics.h"
@@ -221,30 +222,22 @@ static void accept_on(struct runtime *rt, struct tunnel *t, int stop_fd)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void drain(struct runtime *rt, int stop_fd)
 {
-	uint64_t deadline = now_ms() + rt->cfg->agent.shutdown_grace_ms;
+	uint64_t deadline = mtls_now_ms() + rt->cfg->agent.shutdown_grace_ms;
 	uint64_t one = 1;
 
 	while (atomic_load(&g_stats.connections_active) > 0 &&
-	       now_ms() < deadline)
+	       mtls_now_ms() < deadline)
 		usleep(20000);
 	if (atomic_load(&g_stats.connections_active) > 0) {
 		log_notice("event=shutdown ending=%lu",
 			   atomic_load(&g_stats.connections_active));
 		if (write(stop_fd, &one, sizeof(one)) != sizeof(one))
 			log_warn("event=shutdown error=\"stop signal\"");
-		deadline = now_ms() + 2000;
+		deadline = mtls_now_ms() + 2000;
 		while (atomic_load(&g_stats.connections_active) > 0 &&
-		       now_ms() < deadline)
+		       mtls_now_ms() < deadline)
 			usleep(10000);
 	}
 }
@@ -364,9 +357,9 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < rt->n_tunnels; i++)
 			p[n++] = (struct pollfd){ .fd = rt->tunnels[i].listen_fd,
 						  .events = POLLIN };
-		if (watchdog_usec > 0 && now_ms() - last_ping >= watchdog_usec / 2000) {
+		if (watchdog_usec > 0 && mtls_now_ms() - last_ping >= watchdog_usec / 2000) {
 			sd_notify(0, "WATCHDOG=1");
-			last_ping = now_ms();
+			last_ping = mtls_now_ms();
 		}
 		if (poll(p, n, watchdog_usec ? (int)(watchdog_usec / 2000) : -1) < 0) {
 			if (errno == EINTR)

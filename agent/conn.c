@@ -17,6 +17,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
+#include "mtls_clock.h"
 #include "mtls_log.h"
 #include "caller.h"
 #include "proxy_proto.h"
@@ -91,14 +92,6 @@ struct conn {
 
 static atomic_ulong next_conn_id;
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 
 
 /* Waits for events on fd until deadline or stop. 1 ready, 0 timeout,
@@ -106,7 +99,7 @@ static uint64_t now_ms(void)
 static int wait_fd(int fd, short events, int stop_fd, uint64_t deadline)
 {
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = mtls_now_ms();
 		struct pollfd p[2] = { { .fd = fd, .events = events },
 				       { .fd = stop_fd, .events = POLLIN } };
 		int n;
@@ -145,7 +138,7 @@ static mtls_err_t connect_server(struct conn *c, const char *host,
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_family = AF_UNSPEC };
 	struct addrinfo *res = NULL, *ai;
-	uint64_t deadline = now_ms() + c->rt->cfg->agent.connect_timeout_ms;
+	uint64_t deadline = mtls_now_ms() + c->rt->cfg->agent.connect_timeout_ms;
 	char port[8];
 	int rc, last_errno = 0;
 
@@ -193,7 +186,7 @@ static mtls_err_t connect_server(struct conn *c, const char *host,
 static mtls_err_t handshake(struct conn *c, WOLFSSL *ssl, struct tls_conn *tc,
 			    struct mtls_error *err)
 {
-	uint64_t deadline = now_ms() + c->rt->cfg->agent.handshake_timeout_ms;
+	uint64_t deadline = mtls_now_ms() + c->rt->cfg->agent.handshake_timeout_ms;
 
 	for (;;) {
 		int ret = wolfSSL_connect(ssl), e, w;
@@ -386,7 +379,7 @@ static void serve(struct conn *c, const struct route *rt,
 	wolfSSL_FreeHandshakeResources(ssl);
 	atomic_fetch_add(&g_stats.handshakes_ok, 1);
 	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
-		     (double)(now_ms() - t0) / 1000.0);
+		     (double)(mtls_now_ms() - t0) / 1000.0);
 	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
 		 "identity=%s profile=%s version=%s cipher=%s resumed=%d "
 		 "token_signs=%lu sign_ms=%.1f handshake_ms=%lu%s",
@@ -394,7 +387,7 @@ static void serve(struct conn *c, const struct route *rt,
 		 rt->profile ? rt->profile->name : "-",
 		 wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
 		 wolfSSL_session_reused(ssl), tc.sign_count, tc.sign_seconds * 1000.0,
-		 (unsigned long)(now_ms() - t0),
+		 (unsigned long)(mtls_now_ms() - t0),
 		 tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
 	if (reply != NULL)
 		reply(c, MTLS_OK, NULL);
@@ -425,7 +418,7 @@ static void serve(struct conn *c, const struct route *rt,
 		 "duration_ms=%llu%s%s", c->id, tname,
 		 (unsigned long long)rr.to_server,
 		 (unsigned long long)rr.to_client,
-		 (unsigned long long)(now_ms() - t0),
+		 (unsigned long long)(mtls_now_ms() - t0),
 		 rr.idle_timeout ? " idle_timeout=1" : "",
 		 rr.stopped ? " stopped=1" : "");
 	goto out;
@@ -521,15 +514,15 @@ static void send_all(int fd, const void *buf, size_t len)
 static void linger_close(int fd)
 {
 	char sink[4096];
-	uint64_t until = now_ms() + 200;
+	uint64_t until = mtls_now_ms() + 200;
 	size_t total = 0;
 
 	(void)shutdown(fd, SHUT_WR);
-	while (total < 65536 && now_ms() < until) {
+	while (total < 65536 && mtls_now_ms() < until) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 
-		if (poll(&p, 1, (int)(until - now_ms())) != 1)
+		if (poll(&p, 1, (int)(until - mtls_now_ms())) != 1)
 			break;
 		n = recv(fd, sink, sizeof(sink), 0);
 		if (n <= 0)
@@ -690,7 +683,7 @@ quiet:
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
-	uint64_t t0 = now_ms();
+	uint64_t t0 = mtls_now_ms();
 
 	if (c->t->cfg->is_proxy) {
 		log_info("event=accept conn=%lu proxy=%s", c->id, c->t->cfg->name);

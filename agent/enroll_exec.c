@@ -1,6 +1,8 @@
 /* exec enroller: any CA with a command line (openssl ca, step, vault). */
 #include "enroll.h"
 
+#include "mtls_clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -11,19 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 mtls_err_t enroll_exec(const struct cfg_renew *r, const char *csr_pem,
 		       struct enroll_result *res, struct mtls_error *err)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, status = 0;
-	int64_t deadline = now_ms() + r->exec_timeout_ms;
+	uint64_t deadline = mtls_now_ms() + r->exec_timeout_ms;
 	size_t csr_len = strlen(csr_pem), sent = 0, got = 0;
 	char *buf = NULL;
 	mtls_err_t ret = MTLS_OK;
@@ -66,7 +60,7 @@ mtls_err_t enroll_exec(const struct cfg_renew *r, const char *csr_pem,
 	while (out[0] >= 0) {
 		struct pollfd p[2] = { { .fd = in[1], .events = POLLOUT },
 				       { .fd = out[0], .events = POLLIN } };
-		int64_t left = deadline - now_ms();
+		int64_t left = (int64_t)(deadline - mtls_now_ms());
 		ssize_t n;
 
 		if (left <= 0) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <wolfssl/ssl.h>
 
+#include "mtls_clock.h"
 #include "stats.h"
 
 struct dir {
@@ -19,21 +20,13 @@ struct dir {
 	int done; /* EOF passed on to the sink */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     int app_fd, int stop_fd, unsigned idle_ms,
 		     const uint8_t *early, size_t early_len,
 		     struct relay_result *res, struct mtls_error *err)
 {
 	struct dir up = { 0 }, down = { 0 }; /* up: app -> server */
-	uint64_t last = now_ms();
+	uint64_t last = mtls_now_ms();
 	int tls_want_read = 1, tls_want_write = 0;
 	mtls_err_t r = MTLS_OK;
 	ssize_t n;
@@ -138,7 +131,7 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		if (up.done && down.done)
 			goto out;
 		if (progress) {
-			last = now_ms();
+			last = mtls_now_ms();
 			continue;
 		}
 		if (wolfSSL_pending(ssl) > 0 && down.len == 0)
@@ -167,7 +160,7 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		if (p[1].events == 0)
 			p[1].fd = -1;
 		if (idle_ms > 0) {
-			uint64_t idle = now_ms() - last;
+			uint64_t idle = mtls_now_ms() - last;
 
 			if (idle >= idle_ms) {
 				res->idle_timeout = 1;

@@ -2,6 +2,8 @@
 
 #include "tls.h"
 
+#include "mtls_clock.h"
+
 #include "stats.h"
 
 #include <stdio.h>
@@ -32,25 +34,17 @@
 	"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"          \
 	"ECDHE-RSA-AES256-GCM-SHA384"
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int sign_on_token(struct tls_conn *tc, enum p11_sign_mech mech,
 			 enum p11_hash hash, const unsigned char *in,
 			 unsigned in_len, uint8_t *sig, size_t *sig_len)
 {
-	double t0 = now_seconds();
+	double t0 = ((double)mtls_now_ns() / 1e9);
 
 	mtls_err_t r;
 
 	r = p11_key_sign(tc->id->key, mech, hash, in, in_len, sig, sig_len,
 			 &tc->sign_err);
-	t0 = now_seconds() - t0;
+	t0 = ((double)mtls_now_ns() / 1e9) - t0;
 	hist_observe(&g_stats.sign_seconds, sign_bounds, t0);
 	tc->sign_seconds += t0;
 	tc->sign_count++;
