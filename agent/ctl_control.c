@@ -209,29 +209,6 @@ static int64_t num(json_object *o, const char *key, int64_t dflt)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : dflt;
 }
 
-static void span(int64_t s, char *out, size_t cap)
-{
-	int64_t a = s < 0 ? -s : s;
-
-	if (a >= 86400)
-		snprintf(out, cap, "%lldd %lldh", (long long)(a / 86400),
-			 (long long)(a % 86400 / 3600));
-	else if (a >= 3600)
-		snprintf(out, cap, "%lldh %lldm", (long long)(a / 3600),
-			 (long long)(a % 3600 / 60));
-	else
-		snprintf(out, cap, "%lldm %llds", (long long)(a / 60), (long long)(a % 60));
-}
-
-static void when(int64_t t, char *out, size_t cap)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, cap, "%Y-%m-%d %H:%MZ", &tm);
-}
-
 static int by_expiry(const void *x, const void *y)
 {
 	json_object *const *a = x, *const *b = y;
@@ -281,8 +258,8 @@ int ctl_status_agent(struct ctl *ctl, int json)
 			       str(id, "name"), str(id, "token"));
 			continue;
 		}
-		when(num(id, "not_after", 0), t1, sizeof(t1));
-		span(num(id, "not_after", 0) - now, t2, sizeof(t2));
+		ctl_fmt_time(num(id, "not_after", 0), t1, sizeof(t1));
+		ctl_fmt_span(num(id, "not_after", 0) - now, t2, sizeof(t2));
 		printf("  %-12s expires %s (%s %s)  %s\n", str(id, "name"), t1,
 		       num(id, "not_after", 0) > now ? "in" : "EXPIRED", t2,
 		       str(id, "subject"));
@@ -290,8 +267,8 @@ int ctl_status_agent(struct ctl *ctl, int json)
 		       str(id, "issuer"), str(id, "token"),
 		       (long long)num(id, "generation", 0));
 		if (json_object_object_get_ex(id, "next_renewal", &v)) {
-			when(num(id, "next_renewal", 0), t1, sizeof(t1));
-			span(num(id, "next_renewal", 0) - now, t2, sizeof(t2));
+			ctl_fmt_time(num(id, "next_renewal", 0), t1, sizeof(t1));
+			ctl_fmt_span(num(id, "next_renewal", 0) - now, t2, sizeof(t2));
 			printf("  %-12s next renewal %s (%s %s); last: %s\n", "", t1,
 			       num(id, "next_renewal", 0) > now ? "in" : "due", t2,
 			       *str(id, "last_result") ? str(id, "last_result") : "none yet");

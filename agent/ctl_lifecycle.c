@@ -14,30 +14,6 @@
 #include "renew_schedule.h"
 #include "tls.h"
 
-struct opened {
-	struct p11_module *m;
-	struct p11_token *t;
-};
-
-static int open_token(struct ctl *ctl, const struct cfg_identity *ci,
-		      struct opened *o, struct mtls_error *err)
-{
-	const struct cfg_token *tok = &ctl->cfg->tokens[ci->token];
-
-	memset(o, 0, sizeof(*o));
-	if (p11_module_open(tok->module, &o->m, err) != MTLS_OK ||
-	    p11_token_open(o->m, tok->uri, tok->pin_source, 2, &o->t, err) !=
-		    MTLS_OK)
-		return -1;
-	return 0;
-}
-
-static void close_token(struct opened *o)
-{
-	p11_token_close(o->t);
-	p11_module_close(o->m);
-}
-
 static int find(struct ctl *ctl, const char *name)
 {
 	int i;
@@ -61,7 +37,7 @@ static int run(struct ctl *ctl, int i, int first)
 	struct mtls_error err = { 0 };
 	struct identity *cur = NULL;
 	struct renew_state st;
-	struct opened o;
+	struct ctl_token o;
 	char key[512], cert[1024], chain[1024];
 	int switched = 0, retry = 0, rc = 1;
 
@@ -69,7 +45,7 @@ static int run(struct ctl *ctl, int i, int first)
 		return ctl_fail(&err);
 	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=
 		    MTLS_OK ||
-	    open_token(ctl, ci, &o, &err) != 0 ||
+	    ctl_token_open(ctl, ci, &o, &err) != 0 ||
 	    p11_token_login(o.t, &err) != MTLS_OK) {
 		ctl_fail(&err);
 		goto out;
@@ -106,7 +82,7 @@ static int run(struct ctl *ctl, int i, int first)
 	rc = 0;
 out:
 	identity_free(cur);
-	close_token(&o);
+	ctl_token_close(&o);
 	return rc;
 }
 
@@ -144,32 +120,6 @@ int ctl_renew(struct ctl *ctl, int argc, char **argv)
 	return run(ctl, i, 0);
 }
 
-static void span(int64_t s, char *out, size_t cap)
-{
-	const char *sign = s < 0 ? "-" : "";
-
-	if (s < 0)
-		s = -s;
-	if (s >= 86400)
-		snprintf(out, cap, "%s%lldd%lldh", sign, (long long)(s / 86400),
-			 (long long)(s % 86400 / 3600));
-	else if (s >= 3600)
-		snprintf(out, cap, "%s%lldh%lldm", sign, (long long)(s / 3600),
-			 (long long)(s % 3600 / 60));
-	else
-		snprintf(out, cap, "%s%lldm%llds", sign, (long long)(s / 60),
-			 (long long)(s % 60));
-}
-
-static void when(int64_t t, char *out, size_t cap)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
-}
-
 int ctl_status(struct ctl *ctl, int argc, char **argv)
 {
 	int64_t now = (int64_t)time(NULL);
@@ -202,20 +152,20 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 		struct p11_token_status ts;
 		struct identity *id = NULL;
 		struct renew_state st;
-		struct opened o;
+		struct ctl_token o;
 		char key[512], cert[1024], chain[1024], a[64], b[64], msg[512];
 
 		printf("identity %s\n", ci->name);
 		renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err);
-		if (open_token(ctl, ci, &o, &err) != 0) {
+		if (ctl_token_open(ctl, ci, &o, &err) != 0) {
 			printf("  token:       %s\n", mtls_error_str(&err, msg, sizeof(msg)));
-			close_token(&o);
+			ctl_token_close(&o);
 			continue;
 		}
 		p11_token_status(o.t, &ts);
 		if (!ts.present) {
 			printf("  token:       ABSENT (%s)\n", p11_token_uri(o.t));
-			close_token(&o);
+			ctl_token_close(&o);
 			continue;
 		}
 		printf("  token:       present: %s (serial %s, %s)\n", ts.label,
@@ -227,8 +177,8 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 			printf("  certificate: none usable: %s\n",
 			       mtls_error_str(&err, msg, sizeof(msg)));
 		} else {
-			when(id->not_after, a, sizeof(a));
-			span(id->not_after - now, b, sizeof(b));
+			ctl_fmt_time(id->not_after, a, sizeof(a));
+			ctl_fmt_span(id->not_after - now, b, sizeof(b));
 			printf("  subject:     %s\n  issuer:      %s\n"
 			       "  not after:   %s (%s %s)\n", id->subject,
 			       id->issuer, a, id->not_after > now ? "in" : "EXPIRED",
@@ -240,8 +190,8 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 
 				if (st.next_attempt > due)
 					due = st.next_attempt;
-				when(due, a, sizeof(a));
-				span(due - now, b, sizeof(b));
+				ctl_fmt_time(due, a, sizeof(a));
+				ctl_fmt_span(due - now, b, sizeof(b));
 				printf("  next renewal: %s (%s %s)\n", a,
 				       due > now ? "in" : "due, overdue by", b);
 			} else {
@@ -255,7 +205,7 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 		       st.last_result[0] ? st.last_result : "never renewed",
 		       st.failures ? " (failing)" : "");
 		identity_free(id);
-		close_token(&o);
+		ctl_token_close(&o);
 	}
 	return 0;
 }

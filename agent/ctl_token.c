@@ -13,22 +13,20 @@
 #include "mtlsctl.h"
 #include "p11.h"
 
-struct ctl_token {
-	struct p11_module *m;
-	struct p11_token *t;
+/* An identity's token, opened and logged in. */
+struct ctl_id_token {
+	struct ctl_token tok;
 	const struct cfg_identity *id;
 };
 
-static void token_close(struct ctl_token *ct)
+static void token_close(struct ctl_id_token *ct)
 {
-	p11_token_close(ct->t);
-	p11_module_close(ct->m);
+	ctl_token_close(&ct->tok);
 }
 
 static int token_open(struct ctl *ctl, const char *identity,
-		      struct ctl_token *ct, struct mtls_error *err)
+		      struct ctl_id_token *ct, struct mtls_error *err)
 {
-	const struct cfg_token *tok;
 	int i;
 
 	memset(ct, 0, sizeof(*ct));
@@ -38,14 +36,12 @@ static int token_open(struct ctl *ctl, const char *identity,
 	if (i < 0) {
 		mtls_error_set(err, MTLS_ERR_CONFIG, "%s: no [identity %s]",
 			       ctl->config_path, identity);
-		return ctl_fail(err) ? -1 : -1;
+		ctl_fail(err);
+		return -1;
 	}
 	ct->id = &ctl->cfg->identities[i];
-	tok = &ctl->cfg->tokens[ct->id->token];
-	if (p11_module_open(tok->module, &ct->m, err) != MTLS_OK ||
-	    p11_token_open(ct->m, tok->uri, tok->pin_source, 2, &ct->t, err) !=
-		    MTLS_OK ||
-	    p11_token_login(ct->t, err) != MTLS_OK) {
+	if (ctl_token_open(ctl, ct->id, &ct->tok, err) != 0 ||
+	    p11_token_login(ct->tok.t, err) != MTLS_OK) {
 		token_close(ct);
 		ctl_fail(err);
 		return -1;
@@ -97,7 +93,7 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 	};
 	const char *type = "ec-p256";
 	struct mtls_error err = { 0 };
-	struct ctl_token ct;
+	struct ctl_id_token ct;
 	struct p11_key *existing = NULL;
 	enum p11_key_type kt;
 	unsigned bits;
@@ -148,17 +144,17 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 	label[label_len] = '\0';
 	/* Never add a second key under the same name: lookups would become
 	 * ambiguous. */
-	r = p11_key_open(ct.t, ct.id->key, &existing, &err);
+	r = p11_key_open(ct.tok.t, ct.id->key, &existing, &err);
 	if (r == MTLS_OK) {
 		p11_key_close(existing);
 		mtls_error_set(&err, MTLS_ERR_AMBIGUOUS,
 			       "a key matching %s already exists",
-			       p11_token_uri(ct.t));
+			       p11_token_uri(ct.tok.t));
 		goto fail;
 	}
 	if (r != MTLS_ERR_KEY_NOT_FOUND)
 		goto fail;
-	r = p11_keygen(ct.t, kt, bits, has_label ? (char *)label : NULL,
+	r = p11_keygen(ct.tok.t, kt, bits, has_label ? (char *)label : NULL,
 		       has_id ? id : NULL, has_id ? id_len : 0, out_id,
 		       &out_id_len, &err);
 	if (r != MTLS_OK)
@@ -184,7 +180,7 @@ int ctl_csr(struct ctl *ctl, int argc, char **argv)
 	};
 	struct csr_request req = { 0 };
 	struct mtls_error err = { 0 };
-	struct ctl_token ct;
+	struct ctl_id_token ct;
 	struct p11_key *key = NULL;
 	const char *out = NULL;
 	char *pem = NULL;
@@ -218,7 +214,7 @@ int ctl_csr(struct ctl *ctl, int argc, char **argv)
 	}
 	if (token_open(ctl, argv[optind], &ct, &err) != 0)
 		return 1;
-	if (p11_key_open(ct.t, ct.id->key, &key, &err) != MTLS_OK ||
+	if (p11_key_open(ct.tok.t, ct.id->key, &key, &err) != MTLS_OK ||
 	    csr_make(key, &req, &pem, &err) != MTLS_OK) {
 		ctl_fail(&err);
 		goto out;
@@ -244,7 +240,7 @@ out:
 int ctl_import_cert(struct ctl *ctl, int argc, char **argv)
 {
 	struct mtls_error err = { 0 };
-	struct ctl_token ct;
+	struct ctl_id_token ct;
 	struct identity *id = NULL;
 	WOLFSSL_X509 *x = NULL;
 	unsigned char *subj = NULL;
@@ -261,7 +257,7 @@ int ctl_import_cert(struct ctl *ctl, int argc, char **argv)
 		return 1;
 	/* Loading it as the identity checks that the certificate belongs
 	 * to the key on the token. */
-	if (identity_load(ct.id->name, ct.t, ct.id->key, argv[2], NULL, &id,
+	if (identity_load(ct.id->name, ct.tok.t, ct.id->key, argv[2], NULL, &id,
 			  &err) != MTLS_OK) {
 		ctl_fail(&err);
 		goto out;
@@ -276,7 +272,7 @@ int ctl_import_cert(struct ctl *ctl, int argc, char **argv)
 	key_id_len = p11_key_id(id->key, key_id);
 	label_uri = strncmp(ct.id->cert, "pkcs11:", 7) == 0 ? ct.id->cert :
 							       ct.id->key;
-	if (p11_cert_store(ct.t, id->chain_der[0], id->chain_len[0], subj,
+	if (p11_cert_store(ct.tok.t, id->chain_der[0], id->chain_len[0], subj,
 			   (size_t)subj_len, label_uri, key_id, key_id_len,
 			   &err) != MTLS_OK) {
 		ctl_fail(&err);
@@ -296,7 +292,7 @@ out:
 int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 {
 	struct mtls_error err = { 0 };
-	struct ctl_token ct;
+	struct ctl_id_token ct;
 	struct p11_key *key = NULL;
 	struct p11_key_flags f;
 	uint8_t id[P11_ID_MAX];
@@ -309,7 +305,7 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 	}
 	if (token_open(ctl, argv[1], &ct, &err) != 0)
 		return 1;
-	if (p11_key_open(ct.t, ct.id->key, &key, &err) != MTLS_OK ||
+	if (p11_key_open(ct.tok.t, ct.id->key, &key, &err) != MTLS_OK ||
 	    p11_key_flags(key, &f, &err) != MTLS_OK) {
 		ctl_fail(&err);
 		goto out;

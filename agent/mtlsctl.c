@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "mtlsctl.h"
 #include "mtls_log.h"
@@ -48,6 +49,50 @@ int ctl_fail(const struct mtls_error *err)
 	fprintf(stderr, "mtlsctl: %s: %s\n", mtls_err_name(err->code),
 		mtls_error_str(err, msg, sizeof(msg)));
 	return 1;
+}
+
+int ctl_token_open(struct ctl *ctl, const struct cfg_identity *ci,
+		   struct ctl_token *ct, struct mtls_error *err)
+{
+	const struct cfg_token *tok = &ctl->cfg->tokens[ci->token];
+
+	memset(ct, 0, sizeof(*ct));
+	if (p11_module_open(tok->module, &ct->m, err) != MTLS_OK ||
+	    p11_token_open(ct->m, tok->uri, tok->pin_source, 2, &ct->t, err) !=
+		    MTLS_OK)
+		return -1;
+	return 0;
+}
+
+void ctl_token_close(struct ctl_token *ct)
+{
+	p11_token_close(ct->t);
+	p11_module_close(ct->m);
+}
+
+/* "29d 23h", "5h 2m", "3m 10s": how far off a time is (sign dropped). */
+void ctl_fmt_span(int64_t s, char *out, size_t cap)
+{
+	int64_t a = s < 0 ? -s : s;
+
+	if (a >= 86400)
+		snprintf(out, cap, "%lldd %lldh", (long long)(a / 86400),
+			 (long long)(a % 86400 / 3600));
+	else if (a >= 3600)
+		snprintf(out, cap, "%lldh %lldm", (long long)(a / 3600),
+			 (long long)(a % 3600 / 60));
+	else
+		snprintf(out, cap, "%lldm %llds", (long long)(a / 60), (long long)(a % 60));
+}
+
+/* "2026-11-29 08:00Z" */
+void ctl_fmt_time(int64_t t, char *out, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%d %H:%MZ", &tm);
 }
 
 int ctl_load_config(struct ctl *ctl)

@@ -2,7 +2,11 @@
 #ifndef MTLS_MTLSCTL_H
 #define MTLS_MTLSCTL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "config.h"
+#include "p11.h"
 
 struct ctl {
 	const char *config_path;
@@ -31,6 +35,19 @@ int ctl_lock(struct ctl *ctl, int argc, char **argv);
 /* -1: the agent is not reachable (the caller may work offline). */
 int ctl_status_agent(struct ctl *ctl, int json);
 int ctl_renew_agent(struct ctl *ctl, const char *identity);
+
+/* The module and token of an identity, opened directly (not logged in). */
+struct ctl_token {
+	struct p11_module *m;
+	struct p11_token *t;
+};
+
+int ctl_token_open(struct ctl *ctl, const struct cfg_identity *ci,
+		   struct ctl_token *ct, struct mtls_error *err);
+void ctl_token_close(struct ctl_token *ct);
+
+void ctl_fmt_span(int64_t seconds, char *out, size_t cap);
+void ctl_fmt_time(int64_t t, char *out, size_t cap);
 
 /* Prints "mtlsctl: <reason>: <detail>" and returns 1. */
 int ctl_fail(const struct mtls_error *err);
