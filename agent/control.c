@@ -3,11 +3,9 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,7 +13,7 @@
 #include "caller.h"
 #include "control_proto.h"
 #include "current.h"
-#include "listener.h"
+#include "local_server.h"
 #include "mtls_log.h"
 #include "p11.h"
 #include "pins.h"
@@ -24,14 +22,14 @@
 #include "scheduler.h"
 #include "stats.h"
 
+static struct local_server server;
 static struct {
-	pthread_t thread;
-	int fd, stop_fd, reload_fd, running;
+	int reload_fd;
 	uid_t uid;
 	gid_t group;
 	int has_group;
 	char path[108];
-} C = { .fd = -1, .stop_fd = -1 };
+} C;
 
 static int allowed(const struct caller *who)
 {
@@ -280,27 +278,6 @@ static void serve_one(int fd)
 	json_object_put(reply);
 }
 
-static void *run(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		struct pollfd p[2] = { { .fd = C.fd, .events = POLLIN },
-				       { .fd = C.stop_fd, .events = POLLIN } };
-		int c;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents & POLLIN)
-			break;
-		c = accept4(C.fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		serve_one(c);
-		close(c);
-	}
-	return NULL;
-}
-
 int control_start(const struct cfg_agent *a, int reload_fd)
 {
 	struct cfg_tunnel t = { .listen_path = a->control,
@@ -310,7 +287,6 @@ int control_start(const struct cfg_agent *a, int reload_fd)
 				.group = a->has_control_group ? a->control_group : (gid_t)-1 };
 	struct mtls_error err = { 0 };
 	char msg[512];
-	int activated;
 
 	if (a->control == NULL)
 		return 0;
@@ -320,29 +296,19 @@ int control_start(const struct cfg_agent *a, int reload_fd)
 	C.has_group = a->has_control_group;
 	C.reload_fd = reload_fd;
 	snprintf(C.path, sizeof(C.path), "%s", a->control);
-	if (listener_open(&t, &C.fd, &activated, &err) != MTLS_OK) {
+	if (local_server_start(&server, &t, serve_one, &err) != MTLS_OK) {
 		log_err("event=control_failed detail=\"%s\"",
 			mtls_error_str(&err, msg, sizeof(msg)));
 		return -1;
 	}
-	C.stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (C.stop_fd < 0 || pthread_create(&C.thread, NULL, run, NULL) != 0)
-		return -1;
-	C.running = 1;
 	log_info("event=control_listen listen=%s", a->control);
 	return 0;
 }
 
 void control_stop(void)
 {
-	uint64_t one = 1;
-
-	if (!C.running)
+	if (!server.running)
 		return;
-	if (write(C.stop_fd, &one, sizeof(one)) == sizeof(one))
-		pthread_join(C.thread, NULL);
-	close(C.fd);
+	local_server_stop(&server);
 	unlink(C.path);
-	close(C.stop_fd);
-	C.running = 0;
 }

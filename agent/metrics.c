@@ -2,18 +2,16 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "current.h"
-#include "listener.h"
+#include "local_server.h"
 #include "mtls_log.h"
 #include "p11.h"
 #include "renew_schedule.h"
@@ -154,10 +152,7 @@ size_t metrics_render(char *buf, size_t cap)
 	return o.len;
 }
 
-static struct {
-	pthread_t thread;
-	int fd, stop_fd, running;
-} M = { .fd = -1, .stop_fd = -1 };
+static struct local_server M;
 
 /* A minimal HTTP/1.0 answer: whatever was asked, the metrics. */
 static void serve_one(int fd)
@@ -190,27 +185,6 @@ static void serve_one(int fd)
 	free(body);
 }
 
-static void *run(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		struct pollfd p[2] = { { .fd = M.fd, .events = POLLIN },
-				       { .fd = M.stop_fd, .events = POLLIN } };
-		int c;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents & POLLIN)
-			break;
-		c = accept4(M.fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		serve_one(c);
-		close(c);
-	}
-	return NULL;
-}
-
 int metrics_start(const struct cfg_agent *a)
 {
 	struct cfg_tunnel t = { .listen_path = a->metrics_path,
@@ -221,21 +195,15 @@ int metrics_start(const struct cfg_agent *a)
 				.group = (gid_t)-1 };
 	struct mtls_error err = { 0 };
 	char msg[512];
-	int activated;
 
 	if (a->metrics_path == NULL && a->metrics_host == NULL)
 		return 0;
 	snprintf(t.name, sizeof(t.name), "metrics");
-	if (listener_open(&t, &M.fd, &activated, &err) != MTLS_OK) {
+	if (local_server_start(&M, &t, serve_one, &err) != MTLS_OK) {
 		log_err("event=metrics_failed detail=\"%s\"",
 			mtls_error_str(&err, msg, sizeof(msg)));
 		return -1;
 	}
-	/* Blocking accepts on this thread's own socket. */
-	M.stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (M.stop_fd < 0 || pthread_create(&M.thread, NULL, run, NULL) != 0)
-		return -1;
-	M.running = 1;
 	log_info("event=metrics_listen listen=%s%s%.0u",
 		 a->metrics_path ? a->metrics_path : a->metrics_host,
 		 a->metrics_path ? "" : ":", a->metrics_path ? 0 : a->metrics_port);
@@ -244,14 +212,5 @@ int metrics_start(const struct cfg_agent *a)
 
 void metrics_stop(void)
 {
-	uint64_t one = 1;
-
-	if (!M.running)
-		return;
-	if (write(M.stop_fd, &one, sizeof(one)) != sizeof(one))
-		return;
-	pthread_join(M.thread, NULL);
-	close(M.fd);
-	close(M.stop_fd);
-	M.running = 0;
+	local_server_stop(&M);
 }
