@@ -237,8 +237,14 @@ static mtls_err_t check_issued(struct renew_env *e, struct renew_state *st,
 		goto out;
 	}
 	wc_FreeDecodedCert(&dc);
+	/* Usable now means: valid (300 s of clock skew allowed at the start)
+	 * and with at least a tenth of its lifetime left. A fixed margin
+	 * would refuse every short-lived certificate a CA is configured for;
+	 * a relative one still refuses what would be due for renewal again
+	 * at once (the schedule renews at a share of the lifetime), which
+	 * would hammer the CA and signals a clock or CA misconfiguration. */
 	if (id->not_after <= id->not_before || id->not_before > now + 300 ||
-	    id->not_after < now + 60) {
+	    id->not_after - now < (id->not_after - id->not_before) / 10) {
 		ret = mtls_error_set(err, MTLS_ERR_CERT,
 				     "issued certificate valid %ld..%ld: not "
 				     "usable now", id->not_before, id->not_after);

@@ -48,6 +48,7 @@ cat >>"$conf" <<-EOF
 	EOF
 
 valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+	--num-callers=50 --suppressions="$(dirname "$0")/../valgrind.supp" \
 	--errors-for-leak-kinds=definite --log-file="$T/valgrind.log" \
 	"$MTLS_AGENT" -c "$conf" >>"$T/agent.log" 2>&1 &
 AGENT_PID=$!
