@@ -10,7 +10,11 @@
 
 #include "mtls_log.h"
 #include "pins.h"
-#include "renew.h"
+#include "renew_state.h"
+
+_Static_assert(CFG_MAX_TOKENS <= PINS_MAX_TOKENS &&
+		       CFG_NAME_MAX <= PINS_NAME_MAX,
+	       "every configured token can hold an unlocked PIN");
 
 static void runtime_free(struct runtime *rt)
 {
@@ -35,7 +39,8 @@ static void runtime_free(struct runtime *rt)
 	free(rt);
 }
 
-static mtls_err_t load_identity(struct runtime *rt, unsigned i, int recover,
+static mtls_err_t load_identity(struct runtime *rt, unsigned i,
+				runtime_recover_fn recover,
 				struct mtls_error *err)
 {
 	const struct cfg_identity *ci = &rt->cfg->identities[i];
@@ -49,14 +54,14 @@ static mtls_err_t load_identity(struct runtime *rt, unsigned i, int recover,
 	renew_identity_source(rt->cfg, i, &st, key, cert, chain, sizeof(key));
 	r = identity_load(ci->name, rt->tokens[ci->token], key, cert,
 			  chain[0] ? chain : NULL, &rt->ids[i], err);
-	if (r != MTLS_OK || !recover || ci->renew.enroll == CFG_ENROLL_NONE)
+	if (r != MTLS_OK || recover == NULL ||
+	    ci->renew.enroll == CFG_ENROLL_NONE)
 		return r;
 	{
-		struct renew_env env = { rt->cfg, i, rt->tokens[ci->token],
-					 rt->ids[i] };
 		int switched = 0;
 
-		r = renew_recover(&env, &st, &switched, err);
+		r = recover(rt->cfg, i, rt->tokens[ci->token], rt->ids[i], &st,
+			    &switched, err);
 		if (r != MTLS_OK || !switched)
 			return r;
 	}
@@ -69,22 +74,24 @@ static mtls_err_t load_identity(struct runtime *rt, unsigned i, int recover,
 			     chain[0] ? chain : NULL, &rt->ids[i], err);
 }
 
-static mtls_err_t runtime_build(struct config *cfg, int recover,
+static mtls_err_t runtime_build(struct config *cfg,
+				runtime_recover_fn recover,
 				struct runtime **out, struct mtls_error *err);
 
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err)
 {
-	return runtime_build(cfg, 0, out, err);
+	return runtime_build(cfg, NULL, out, err);
 }
 
-mtls_err_t runtime_new_recover(struct config *cfg, struct runtime **out,
-			       struct mtls_error *err)
+mtls_err_t runtime_new_recover(struct config *cfg, runtime_recover_fn recover,
+			       struct runtime **out, struct mtls_error *err)
 {
-	return runtime_build(cfg, 1, out, err);
+	return runtime_build(cfg, recover, out, err);
 }
 
-static mtls_err_t runtime_build(struct config *cfg, int recover,
+static mtls_err_t runtime_build(struct config *cfg,
+				runtime_recover_fn recover,
 				struct runtime **out, struct mtls_error *err)
 {
 	struct runtime *rt;

@@ -5,6 +5,10 @@
 
 #include "mtls_secret.h"
 
+/* At least the configuration's limits (checked where both are seen). */
+#define PINS_MAX_TOKENS 16
+#define PINS_NAME_MAX 64
+
 int pins_set(const char *token, const struct mtls_secret *pin);
 /* Copies the PIN into out; 0 if there is one. */
 int pins_get(const char *token, struct mtls_secret *out);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STATE_MAX 4096
@@ -224,4 +225,46 @@ mtls_err_t renew_state_save(const char *dir, const char *name,
 		return mtls_error_set(err, MTLS_ERR_IO, "state too large");
 	snprintf(path, sizeof(path), "%s/%s.state", dir, name);
 	return file_write_atomic(path, buf, (size_t)n, 0600, err);
+}
+
+void renew_id_uri(const uint8_t *id, size_t len, const char *type,
+		   char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "pkcs11:id=");
+
+	for (size_t i = 0; i < len && n + 4 < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%%%02x", id[i]);
+	snprintf(out + n, cap - n, ";type=%s", type);
+}
+
+void renew_state_path(const struct config *cfg, const char *name,
+		       const char *suffix, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s.%s", cfg->agent.state_dir, name, suffix);
+}
+
+void renew_identity_source(const struct config *cfg, unsigned index,
+			   const struct renew_state *st, char *key_uri,
+			   char *cert_uri, char *chain_path, size_t cap)
+{
+	const struct cfg_identity *ci = &cfg->identities[index];
+
+	chain_path[0] = '\0';
+	if (st->generation == 0 || st->key_id_len == 0) {
+		snprintf(key_uri, cap, "%s", ci->key);
+		snprintf(cert_uri, cap, "%s", ci->cert);
+		if (ci->chain != NULL)
+			snprintf(chain_path, cap, "%s", ci->chain);
+		return;
+	}
+	renew_id_uri(st->key_id, st->key_id_len, "private", key_uri, cap);
+	renew_id_uri(st->key_id, st->key_id_len, "cert", cert_uri, cap);
+	{
+		char p[1024];
+		struct stat sb;
+
+		renew_state_path(cfg, ci->name, "chain.pem", p, sizeof(p));
+		if (stat(p, &sb) == 0 && sb.st_size > 0)
+			snprintf(chain_path, cap, "%s", p);
+	}
 }

@@ -26,6 +26,11 @@ void hist_observe(struct histogram *h, const double *bounds, double seconds)
 	atomic_fetch_add(&h->sum_us, (unsigned long)(seconds * 1e6));
 }
 
+void stats_observe_sign(double seconds)
+{
+	hist_observe(&g_stats.sign_seconds, sign_bounds, seconds);
+}
+
 void stats_log(void)
 {
 	char fails[1024];

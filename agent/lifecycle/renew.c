@@ -30,48 +30,6 @@ static void crash_point(const char *step)
 	}
 }
 
-static void id_uri(const uint8_t *id, size_t len, const char *type,
-		   char *out, size_t cap)
-{
-	size_t n = (size_t)snprintf(out, cap, "pkcs11:id=");
-
-	for (size_t i = 0; i < len && n + 4 < cap; i++)
-		n += (size_t)snprintf(out + n, cap - n, "%%%02x", id[i]);
-	snprintf(out + n, cap - n, ";type=%s", type);
-}
-
-static void state_path(const struct config *cfg, const char *name,
-		       const char *suffix, char *out, size_t cap)
-{
-	snprintf(out, cap, "%s/%s.%s", cfg->agent.state_dir, name, suffix);
-}
-
-void renew_identity_source(const struct config *cfg, unsigned index,
-			   const struct renew_state *st, char *key_uri,
-			   char *cert_uri, char *chain_path, size_t cap)
-{
-	const struct cfg_identity *ci = &cfg->identities[index];
-
-	chain_path[0] = '\0';
-	if (st->generation == 0 || st->key_id_len == 0) {
-		snprintf(key_uri, cap, "%s", ci->key);
-		snprintf(cert_uri, cap, "%s", ci->cert);
-		if (ci->chain != NULL)
-			snprintf(chain_path, cap, "%s", ci->chain);
-		return;
-	}
-	id_uri(st->key_id, st->key_id_len, "private", key_uri, cap);
-	id_uri(st->key_id, st->key_id_len, "cert", cert_uri, cap);
-	{
-		char p[1024];
-		struct stat sb;
-
-		state_path(cfg, ci->name, "chain.pem", p, sizeof(p));
-		if (stat(p, &sb) == 0 && sb.st_size > 0)
-			snprintf(chain_path, cap, "%s", p);
-	}
-}
-
 static int key_type(const struct renew_env *e, enum p11_key_type *t,
 		    unsigned *bits)
 {
@@ -161,7 +119,7 @@ static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
 			req.n_sans++;
 		}
 	}
-	id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
+	renew_id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
 	ret = p11_key_open(e->token, uri, &key, err);
 	if (ret == MTLS_OK)
 		ret = csr_make(key, &req, pem, err);
@@ -184,7 +142,7 @@ static mtls_err_t check_issued(struct renew_env *e, struct renew_state *st,
 	int progress = 1, loaded[IDENTITY_CHAIN_MAX] = { 0 };
 	mtls_err_t ret;
 
-	id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
+	renew_id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
 	/* identity_load checks that the certificate's key is the token key. */
 	ret = identity_load(ci->name, e->token, uri, pem_path, NULL, &id, err);
 	if (ret != MTLS_OK)
@@ -316,13 +274,13 @@ static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 	int subj_len;
 	mtls_err_t ret;
 
-	state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
-	id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
+	renew_state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
+	renew_id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
 	ret = identity_load(ci->name, e->token, uri, pending, NULL, &id, err);
 	if (ret != MTLS_OK)
 		return ret;
 	/* A crash between storing and recording it must not store twice. */
-	id_uri(st->pending_id, st->pending_id_len, "cert", uri, sizeof(uri));
+	renew_id_uri(st->pending_id, st->pending_id_len, "cert", uri, sizeof(uri));
 	if (p11_cert_read(e->token, uri, &existing, &existing_len, err) !=
 	    MTLS_OK) {
 		x = wolfSSL_X509_d2i(NULL, id->chain_der[0], (int)id->chain_len[0]);
@@ -343,7 +301,7 @@ static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 	}
 	/* The intermediates (the token holds the leaf only), and the whole
 	 * chain where the operator wants a PEM file. */
-	state_path(e->cfg, ci->name, "chain.pem", chain, sizeof(chain));
+	renew_state_path(e->cfg, ci->name, "chain.pem", chain, sizeof(chain));
 	{
 		size_t cap = 0, len = 0, leaf_len = 0;
 		char *buf;
@@ -394,7 +352,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 	if (mkdir(e->cfg->agent.state_dir, 0700) != 0 && errno != EEXIST)
 		return mtls_error_set(err, MTLS_ERR_IO, "state_dir %s: %s",
 				      e->cfg->agent.state_dir, strerror(errno));
-	state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
+	renew_state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
 
 	if (st->step == RENEW_IDLE) {
 		enum p11_key_type kt;
@@ -556,4 +514,15 @@ mtls_err_t renew_recover(struct renew_env *e, struct renew_state *st,
 	default:
 		return retire(e, st, err);
 	}
+}
+
+mtls_err_t renew_recover_at_load(const struct config *cfg, unsigned index,
+				 struct p11_token *token,
+				 struct identity *current,
+				 struct renew_state *st, int *switched,
+				 struct mtls_error *err)
+{
+	struct renew_env env = { cfg, index, token, current };
+
+	return renew_recover(&env, st, switched, err);
 }

@@ -23,6 +23,11 @@ struct tls_conn {
 };
 
 mtls_err_t tls_global_init(struct mtls_error *err);
+
+/* Called with the duration of every token signature (the daemon's
+ * counters; NULL: none). */
+typedef void (*tls_sign_observer)(double seconds);
+void tls_set_sign_observer(tls_sign_observer fn);
 void tls_global_cleanup(void);
 
 /* ca: PEM file or folder of trust anchors. min_tls: 12 or 13. A profile,

@@ -20,13 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mtls_clock.h"
 #include "conn.h"
 #include "control.h"
-#include "metrics.h"
 #include "current.h"
 #include "listener.h"
+#include "metrics.h"
+#include "mtls_clock.h"
 #include "mtls_log.h"
+#include "renew.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "session_cache.h"
@@ -154,7 +155,7 @@ static mtls_err_t load(const char *path, struct runtime *old,
 	if (r != MTLS_OK)
 		return r;
 	mtls_log_set_level((enum mtls_log_level)cfg->agent.log_level);
-	r = runtime_new_recover(cfg, &rt, err);
+	r = runtime_new_recover(cfg, renew_recover_at_load, &rt, err);
 	if (r != MTLS_OK)
 		return r;
 	r = open_listeners(rt, old, err);
@@ -311,6 +312,7 @@ int main(int argc, char **argv)
 		log_error("start_failed", &err);
 		return 1;
 	}
+	tls_set_sign_observer(stats_observe_sign);
 	if (check) {
 		struct config *cfg;
 

@@ -4,8 +4,7 @@
 
 #include "mtls_clock.h"
 
-#include "stats.h"
-
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,13 @@
 	"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"          \
 	"ECDHE-RSA-AES256-GCM-SHA384"
 
+static _Atomic(tls_sign_observer) sign_observer;
+
+void tls_set_sign_observer(tls_sign_observer fn)
+{
+	atomic_store(&sign_observer, fn);
+}
+
 static int sign_on_token(struct tls_conn *tc, enum p11_sign_mech mech,
 			 enum p11_hash hash, const unsigned char *in,
 			 unsigned in_len, uint8_t *sig, size_t *sig_len)
@@ -45,7 +51,12 @@ static int sign_on_token(struct tls_conn *tc, enum p11_sign_mech mech,
 	r = p11_key_sign(tc->id->key, mech, hash, in, in_len, sig, sig_len,
 			 &tc->sign_err);
 	t0 = ((double)mtls_now_ns() / 1e9) - t0;
-	hist_observe(&g_stats.sign_seconds, sign_bounds, t0);
+	{
+		tls_sign_observer obs = atomic_load(&sign_observer);
+
+		if (obs != NULL)
+			obs(t0);
+	}
 	tc->sign_seconds += t0;
 	tc->sign_count++;
 	return r == MTLS_OK ? 0 : WC_HW_E;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "mtls_err.h"
 #include "p11.h"
 
@@ -54,5 +55,18 @@ int renew_state_parse(const char *text, struct renew_state *st);
 
 void hex_encode(const uint8_t *in, size_t len, char *out);
 int hex_decode(const char *in, uint8_t *out, size_t max, size_t *len);
+
+/* The key and certificate URIs of the generation in service, and the
+ * intermediates file: from the state, or the configuration's. */
+void renew_identity_source(const struct config *cfg, unsigned index,
+			   const struct renew_state *st, char *key_uri,
+			   char *cert_uri, char *chain_path, size_t cap);
+
+/* A PKCS#11 URI naming the object of that CKA_ID and type. */
+void renew_id_uri(const uint8_t *id, size_t len, const char *type,
+		  char *out, size_t cap);
+/* STATE_DIR/NAME.SUFFIX of an identity. */
+void renew_state_path(const struct config *cfg, const char *name,
+		      const char *suffix, char *out, size_t cap);
 
 #endif

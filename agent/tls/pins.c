@@ -4,17 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-	char token[CFG_NAME_MAX];
+	char token[PINS_NAME_MAX];
 	struct mtls_secret *pin;
-} pins[CFG_MAX_TOKENS];
+} pins[PINS_MAX_TOKENS];
 
 static int slot(const char *token)
 {
-	for (int i = 0; i < CFG_MAX_TOKENS; i++)
+	for (int i = 0; i < PINS_MAX_TOKENS; i++)
 		if (pins[i].pin != NULL && strcmp(pins[i].token, token) == 0)
 			return i;
 	return -1;
@@ -24,9 +22,11 @@ int pins_set(const char *token, const struct mtls_secret *pin)
 {
 	int i, rc = -1;
 
+	if (strlen(token) >= PINS_NAME_MAX)
+		return -1;
 	pthread_mutex_lock(&lock);
 	i = slot(token);
-	for (int j = 0; i < 0 && j < CFG_MAX_TOKENS; j++)
+	for (int j = 0; i < 0 && j < PINS_MAX_TOKENS; j++)
 		if (pins[j].pin == NULL)
 			i = j;
 	if (i >= 0) {

@@ -29,10 +29,12 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 mtls_err_t renew_recover(struct renew_env *e, struct renew_state *st,
 			 int *switched, struct mtls_error *err);
 
-/* The key and certificate URIs of the generation in service, and the
- * intermediates file: from the state, or the configuration's. */
-void renew_identity_source(const struct config *cfg, unsigned index,
-			   const struct renew_state *st, char *key_uri,
-			   char *cert_uri, char *chain_path, size_t cap);
+/* runtime_recover_fn for runtime_new_recover: renew_recover on the
+ * identity just loaded. */
+mtls_err_t renew_recover_at_load(const struct config *cfg, unsigned index,
+				 struct p11_token *token,
+				 struct identity *current,
+				 struct renew_state *st, int *switched,
+				 struct mtls_error *err);
 
 #endif

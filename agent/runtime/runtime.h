@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "identity.h"
+#include "renew_state.h"
 #include "tls.h"
 
 struct tunnel {
@@ -46,10 +47,20 @@ struct runtime {
  * opened here. */
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err);
-/* The same, first finishing or abandoning renewals a crash interrupted
- * (renew_recover); the daemon starts this way, --check does not. */
-mtls_err_t runtime_new_recover(struct config *cfg, struct runtime **out,
-			       struct mtls_error *err);
+/* Finishes or abandons a renewal a crash interrupted, for the identity
+ * just loaded from st; *switched: another generation is now in service.
+ * The lifecycle provides it (renew_recover_at_load): the runtime below
+ * does not know how renewals work. */
+typedef mtls_err_t (*runtime_recover_fn)(const struct config *cfg,
+					 unsigned index,
+					 struct p11_token *token,
+					 struct identity *current,
+					 struct renew_state *st, int *switched,
+					 struct mtls_error *err);
+/* The same, running recover for each identity that enrolls; the daemon
+ * starts this way, --check does not. */
+mtls_err_t runtime_new_recover(struct config *cfg, runtime_recover_fn recover,
+			       struct runtime **out, struct mtls_error *err);
 void runtime_get(struct runtime *rt);
 /* A referenced context for the route (free it with tls_ctx_free). */
 mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,

@@ -37,6 +37,9 @@ struct stats {
 
 extern struct stats g_stats;
 
+/* A token signature took this long (for tls_set_sign_observer). */
+void stats_observe_sign(double seconds);
+
 /* One log line with every non-zero counter. */
 void stats_log(void);
 
