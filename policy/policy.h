@@ -22,21 +22,30 @@
 #define POLICY_MAX_PINS 8
 #define POLICY_WHY_MAX 512
 
-/* Who is asking: from SO_PEERCRED and /proc (exe and unit are advisory:
- * a process can exec or exit between our reads). NULL strings are unknown,
- * and an unknown value never matches a rule that asks for one. */
+/* Who is asking: from SO_PEERCRED, sock_diag and /proc (exe and unit are
+ * advisory: a process can exec or exit between our reads). -1 and NULL
+ * are unknown. An unknown value never satisfies an allow rule that names
+ * that attribute, and always satisfies a deny rule that names it: what the
+ * agent cannot see must not be what lets a caller through. */
 struct policy_caller {
 	int64_t uid, gid; /* -1: unknown */
 	int64_t pid;
 	const uint32_t *groups; /* supplementary groups */
 	unsigned n_groups;
+	int groups_known;       /* 0: the supplementary groups are unknown */
 	const char *exe;
 	const char *unit;
 };
 
+/* The destination. CIDR matchers apply to addr when the agent resolved
+ * the name (family 4 or 6), else to host when it is an address literal;
+ * the agent decides once for every address a name resolves to and
+ * connects only to those allowed. */
 struct policy_dest {
 	const char *host; /* name or address literal, as the program asked */
 	uint16_t port;
+	int family;       /* 0: not resolved */
+	uint8_t addr[16];
 };
 
 struct policy_ports {

@@ -122,7 +122,12 @@ static int dest_match(const struct policy_dest_match *m,
 	int family, where = 0;
 
 	if (m->hosts.n > 0 || m->cidrs.n > 0) {
-		family = policy_parse_address(d->host, addr);
+		if (d->family == 4 || d->family == 6) {
+			family = d->family;
+			memcpy(addr, d->addr, sizeof(addr));
+		} else {
+			family = policy_parse_address(d->host, addr);
+		}
 		for (unsigned i = 0; i < m->hosts.n && !where; i++)
 			where = policy_host_match(m->hosts.pattern[i], d->host);
 		for (unsigned i = 0; i < m->cidrs.n && !where && family; i++)
@@ -185,25 +190,61 @@ static const char *window_miss(const struct policy_window *w, int64_t now)
 	return NULL;
 }
 
-/* Why the caller does not match, or NULL when it does. */
-static const char *caller_miss(const struct policy_rule *r,
-			       const struct policy_caller *c)
+enum caller_fit { CALLER_MATCH, CALLER_MISS, CALLER_UNKNOWN };
+
+/* Whether the caller fits the rule's caller matchers; *what names the
+ * attribute that missed or was unknown. A known miss on any attribute
+ * decides (the rule does not apply); otherwise an unknown one leaves it
+ * open. */
+static enum caller_fit caller_fit(const struct policy_rule *r,
+				  const struct policy_caller *c,
+				  const char **what)
 {
-	if (r->n_uids > 0 && !list_has(r->uids, r->n_uids, c->uid))
-		return "uid";
+	enum caller_fit fit = CALLER_MATCH;
+
+	*what = NULL;
+	if (r->n_uids > 0) {
+		if (c->uid < 0) {
+			fit = CALLER_UNKNOWN;
+			*what = "uid";
+		} else if (!list_has(r->uids, r->n_uids, c->uid)) {
+			*what = "uid";
+			return CALLER_MISS;
+		}
+	}
 	if (r->n_gids > 0) {
 		int in = c->gid >= 0 && list_has(r->gids, r->n_gids, c->gid);
 
 		for (unsigned i = 0; !in && i < c->n_groups; i++)
 			in = list_has(r->gids, r->n_gids, c->groups[i]);
-		if (!in)
-			return "gid";
+		if (!in && (c->gid < 0 || !c->groups_known)) {
+			/* A group we could not see may be the one named. */
+			fit = CALLER_UNKNOWN;
+			*what = *what ? *what : "gid";
+		} else if (!in) {
+			*what = "gid";
+			return CALLER_MISS;
+		}
 	}
-	if (r->exes.n > 0 && !globs_match(&r->exes, c->exe))
-		return "exe";
-	if (r->units.n > 0 && !globs_match(&r->units, c->unit))
-		return "unit";
-	return NULL;
+	if (r->exes.n > 0) {
+		if (c->exe == NULL) {
+			fit = CALLER_UNKNOWN;
+			*what = *what ? *what : "exe";
+		} else if (!globs_match(&r->exes, c->exe)) {
+			*what = "exe";
+			return CALLER_MISS;
+		}
+	}
+	if (r->units.n > 0) {
+		if (c->unit == NULL) {
+			fit = CALLER_UNKNOWN;
+			*what = *what ? *what : "unit";
+		} else if (!globs_match(&r->units, c->unit)) {
+			*what = "unit";
+			return CALLER_MISS;
+		}
+	}
+	return fit;
 }
 
 static int rule_dest_match(const struct policy *p, const struct policy_rule *r,
@@ -240,15 +281,26 @@ void policy_decide(const struct policy *p, const struct policy_caller *c,
 	for (unsigned i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *r = &p->rules[i];
 		const struct policy_identity *id;
+		const char *what;
+		enum caller_fit fit = caller_fit(r, c, &what);
 
-		if (caller_miss(r, c) != NULL || !rule_dest_match(p, r, d) ||
+		if (fit == CALLER_MISS || !rule_dest_match(p, r, d) ||
 		    window_miss(&r->when, now) != NULL)
 			continue;
+		if (fit == CALLER_UNKNOWN && r->action != POLICY_ACTION_DENY)
+			continue; /* an allow needs every named attribute seen */
 		out->rule = (int)i;
 		if (r->action == POLICY_ACTION_DENY) {
 			out->reason = POLICY_REASON_RULE_DENIES;
-			why(out, "rule '%s' (line %d) denies: %s", r->name,
-			    r->line, r->reason[0] ? r->reason : "denied");
+			if (fit == CALLER_UNKNOWN)
+				why(out, "rule '%s' (line %d) denies: the "
+					 "caller's %s is unknown (%s)", r->name,
+				    r->line, what,
+				    r->reason[0] ? r->reason : "denied");
+			else
+				why(out, "rule '%s' (line %d) denies: %s",
+				    r->name, r->line,
+				    r->reason[0] ? r->reason : "denied");
 			return;
 		}
 		/* A destination tagged with an environment is reachable only

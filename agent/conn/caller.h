@@ -1,36 +1,49 @@
-/* Who is on the other end of a local socket: uid, gid and pid from
- * SO_PEERCRED (Unix sockets) or /proc/net/tcp (loopback TCP: uid only);
- * executable from /proc/PID/exe, systemd unit from /proc/PID/cgroup and
- * supplementary groups from /proc/PID/status. The /proc parts are
- * advisory: the process may exec or exit between accept() and our reads,
- * and its pid may be reused; the uid and gid come from the kernel at
- * connect() time and are authoritative. */
+/* Who is on the other end of an accepted local socket, resolved right
+ * after accept() and before any byte of the request is read.
+ *
+ * Authoritative (from the kernel): uid, gid, pid and supplementary groups
+ * of a Unix-socket peer (SO_PEERCRED, SO_PEERGROUPS: the values at
+ * connect() time); the uid of a loopback TCP peer, found with netlink
+ * sock_diag by the connection's exact 4-tuple, only while that peer socket
+ * is ESTABLISHED and still owned by a process (inode != 0). A caller whose
+ * uid cannot be resolved is refused by the connection code.
+ *
+ * Advisory: the executable (/proc/PID/exe) and systemd unit
+ * (/proc/PID/cgroup): the process may exec or exit between connect() and
+ * our reads, its pid may be reused, an interpreter runs any script. A
+ * value that could not be read, or only in part, is unknown (never
+ * truncated): the policy lets an unknown value match no allow rule that
+ * names it and every deny rule that names it. */
 #ifndef MTLS_CALLER_H
 #define MTLS_CALLER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "policy.h"
 
-#define CALLER_GROUPS_MAX 32
+#define CALLER_GROUPS_MAX 64
 
 struct caller {
 	int64_t uid, gid, pid; /* -1: unknown */
-	char exe[512];
-	char unit[256];
+	char exe[512];         /* empty: unknown */
+	char unit[256];        /* empty: unknown */
 	uint32_t groups[CALLER_GROUPS_MAX];
 	unsigned n_groups;
+	int groups_known;      /* 0: n_groups is not the whole list */
+	int tcp;               /* a loopback TCP peer: only the uid is known */
 };
 
-void caller_read(int fd, struct caller *c);
+/* 0, or -1 with why set when the caller's uid cannot be resolved. */
+int caller_identify(int fd, struct caller *c, char *why, size_t why_len);
 /* The policy's view of c (pointers into c). */
 void caller_policy(const struct caller *c, struct policy_caller *pc);
 
-/* Parsers of the /proc formats, exposed for tests. */
+/* The unit from /proc/PID/cgroup text (cgroup v2 "0::" line): the system
+ * unit, or for a process of a user's service manager
+ * "user@UID.service/UNIT" (so a user cannot pass for a system unit).
+ * -1 when there is none. Exposed for tests. */
 int caller_unit_from_cgroup(const char *text, char *unit, size_t len);
-int caller_tcp_uid(const char *proc_net_tcp, const uint8_t *local,
-		   uint16_t lport, const uint8_t *remote, uint16_t rport,
-		   int v6, int64_t *uid);
 
 #endif

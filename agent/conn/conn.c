@@ -83,6 +83,7 @@ static void uid_release(int64_t uid)
 struct conn {
 	unsigned long id;
 	int64_t uid; /* counted against the per-uid limit, or -1 */
+	struct caller who; /* resolved at accept, before any byte is read */
 	struct runtime *rt;
 	struct tunnel *t;
 	int app_fd;
@@ -132,32 +133,104 @@ static mtls_err_t connect_error(int e)
 	}
 }
 
-static mtls_err_t connect_server(struct conn *c, const char *host,
-				 uint16_t port_num, struct mtls_error *err)
+#define CONN_ADDRS_MAX 16
+
+/* The addresses a destination resolved to, in getaddrinfo's order. */
+struct addrs {
+	unsigned n;
+	struct sockaddr_storage a[CONN_ADDRS_MAX];
+	socklen_t len[CONN_ADDRS_MAX];
+};
+
+/* Resolves host:port. An address literal must be in the standard form
+ * (inet_pton's): getaddrinfo also takes "127.1", "2130706433",
+ * "0x7f.0.0.1", "0177.0.0.1" or "fe80::1%lo", which would reach an
+ * address that no rule written for its usual spelling sees. */
+static mtls_err_t resolve(const char *host, uint16_t port_num,
+			  struct addrs *out, struct mtls_error *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_family = AF_UNSPEC };
+				  .ai_family = AF_UNSPEC,
+				  .ai_flags = AI_NUMERICHOST };
 	struct addrinfo *res = NULL, *ai;
-	uint64_t deadline = mtls_now_ms() + c->rt->cfg->agent.connect_timeout_ms;
-	char port[8];
-	int rc, last_errno = 0;
+	char name[POLICY_HOST_MAX], port[8];
+	uint8_t lit[16];
+	size_t n = strlen(host);
+	int rc;
 
+	out->n = 0;
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		host++, n -= 2;
+	if (n == 0 || n >= sizeof(name))
+		return mtls_error_set(err, MTLS_ERR_BAD_REQUEST, "bad host");
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (policy_parse_address(name, lit) == 0 &&
+	    getaddrinfo(name, NULL, &hints, &res) == 0) {
+		freeaddrinfo(res);
+		return mtls_error_set(err, MTLS_ERR_BAD_REQUEST,
+				      "%s: an address in a non-standard form "
+				      "(write it as a.b.c.d or in RFC 5952 "
+				      "form)", name);
+	}
+	hints.ai_flags = AI_NUMERICSERV;
 	snprintf(port, sizeof(port), "%u", port_num);
-	rc = getaddrinfo(host, port, &hints, &res);
+	rc = getaddrinfo(name, port, &hints, &res);
 	if (rc != 0)
 		return mtls_error_set(err, MTLS_ERR_UNREACHABLE, "%s: %s",
-				      host, gai_strerror(rc));
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family,
+				      name, gai_strerror(rc));
+	for (ai = res; ai != NULL && out->n < CONN_ADDRS_MAX; ai = ai->ai_next) {
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(out->a[0]))
+			continue;
+		memcpy(&out->a[out->n], ai->ai_addr, ai->ai_addrlen);
+		out->len[out->n++] = ai->ai_addrlen;
+	}
+	freeaddrinfo(res);
+	if (out->n == 0)
+		return mtls_error_set(err, MTLS_ERR_UNREACHABLE,
+				      "%s: no address", name);
+	return MTLS_OK;
+}
+
+/* The address as the policy sees it (::ffff:a.b.c.d is a.b.c.d). */
+static void addr_for_policy(const struct sockaddr_storage *a,
+			    struct policy_dest *d)
+{
+	if (a->ss_family == AF_INET) {
+		d->family = 4;
+		memcpy(d->addr, &((const struct sockaddr_in *)a)->sin_addr, 4);
+		return;
+	}
+	memcpy(d->addr, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+	d->family = 6;
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)d->addr)) {
+		memmove(d->addr, d->addr + 12, 4);
+		d->family = 4;
+	}
+}
+
+/* Connects to the first address that answers, in the connection's own
+ * thread: a server that never accepts holds no handshake worker. */
+static mtls_err_t connect_server(struct conn *c, const struct addrs *to,
+				 const char *host, uint16_t port_num,
+				 struct mtls_error *err)
+{
+	uint64_t deadline = mtls_now_ms() + c->rt->cfg->agent.connect_timeout_ms;
+	int last_errno = 0;
+
+	for (unsigned i = 0; i < to->n; i++) {
+		int fd = socket(to->a[i].ss_family,
 				SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		int soerr = 0;
+		int soerr = 0, rc = 0;
 		socklen_t len = sizeof(soerr);
 
 		if (fd < 0) {
 			last_errno = errno;
 			continue;
 		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+		if (connect(fd, (const struct sockaddr *)&to->a[i],
+			    to->len[i]) == 0) {
 			c->srv_fd = fd;
 			break;
 		}
@@ -169,13 +242,14 @@ static mtls_err_t connect_server(struct conn *c, const char *host,
 				c->srv_fd = fd;
 				break;
 			}
-			last_errno = rc == 0 ? ETIMEDOUT : soerr;
+			last_errno = rc == 0 ? ETIMEDOUT : rc < 0 ? EINTR : soerr;
 		} else {
 			last_errno = errno;
 		}
 		close(fd);
+		if (rc < 0)
+			break; /* stopping */
 	}
-	freeaddrinfo(res);
 	if (c->srv_fd < 0)
 		return mtls_error_set(err, connect_error(last_errno),
 				      "%s:%u: %s", host, port_num,
@@ -225,19 +299,32 @@ struct route {
 	const char *sni; /* name sent and checked */
 	const char *alpn;
 	char session_key[512]; /* for resumption; empty: none */
+	struct addrs to;       /* where to connect: resolved, policy-checked */
 };
 
-/* Connects, handshakes, relays. reply() tells the program (proxy) that the
- * connection is up or why not; early holds bytes the program sent before
- * the reply. */
-/* The handshake pool: connection threads hand their connect and handshake
- * to a bounded set of long-lived workers and wait. Debian's wolfSSL is
- * built with FP_ECC, whose per-thread tables cost ~3 MiB and a few
- * milliseconds to build: a worker builds them once and keeps them warm,
- * where a fresh thread per connection would rebuild (and hold) them every
- * time. The bound ([agent] max_handshakes) also caps that memory; a slow
- * token or server holds one worker, never the connections' relays. */
+/* The handshake pool: connection threads hand their handshake to a
+ * bounded set of long-lived workers and wait. Debian's wolfSSL is built
+ * with FP_ECC, whose per-thread tables cost ~3 MiB and a few milliseconds
+ * to build: a worker builds them once and keeps them warm, where a fresh
+ * thread per connection would rebuild (and hold) them every time. The
+ * bound ([agent] max_handshakes) also caps that memory.
+ *
+ * Fair shares: a server that accepts and never answers, or one caller
+ * opening many connections, holds a worker for up to handshake_timeout.
+ * So no caller (uid) and no destination (host:port) may run more than
+ * max_handshakes / (active + 1) handshakes at once, where active is the
+ * number of callers (or destinations) with handshakes queued or running:
+ * there is always room for one more caller and one more destination,
+ * however many jobs the others queue. The TCP connect happens before, in
+ * the connection's own thread. */
 #define HS_IDLE_TRIM_SEC 10
+#define HS_SHARE_KEYS 64
+
+struct hs_share {
+	char key[POLICY_HOST_MAX + 8];
+	unsigned jobs;    /* queued or running */
+	unsigned running;
+};
 
 struct hs_job {
 	struct conn *c;
@@ -247,6 +334,7 @@ struct hs_job {
 	struct mtls_error *err;
 	mtls_err_t r;
 	int done;
+	struct hs_share *by_uid, *by_dest;
 	struct hs_job *next;
 };
 
@@ -254,18 +342,77 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
 	struct hs_job *head, *tail;
-	unsigned workers, idle, queued;
+	unsigned workers, idle, max;
 	int stop;
-} hp = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	 PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, 0 };
+	struct hs_share uids[HS_SHARE_KEYS], dests[HS_SHARE_KEYS];
+} hp = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	 .work = PTHREAD_COND_INITIALIZER,
+	 .done = PTHREAD_COND_INITIALIZER };
+
+/* The share slot of key (lock held). When every slot is taken, the keys
+ * beyond share the last one: they get less, never more. */
+static struct hs_share *share_of(struct hs_share *t, const char *key)
+{
+	int free_slot = -1;
+
+	for (int i = 0; i < HS_SHARE_KEYS; i++) {
+		if (t[i].jobs > 0 && strcmp(t[i].key, key) == 0)
+			return &t[i];
+		if (t[i].jobs == 0 && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		return &t[HS_SHARE_KEYS - 1];
+	snprintf(t[free_slot].key, sizeof(t[free_slot].key), "%s", key);
+	t[free_slot].running = 0;
+	return &t[free_slot];
+}
+
+static unsigned share_cap(const struct hs_share *t)
+{
+	unsigned active = 0, cap;
+
+	for (int i = 0; i < HS_SHARE_KEYS; i++)
+		active += t[i].jobs > 0;
+	cap = hp.max / (active + 1);
+	return cap > 0 ? cap : 1;
+}
+
+/* The first queued job within both of its shares (lock held), unlinked. */
+static struct hs_job *take_eligible(void)
+{
+	unsigned cap_uid = share_cap(hp.uids), cap_dest = share_cap(hp.dests);
+	struct hs_job **pp = &hp.head, *prev = NULL;
+
+	for (; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		struct hs_job *j = *pp;
+
+		if (j->by_uid->running >= cap_uid || j->by_dest->running >= cap_dest)
+			continue;
+		*pp = j->next;
+		if (hp.tail == j)
+			hp.tail = prev;
+		j->by_uid->running++;
+		j->by_dest->running++;
+		return j;
+	}
+	return NULL;
+}
+
+static unsigned eligible_queued(void)
+{
+	unsigned cap_uid = share_cap(hp.uids), cap_dest = share_cap(hp.dests);
+	unsigned n = 0;
+
+	for (struct hs_job *j = hp.head; j != NULL; j = j->next)
+		n += j->by_uid->running < cap_uid && j->by_dest->running < cap_dest;
+	return n;
+}
 
 static mtls_err_t hs_do(struct hs_job *j)
 {
 	mtls_err_t r;
 
-	r = connect_server(j->c, j->rt->host, j->rt->port, j->err);
-	if (r != MTLS_OK)
-		return r;
 	r = tls_new(j->rt->ctx, j->tc, j->c->srv_fd, j->rt->sni, j->rt->alpn,
 		    j->ssl, j->err);
 	if (r != MTLS_OK)
@@ -277,13 +424,14 @@ static mtls_err_t hs_do(struct hs_job *j)
 
 static void *hs_worker(void *arg)
 {
+	int warm = 1;
+
 	(void)arg;
 	pthread_mutex_lock(&hp.lock);
 	for (;;) {
 		struct hs_job *j;
-		int warm = 1;
 
-		while (hp.head == NULL) {
+		while ((j = take_eligible()) == NULL) {
 			struct timespec until;
 			int rc;
 
@@ -308,16 +456,16 @@ static void *hs_worker(void *arg)
 				warm = 0;
 			}
 		}
-		j = hp.head;
-		hp.head = j->next;
-		if (hp.head == NULL)
-			hp.tail = NULL;
-		hp.queued--;
+		warm = 1;
 		pthread_mutex_unlock(&hp.lock);
 		j->r = hs_do(j);
 		pthread_mutex_lock(&hp.lock);
+		j->by_uid->running--;
+		j->by_dest->running--;
 		j->done = 1;
 		pthread_cond_broadcast(&hp.done);
+		/* A job held back by its share may be within it now. */
+		pthread_cond_broadcast(&hp.work);
 	}
 	return NULL;
 }
@@ -327,13 +475,30 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 			      struct mtls_error *err)
 {
 	struct hs_job j = { .c = c, .rt = rt, .tc = tc, .ssl = ssl, .err = err };
+	char key[sizeof(hp.uids[0].key)];
 	pthread_t th;
 	pthread_attr_t attr;
 
 	pthread_mutex_lock(&hp.lock);
-	/* Idle workers that jobs already queued will take are not free: a job
+	if (hp.stop) {
+		pthread_mutex_unlock(&hp.lock);
+		return mtls_error_set(err, MTLS_ERR_TIMEOUT, "agent stopping");
+	}
+	hp.max = c->rt->cfg->agent.max_handshakes;
+	snprintf(key, sizeof(key), "%lld", (long long)c->who.uid);
+	j.by_uid = share_of(hp.uids, key);
+	j.by_uid->jobs++;
+	snprintf(key, sizeof(key), "%s|%u", rt->host, rt->port);
+	j.by_dest = share_of(hp.dests, key);
+	j.by_dest->jobs++;
+	if (hp.tail != NULL)
+		hp.tail->next = &j;
+	else
+		hp.head = &j;
+	hp.tail = &j;
+	/* Grow while jobs that may run now outnumber the idle workers: a job
 	 * must never wait behind a hung handshake while the pool may grow. */
-	if (hp.queued >= hp.idle && hp.workers < c->rt->cfg->agent.max_handshakes) {
+	if (eligible_queued() > hp.idle && hp.workers < hp.max) {
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 1024 * 1024);
@@ -342,23 +507,33 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 		pthread_attr_destroy(&attr);
 	}
 	if (hp.workers == 0) {
+		/* Unlink: nobody will take it. */
+		struct hs_job **pp = &hp.head, *prev = NULL;
+
+		while (*pp != &j)
+			prev = *pp, pp = &(*pp)->next;
+		*pp = j.next;
+		if (hp.tail == &j)
+			hp.tail = prev;
+		j.by_uid->jobs--;
+		j.by_dest->jobs--;
 		pthread_mutex_unlock(&hp.lock);
 		return mtls_error_set(err, MTLS_ERR_LIMIT, "no handshake worker");
 	}
-	if (hp.tail != NULL)
-		hp.tail->next = &j;
-	else
-		hp.head = &j;
-	hp.tail = &j;
-	hp.queued++;
-	pthread_cond_signal(&hp.work);
-	/* The job's own deadlines (connect, handshake) bound this wait. */
+	pthread_cond_broadcast(&hp.work);
+	/* The job's own deadline (handshake_timeout) bounds this wait once it
+	 * runs; a queued job is taken as soon as its share allows. */
 	while (!j.done)
 		pthread_cond_wait(&hp.done, &hp.lock);
+	j.by_uid->jobs--;
+	j.by_dest->jobs--;
 	pthread_mutex_unlock(&hp.lock);
 	return j.r;
 }
 
+/* Connects, handshakes, relays. reply() tells the program (proxy) that the
+ * connection is up or why not; early holds bytes the program sent before
+ * the reply. */
 static void serve(struct conn *c, const struct route *rt,
 		  void (*reply)(struct conn *, mtls_err_t, const char *),
 		  const uint8_t *early, size_t early_len, uint64_t t0)
@@ -371,7 +546,9 @@ static void serve(struct conn *c, const struct route *rt,
 	WOLFSSL *ssl = NULL;
 	mtls_err_t r;
 
-	r = hs_pool_run(c, rt, &tc, &ssl, &err);
+	r = connect_server(c, &rt->to, rt->host, rt->port, &err);
+	if (r == MTLS_OK)
+		r = hs_pool_run(c, rt, &tc, &ssl, &err);
 	if (r != MTLS_OK)
 		goto fail;
 	/* Handshake state (hashes, key shares, the peer's chain) is not needed
@@ -455,10 +632,22 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		.alpn = ct->alpn,
 	};
 
+	struct mtls_error err = { 0 };
+	char msg[512];
+	mtls_err_t r;
+
 	if (c->rt->cfg->agent.resume)
 		snprintf(rt.session_key, sizeof(rt.session_key), "t|%s|%s|%ld",
 			 ct->name, c->t->id->name, c->t->id->not_after);
-
+	r = resolve(rt.host, rt.port, &rt.to, &err);
+	if (r != MTLS_OK) {
+		count_failure(r);
+		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
+			 "reason=%s server=%s:%u detail=\"%s\"", c->id,
+			 ct->name, mtls_err_name(r), rt.host, rt.port,
+			 mtls_error_str(&err, msg, sizeof(msg)));
+		return;
+	}
 	serve(c, &rt, NULL, NULL, 0, t0);
 }
 
@@ -564,13 +753,12 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 	struct policy_caller pc;
 	struct policy_decision d;
 	struct policy_dest dest;
-	struct caller who;
+	const struct caller *whop = &c->who;
 	struct route rt;
 	mtls_err_t r;
 	enum proxy_parse pr;
 	void (*reply)(struct conn *, mtls_err_t, const char *);
 
-	caller_read(c->app_fd, &who);
 	if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
 		goto quiet;
 	if (buf[0] == 0x05) {
@@ -627,17 +815,64 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 		off = req.consumed;
 	}
 
-	caller_policy(&who, &pc);
+	caller_policy(whop, &pc);
+	memset(&rt, 0, sizeof(rt));
+	memset(&dest, 0, sizeof(dest));
 	dest.host = req.host;
 	dest.port = req.port;
+	/* First by name (a denied name is never looked up), then for every
+	 * address it resolves to: CIDR and environment rules see the address
+	 * that would be reached, and only addresses allowed along the same
+	 * route are connected to. */
 	policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &d);
+	if (d.reason == POLICY_REASON_ALLOWED) {
+		struct mtls_error err = { 0 };
+		struct addrs all;
+		char msg[512];
+		unsigned denied = 0;
+
+		r = resolve(req.host, req.port, &all, &err);
+		if (r != MTLS_OK) {
+			log_warn("event=resolve_failed conn=%lu tunnel=%s "
+				 "dest=%s:%u reason=%s detail=\"%s\"", c->id,
+				 c->t->cfg->name, req.host, req.port,
+				 mtls_err_name(r),
+				 mtls_error_str(&err, msg, sizeof(msg)));
+			reply(c, r, msg);
+			goto counted;
+		}
+		for (unsigned i = 0; i < all.n; i++) {
+			struct policy_decision da;
+
+			addr_for_policy(&all.a[i], &dest);
+			policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &da);
+			if (da.reason == POLICY_REASON_ALLOWED &&
+			    (rt.to.n == 0 || (da.identity == d.identity &&
+					      da.profile == d.profile))) {
+				if (rt.to.n == 0)
+					d = da;
+				rt.to.a[rt.to.n] = all.a[i];
+				rt.to.len[rt.to.n++] = all.len[i];
+				continue;
+			}
+			if (denied++ == 0 && rt.to.n == 0 &&
+			    da.reason != POLICY_REASON_ALLOWED)
+				d = da; /* the answer if none is allowed */
+		}
+		if (rt.to.n == 0 && d.reason == POLICY_REASON_ALLOWED)
+			d.reason = POLICY_REASON_NO_RULE;
+		if (denied > 0 && rt.to.n > 0)
+			log_notice("event=addresses_denied conn=%lu dest=%s:%u "
+				   "denied=%u allowed=%u", c->id, req.host,
+				   req.port, denied, rt.to.n);
+	}
 	if (d.reason != POLICY_REASON_ALLOWED) {
 		atomic_fetch_add(&g_stats.policy_denials[d.reason], 1);
 		log_warn("event=policy_denied conn=%lu tunnel=%s uid=%lld "
 			 "pid=%lld exe=\"%s\" unit=\"%s\" dest=%s:%u reason=%s "
 			 "why=\"%s\"", c->id, c->t->cfg->name,
-			 (long long)who.uid, (long long)who.pid, who.exe,
-			 who.unit, req.host, req.port,
+			 (long long)whop->uid, (long long)whop->pid, whop->exe,
+			 whop->unit, req.host, req.port,
 			 policy_reason_name(d.reason), d.why);
 		reply(c, MTLS_ERR_POLICY_DENIED,
 		      d.rule >= 0 && pol->rules[d.rule].reason[0] ?
@@ -646,10 +881,9 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 	}
 	log_info("event=route conn=%lu tunnel=%s uid=%lld pid=%lld exe=\"%s\" "
 		 "dest=%s:%u rule=%s identity=%s profile=%s", c->id,
-		 c->t->cfg->name, (long long)who.uid, (long long)who.pid,
-		 who.exe, req.host, req.port, pol->rules[d.rule].name,
+		 c->t->cfg->name, (long long)whop->uid, (long long)whop->pid,
+		 whop->exe, req.host, req.port, pol->rules[d.rule].name,
 		 pol->identities[d.identity].name, pol->profiles[d.profile].name);
-	memset(&rt, 0, sizeof(rt));
 	{
 		struct mtls_error err = { 0 };
 		char msg[512];
@@ -689,12 +923,10 @@ static void *conn_main(void *arg)
 		log_info("event=accept conn=%lu proxy=%s", c->id, c->t->cfg->name);
 		proxy_serve(c, t0);
 	} else {
-		struct caller who;
-
-		caller_read(c->app_fd, &who);
 		log_info("event=accept conn=%lu tunnel=%s uid=%lld pid=%lld "
 			 "exe=\"%s\"", c->id, c->t->cfg->name,
-			 (long long)who.uid, (long long)who.pid, who.exe);
+			 (long long)c->who.uid, (long long)c->who.pid,
+			 c->who.exe);
 		tunnel_serve(c, t0);
 	}
 	if (c->srv_fd >= 0)
@@ -744,25 +976,34 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	c->stop_fd = stop_fd;
 	c->uid = -1;
 	{
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
+		char why[256];
 
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-		    cred.pid > 0) {
-			if (uid_acquire(cred.uid,
-					rt->cfg->agent.max_connections_per_uid) != 0) {
-				atomic_fetch_add(&g_stats.connections_refused, 1);
-				log_warn("event=refused tunnel=%s reason=limit uid=%u "
-					 "max_connections_per_uid=%u", t->cfg->name,
-					 (unsigned)cred.uid,
-					 rt->cfg->agent.max_connections_per_uid);
-				close(fd);
-				runtime_put(rt);
-				free(c);
-				return MTLS_OK;
-			}
-			c->uid = cred.uid;
+		/* Before the thread exists and before any byte is read: the
+		 * caller is the one that connected, never one that took its
+		 * place after it closed. */
+		if (caller_identify(fd, &c->who, why, sizeof(why)) != 0) {
+			atomic_fetch_add(&g_stats.connections_refused, 1);
+			log_warn("event=refused tunnel=%s reason=caller_unknown "
+				 "detail=\"%s\"", t->cfg->name, why);
+			close(fd);
+			runtime_put(rt);
+			free(c);
+			return MTLS_OK;
 		}
+		/* Every listener, Unix or TCP, counts its callers. */
+		if (uid_acquire(c->who.uid,
+				rt->cfg->agent.max_connections_per_uid) != 0) {
+			atomic_fetch_add(&g_stats.connections_refused, 1);
+			log_warn("event=refused tunnel=%s reason=limit uid=%lld "
+				 "max_connections_per_uid=%u", t->cfg->name,
+				 (long long)c->who.uid,
+				 rt->cfg->agent.max_connections_per_uid);
+			close(fd);
+			runtime_put(rt);
+			free(c);
+			return MTLS_OK;
+		}
+		c->uid = c->who.uid;
 	}
 	atomic_fetch_add(&g_stats.connections_total, 1);
 	atomic_fetch_add(&g_stats.connections_active, 1);

@@ -51,6 +51,7 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv)
 	};
 	int json = 0;
 	struct policy_caller c = { .uid = -1, .gid = -1, .pid = -1 };
+	uint32_t groups[64];
 	struct policy_decision d;
 	struct policy_dest dest = { 0 };
 	char host[POLICY_HOST_MAX];
@@ -114,6 +115,25 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv)
 	if (c.uid < 0 || dest.host == NULL) {
 		fprintf(stderr, "mtlsctl: policy check needs --uid and --dest\n");
 		return 2;
+	}
+	{
+		/* The user's groups as the kernel would report them for a
+		 * process of that user; unknown for a uid without an entry. */
+		struct passwd *pw = getpwuid((uid_t)c.uid);
+		int ng = (int)(sizeof(groups) / sizeof(groups[0]));
+		gid_t g[sizeof(groups) / sizeof(groups[0])];
+
+		if (pw != NULL) {
+			if (c.gid < 0)
+				c.gid = pw->pw_gid;
+			if (getgrouplist(pw->pw_name, (gid_t)c.gid, g, &ng) >= 0) {
+				for (int i = 0; i < ng; i++)
+					groups[i] = (uint32_t)g[i];
+				c.groups = groups;
+				c.n_groups = (unsigned)ng;
+				c.groups_known = 1;
+			}
+		}
 	}
 	if (ctl_load_config(ctl) != 0)
 		return 1;

@@ -243,11 +243,12 @@ static void serve_one(int fd)
 	json_object *reply;
 	const char *why;
 	struct caller who;
+	char why_buf[256];
 	size_t got = 0;
 	const char *out;
 
-	caller_read(fd, &who);
-	if (!allowed(&who)) {
+	if (caller_identify(fd, &who, why_buf, sizeof(why_buf)) != 0 ||
+	    !allowed(&who)) {
 		log_warn("event=control_refused uid=%lld pid=%lld exe=\"%s\"",
 			 (long long)who.uid, (long long)who.pid, who.exe);
 		return;

@@ -114,6 +114,21 @@ static void check(const struct policy *p, const struct policy_caller *c,
 	if (r->action != POLICY_ACTION_ALLOW || r->identity != out.identity ||
 	    r->profile != out.profile)
 		__builtin_trap();
+	/* An allow never rests on an attribute the agent could not see. */
+	if ((r->n_uids > 0 && c->uid < 0) || (r->exes.n > 0 && c->exe == NULL) ||
+	    (r->units.n > 0 && c->unit == NULL))
+		__builtin_trap();
+	if (r->n_gids > 0 && (c->gid < 0 || !c->groups_known)) {
+		int in = 0;
+
+		for (unsigned i = 0; i < r->n_gids; i++)
+			in |= r->gids[i] == c->gid;
+		for (unsigned i = 0; i < c->n_groups; i++)
+			for (unsigned j = 0; j < r->n_gids; j++)
+				in |= r->gids[j] == c->groups[i];
+		if (!in)
+			__builtin_trap();
+	}
 }
 
 static void decide_all(const struct policy *p, const struct extra *x,
@@ -131,9 +146,10 @@ static void decide_all(const struct policy *p, const struct extra *x,
 	};
 	struct policy_caller callers[3] = {
 		{ .uid = 1000, .gid = 1000, .pid = 1, .groups = groups,
-		  .n_groups = 3, .exe = "/usr/bin/curl", .unit = "app.service" },
-		{ .uid = 0, .gid = 0, .pid = 1, .exe = "/usr/sbin/cron",
-		  .unit = "cron.service" },
+		  .n_groups = 3, .groups_known = 1, .exe = "/usr/bin/curl",
+		  .unit = "app.service" },
+		{ .uid = 0, .gid = 0, .pid = 1, .groups_known = 1,
+		  .exe = "/usr/sbin/cron", .unit = "cron.service" },
 		{ .uid = -1, .gid = -1, .pid = -1 },
 	};
 	/* 2026-11-30T08:00:00Z (Monday), 2026-11-28T23:30:00Z (Saturday),

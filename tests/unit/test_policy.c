@@ -168,6 +168,7 @@ static struct policy_caller who(void)
 		.pid = 4242,
 		.groups = default_groups,
 		.n_groups = 2,
+		.groups_known = 1,
 		.exe = "/usr/bin/curl",
 		.unit = "app.service",
 	};
@@ -801,6 +802,138 @@ static void inline_and_sets_combine_with_or(void **state)
 	assert_allowed_by(decide_to(p, "inline.example", 443), 0);
 	assert_allowed_by(decide_to(p, "set.example", 443), 0);
 	assert_no_rule(decide_to(p, "other.example", 443));
+}
+
+
+/* ------------------------------------------- unknown caller attributes */
+
+/* Finding H2: an unknown attribute made a deny rule that names it miss,
+ * so a broader allow after it applied. */
+static void unknown_uid_hits_deny_naming_uid(void **state)
+{
+	struct policy *p = *state;
+	struct policy_caller c = who();
+
+	base(p);
+	DENY(p, "nobody", 5, "uid", "65534", NULL);
+	ALLOW(p, "open", 9, NULL);
+	finish_ok(p);
+	c.uid = -1;
+	assert_denied_by(decide_as(p, &c), 0);
+	c.uid = 1000; /* known and not listed: the deny does not apply */
+	assert_allowed_by(decide_as(p, &c), 1);
+}
+
+static void unknown_exe_unit_gid_hit_deny(void **state)
+{
+	struct policy *p = *state;
+	struct policy_caller c = who();
+	struct policy_decision d;
+
+	base(p);
+	DENY(p, "no-curl", 5, "exe", "/usr/bin/curl", NULL);
+	DENY(p, "no-unit", 6, "unit", "evil.service", NULL);
+	DENY(p, "no-grp", 7, "gid", "666", NULL);
+	ALLOW(p, "open", 9, NULL);
+	finish_ok(p);
+	c.exe = "/usr/bin/wget";
+	assert_allowed_by(decide_as(p, &c), 3);
+	c.exe = NULL;
+	d = decide_as(p, &c);
+	assert_denied_by(d, 0);
+	assert_non_null(strstr(d.why, "exe is unknown"));
+	c.exe = "/usr/bin/wget";
+	c.unit = NULL;
+	assert_denied_by(decide_as(p, &c), 1);
+	c.unit = "app.service";
+	c.groups_known = 0; /* e.g. more groups than SO_PEERGROUPS held */
+	assert_denied_by(decide_as(p, &c), 2);
+	c.groups_known = 1;
+	c.gid = -1;
+	assert_denied_by(decide_as(p, &c), 2);
+}
+
+static void unknown_attribute_never_allows(void **state)
+{
+	struct policy *p = *state;
+	struct policy_caller c = who();
+
+	base(p);
+	ALLOW(p, "curl", 5, "exe", "/usr/bin/*", NULL);
+	ALLOW(p, "unit", 6, "unit", "app.service", NULL);
+	ALLOW(p, "grp", 7, "gid", "27", NULL);
+	finish_ok(p);
+	c.exe = NULL;
+	assert_allowed_by(decide_as(p, &c), 1);
+	c.unit = NULL;
+	assert_allowed_by(decide_as(p, &c), 2);
+	c.groups_known = 0; /* 27 is supplementary: unseen now */
+	c.n_groups = 0;
+	assert_no_rule(decide_as(p, &c));
+	c.gid = 27; /* the primary group is known and listed */
+	assert_allowed_by(decide_as(p, &c), 2);
+}
+
+/* A known miss on one attribute decides even when another is unknown. */
+static void known_miss_beats_unknown(void **state)
+{
+	struct policy *p = *state;
+	struct policy_caller c = who();
+
+	base(p);
+	DENY(p, "nobody-curl", 5, "uid", "65534", "exe", "/usr/bin/curl", NULL);
+	ALLOW(p, "open", 9, NULL);
+	finish_ok(p);
+	c.exe = NULL; /* uid 1000 is known not to be 65534 */
+	assert_allowed_by(decide_as(p, &c), 1);
+	c.uid = 65534;
+	assert_denied_by(decide_as(p, &c), 0);
+}
+
+/* --------------------------------------------------- resolved addresses */
+
+/* Finding M1: CIDR rules apply to the address a name resolved to. */
+static void cidr_applies_to_resolved_address(void **state)
+{
+	struct policy *p = *state;
+	struct policy_caller c = who();
+	struct policy_dest d = { .host = "internal.example", .port = 443,
+				 .family = 4, .addr = { 127, 0, 0, 1 } };
+	struct policy_decision out;
+
+	base(p);
+	DENY(p, "loopback", 5, "cidrs", "127.0.0.0/8", NULL);
+	ALLOW(p, "open", 9, NULL);
+	finish_ok(p);
+	policy_decide(p, &c, &d, noon(), &out);
+	assert_denied_by(out, 0);
+	d.addr[0] = 192;
+	policy_decide(p, &c, &d, noon(), &out);
+	assert_allowed_by(out, 1);
+	/* The resolved address wins over the text of the host. */
+	d.host = "127.0.0.1";
+	policy_decide(p, &c, &d, noon(), &out);
+	assert_allowed_by(out, 1);
+	d.family = 6;
+	memset(d.addr, 0, 16);
+	d.addr[15] = 1; /* ::1 is not in 127.0.0.0/8 */
+	policy_decide(p, &c, &d, noon(), &out);
+	assert_allowed_by(out, 1);
+}
+
+/* Non-standard spellings are not literals for the policy (the agent
+ * refuses them before it asks). */
+static void odd_spellings_are_not_addresses(void **state)
+{
+	static const char *odd[] = { "2130706433", "127.1", "0x7f.0.0.1",
+				     "0177.0.0.1", "127.0.0.1.", "fe80::1%lo" };
+	uint8_t a[16];
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+		assert_int_equal(policy_parse_address(odd[i], a), 0);
+	assert_int_equal(policy_parse_address("127.0.0.1", a), 4);
+	assert_int_equal(policy_parse_address("[::1]", a), 6);
 }
 
 /* ------------------------------------------------------------ rule order */
@@ -2336,6 +2469,12 @@ int main(void)
 		T_(uid_other_does_not_match),
 		T_(uid_list_any_entry_matches),
 		T_(uid_unknown_never_matches),
+		T_(unknown_uid_hits_deny_naming_uid),
+		T_(unknown_exe_unit_gid_hit_deny),
+		T_(unknown_attribute_never_allows),
+		T_(known_miss_beats_unknown),
+		T_(cidr_applies_to_resolved_address),
+		T_(odd_spellings_are_not_addresses),
 		T_(uid_parse_bounds),
 		T_(gid_primary_matches),
 		T_(gid_supplementary_matches),

@@ -1,4 +1,4 @@
-/* SOCKS5 and HTTP CONNECT parsers and replies; /proc parsers of caller.c. */
+/* SOCKS5 and HTTP CONNECT parsers and replies. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "caller.h"
 #include "proxy_proto.h"
 
 static void test_socks_greeting(void **state)
@@ -173,39 +172,6 @@ static void test_http_reply(void **state)
 	assert_int_equal(proxy_http_status(MTLS_ERR_TIMEOUT), 504);
 }
 
-static void test_cgroup_unit(void **state)
-{
-	char unit[64];
-
-	(void)state;
-	assert_int_equal(caller_unit_from_cgroup(
-				 "0::/user.slice/user-1000.slice/user@1000.service/"
-				 "app.slice/git-sync.service\n", unit, sizeof(unit)), 0);
-	assert_string_equal(unit, "git-sync.service");
-	assert_int_equal(caller_unit_from_cgroup(
-				 "0::/user.slice/user-1000.slice/session-3.scope\n",
-				 unit, sizeof(unit)), 0);
-	assert_string_equal(unit, "session-3.scope");
-	assert_int_equal(caller_unit_from_cgroup("0::/\n", unit, sizeof(unit)), -1);
-	assert_int_equal(caller_unit_from_cgroup("12:cpu:/x\n", unit, sizeof(unit)), -1);
-}
-
-static void test_tcp_uid(void **state)
-{
-	/* 127.0.0.1:40000 -> 127.0.0.1:1080, uid 1000 */
-	static const char tcp[] =
-		"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-		"   0: 0100007F:0438 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n"
-		"   1: 0100007F:9C40 0100007F:0438 01 00000000:00000000 00:00000000 00000000  1000        0 2 1 0 20 4 30 10 -1\n";
-	uint8_t lo[4] = { 127, 0, 0, 1 };
-	int64_t uid = -1;
-
-	(void)state;
-	assert_int_equal(caller_tcp_uid(tcp, lo, 40000, lo, 1080, 0, &uid), 0);
-	assert_int_equal(uid, 1000);
-	assert_int_equal(caller_tcp_uid(tcp, lo, 40001, lo, 1080, 0, &uid), -1);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,8 +182,6 @@ int main(void)
 		cmocka_unit_test(test_http_connect),
 		cmocka_unit_test(test_http_connect_errors),
 		cmocka_unit_test(test_http_reply),
-		cmocka_unit_test(test_cgroup_unit),
-		cmocka_unit_test(test_tcp_uid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
