@@ -15,6 +15,8 @@ PACKAGES=(
 	# peers and tools for the demo and the tests (procps: ps, pkill)
 	nginx-light openssl curl socat libengine-pkcs11-openssl stunnel4
 	iproute2 procps util-linux ca-certificates fcgiwrap
+	# adversarial tests: a hostile client in Python's standard library
+	python3
 	# promtool (checks the metrics format), systemd-analyze, systemd-socket-activate
 	prometheus systemd
 	# TPM tests (tests/lib/tpm.sh): swtpm and tpm2-pkcs11
