@@ -13,6 +13,8 @@
 #include "mtls_clock.h"
 #include "stats.h"
 
+#define RELAY_STOP_CHECK_MS 50
+
 struct dir {
 	uint8_t buf[RELAY_BUF];
 	size_t len, off;
@@ -26,7 +28,7 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     struct relay_result *res, struct mtls_error *err)
 {
 	struct dir up = { 0 }, down = { 0 }; /* up: app -> server */
-	uint64_t last = mtls_now_ms();
+	uint64_t last = mtls_now_ms(), stop_checked = last;
 	int tls_want_read = 1, tls_want_write = 0;
 	mtls_err_t r = MTLS_OK;
 	ssize_t n;
@@ -132,6 +134,18 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 			goto out;
 		if (progress) {
 			last = mtls_now_ms();
+			/* A busy relay never reaches the poll below: look at the
+			 * stop signal every RELAY_STOP_CHECK_MS all the same,
+			 * or a bulk transfer would outlive shutdown_grace. */
+			if (last - stop_checked >= RELAY_STOP_CHECK_MS) {
+				struct pollfd sp = { .fd = stop_fd, .events = POLLIN };
+
+				stop_checked = last;
+				if (poll(&sp, 1, 0) == 1 && (sp.revents & POLLIN)) {
+					res->stopped = 1;
+					goto out;
+				}
+			}
 			continue;
 		}
 		if (wolfSSL_pending(ssl) > 0 && down.len == 0)

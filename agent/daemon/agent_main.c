@@ -223,7 +223,9 @@ static void accept_on(struct runtime *rt, struct tunnel *t, int stop_fd)
 	}
 }
 
-static void drain(struct runtime *rt, int stop_fd)
+/* Waits for the connections to end: shutdown_grace, then the stop signal
+ * and a bounded wait more. 0 when none is left. */
+static int drain(struct runtime *rt, int stop_fd)
 {
 	uint64_t deadline = mtls_now_ms() + rt->cfg->agent.shutdown_grace_ms;
 	uint64_t one = 1;
@@ -236,11 +238,12 @@ static void drain(struct runtime *rt, int stop_fd)
 			   atomic_load(&g_stats.connections_active));
 		if (write(stop_fd, &one, sizeof(one)) != sizeof(one))
 			log_warn("event=shutdown error=\"stop signal\"");
-		deadline = mtls_now_ms() + 2000;
+		deadline = mtls_now_ms() + 5000;
 		while (atomic_load(&g_stats.connections_active) > 0 &&
 		       mtls_now_ms() < deadline)
 			usleep(10000);
 	}
+	return atomic_load(&g_stats.connections_active) > 0 ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -402,7 +405,16 @@ int main(int argc, char **argv)
 	metrics_stop();
 	scheduler_stop();
 	current_set(NULL);
-	drain(rt, stop_fd);
+	if (drain(rt, stop_fd) != 0) {
+		/* A connection thread still runs (it would be a bug: every
+		 * wait watches the stop signal). Freeing what it uses (the
+		 * runtime, wolfSSL's globals) under it is how a double free
+		 * happens: leave everything to the process exit instead. */
+		log_err("event=shutdown result=forced connections_active=%lu",
+			atomic_load(&g_stats.connections_active));
+		stats_log();
+		_exit(1);
+	}
 	conn_pool_stop();
 	session_cache_clear();
 	stats_log();

@@ -1,9 +1,9 @@
 #!/bin/bash
-# Certificates that live 90 s, renewed at two thirds of their lifetime with
-# a fresh key generated on the token each time, by the exec enroller
-# (openssl ca). A client sends requests through a tunnel the whole time:
-# zero may fail. Two renewals; then the CA goes down: backoff, the current
-# certificate stays in use, and the renewal succeeds once the CA is back.
+# Certificates that live 120 s, renewed at half their lifetime with a fresh
+# key generated on the token each time, by the exec enroller (openssl ca).
+# A client sends requests through a tunnel the whole time: zero may fail.
+# Two renewals; then the CA goes down: backoff, the current certificate
+# stays in use, and the renewal succeeds once the CA is back.
 # Each new key is sensitive and never extractable; the generation before the
 # previous one is destroyed; libp11 uses the key and certificate the agent
 # stored.
@@ -25,7 +25,6 @@ exec_ca=$(cd "$(dirname "$0")/../lib" && pwd)/exec_ca.sh
 
 conf=$T/agent.conf
 agent_conf_token "$conf" itoken "$T/pin"
-sed -i "s#^\[agent\]\$#[agent]\nstate_dir = $T/state#" "$conf"
 cat >>"$conf" <<-EOF
 
 	[identity dev]
@@ -34,15 +33,19 @@ cat >>"$conf" <<-EOF
 	cert = pkcs11:object=dev-cert;type=cert
 	ca = $T/ca/ca.pem
 	enroll = exec
-	exec = $exec_ca $T/ca 90
+	exec = $exec_ca $T/ca 120
 	issuer_ca = $T/ca/ca.pem
 	subject = CN=lifecycle-device
 	cert_file = $T/dev-chain.pem
-	renew_at = 66%
+	renew_at = 50%
 	retry_min = 3s
 	retry_max = 8s
 	EOF
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
+# exec_ca.sh back-dates notBefore by a minute: each certificate spans 180 s
+# and is due for renewal 30 s after issue (less the default 2% jitter),
+# which leaves 90 s for a late renewal on a loaded machine before the
+# client would see it expire, and keeps the test well within ctest's time.
 
 # First enrollment, by the tooling, before the agent runs.
 "$MTLSCTL" -c "$conf" enroll dev >"$T/enroll.out"
@@ -53,29 +56,30 @@ agent_start "$conf"
 (
 	ok=0 bad=0
 	while [ ! -e "$T/stop-client" ]; do
-		if out=$(curl -sS --max-time 5 --unix-socket "$T/web.sock" http://localhost/ 2>&1) &&
+		if out=$(curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/ 2>&1) &&
 			[[ $out == *"dn=CN=lifecycle-device verify=SUCCESS"* ]]; then
 			ok=$((ok + 1))
 		else
 			bad=$((bad + 1))
 			echo "$(date +%T) $out" >>"$T/client-failures.log"
 		fi
-		sleep 0.1
+		sleep 0.1 # pacing, not synchronisation
 	done
 	echo "$ok $bad" >"$T/client.result"
 ) &
 client=$!
 t_on_exit "touch $T/stop-client; kill $client"
 
-agent_log_wait 'event=renewed identity=dev generation=2' 120
-agent_log_wait 'event=renewed identity=dev generation=3' 120
+# Each wait: until the certificate in service would expire.
+agent_log_wait 'event=renewed identity=dev generation=2' 90
+agent_log_wait 'event=renewed identity=dev generation=3' 90
 # Generation 1 went when generation 3 came into service (one previous kept).
-agent_log_wait 'event=key_retired identity=dev objects_removed=3' 10
+agent_log_wait 'event=key_retired identity=dev objects_removed=3'
 echo "ok: two renewals while the client kept going"
 
 # The CA goes down during the next renewal window.
 touch "$T/ca/down"
-agent_log_wait 'event=renew_failed identity=dev .*failures=2 ' 120
+agent_log_wait 'event=renew_failed identity=dev .*failures=2 ' 90
 fails=$(grep -c 'event=renew_failed identity=dev' "$T/agent.log")
 rm "$T/ca/down"
 agent_log_wait 'event=renewed identity=dev generation=4' 60
@@ -83,9 +87,14 @@ echo "ok: CA down: $fails failed attempts with backoff, then renewed"
 
 touch "$T/stop-client"
 wait $client || true
+# Stopped here, so that what follows sees generation 4 (the next renewal
+# is due 30 s after it) however slow the machine is; mtlsctl status reads
+# the tokens and state_dir without it.
+agent_stop || t_fail "mtls-agent did not stop cleanly"
 read -r ok bad <"$T/client.result"
 [ "$bad" -eq 0 ] || t_fail "$bad of $((ok + bad)) requests failed: $(head -3 "$T/client-failures.log")"
-[ "$ok" -gt 100 ] || t_fail "only $ok requests made"
+# About 10 a second when idle; at least one every 3 s even when loaded.
+[ "$ok" -gt 30 ] || t_fail "only $ok requests made"
 echo "ok: $ok requests through four generations, none failed"
 
 # The backoff doubled between failures (3 s, 6 s, 8 s cap).
@@ -108,7 +117,7 @@ done
 echo "ok: generations 3 and 4 on the token, protected; 1 and 2 destroyed"
 
 # The certificate the agent stored, with its key, serves libp11 too.
-out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
+out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 60 \
 	--engine pkcs11 --key-type ENG --cert-type ENG \
 	--key 'pkcs11:token=itoken;object=dev-g4;type=private;pin-value=tPIN-4711xq' \
 	--cert 'pkcs11:token=itoken;object=dev-g4;type=cert;pin-value=tPIN-4711xq' \

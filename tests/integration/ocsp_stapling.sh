@@ -64,10 +64,10 @@ cat >>"$conf" <<-EOF
 agent_start "$conf"
 connect() { # PORT -> the CONNECT answer's status line and reason header
 	printf 'CONNECT localhost:%s HTTP/1.1\r\n\r\n' "$1" |
-		socat -t 10 - "UNIX-CONNECT:$T/agent.sock" 2>/dev/null | tr -d '\r' |
+		socat -t 30 - "UNIX-CONNECT:$T/agent.sock" 2>/dev/null | tr -d '\r' |
 		grep -E '^HTTP/1.1|^X-Mtls-Reason' || true
 }
-out=$(curl -sS --max-time 10 -x "socks5h://localhost$T/agent.sock" "http://localhost:$pg/")
+out=$(curl -sS --max-time 30 -x "socks5h://localhost$T/agent.sock" "http://localhost:$pg/")
 [[ $out == *"dn=CN=ocsp-device verify=SUCCESS"* ]] || t_fail "stapled good: $out"
 echo "ok: a stapled 'good' answer passes ocsp = required"
 resp=$(connect "$pb")
@@ -79,7 +79,7 @@ pn2=$(t_free_port); nginx_start "$T/nn2" "$pn2" "$T/ca/ca.pem" "$T/good.pem" "$T
 resp=$(connect "$pn2")
 grep -q 'X-Mtls-Reason: revocation_unknown' <<<"$resp" || t_fail "no staple, required: $resp"
 echo "ok: no staple under ocsp = required is refused as revocation_unknown"
-out=$(curl -sS --max-time 10 -x "socks5h://localhost$T/agent.sock" "http://localhost:$pn/")
+out=$(curl -sS --max-time 30 -x "socks5h://localhost$T/agent.sock" "http://localhost:$pn/")
 [[ $out == *"dn=CN=ocsp-device verify=SUCCESS"* ]] || t_fail "optional, no staple: $out"
 echo "ok: no staple under ocsp = optional passes"
 t_pass "OCSP stapling"

@@ -133,11 +133,11 @@ sock=$T/agent.sock
 
 # 1. SOCKS5 over the Unix socket and HTTP CONNECT on the loopback port; the
 #    destination picks the identity.
-out=$(curl -sS --max-time 10 -x "socks5h://localhost$sock" "http://localhost:$pA/")
+out=$(curl -sS --max-time 30 -x "socks5h://localhost$sock" "http://localhost:$pA/")
 [[ $out == *"dn=CN=corp-device verify=SUCCESS"* ]] || t_fail "SOCKS5 to corp: $out"
-out=$(curl -sS --max-time 10 -x "socks5h://localhost$sock" "http://localhost:$pB/")
+out=$(curl -sS --max-time 30 -x "socks5h://localhost$sock" "http://localhost:$pB/")
 [[ $out == *"dn=CN=dev-device verify=SUCCESS"* ]] || t_fail "SOCKS5 to dev: $out"
-out=$(curl -sS --max-time 10 -p -x "http://127.0.0.1:$proxy_port" "http://localhost:$pA/")
+out=$(curl -sS --max-time 30 -p -x "http://127.0.0.1:$proxy_port" "http://localhost:$pA/")
 [[ $out == *"dn=CN=corp-device verify=SUCCESS"* ]] || t_fail "CONNECT to corp: $out"
 echo "ok: SOCKS5 and CONNECT reach nginx as corp-device / dev-device"
 
@@ -156,7 +156,7 @@ echo "ok: git clone through the agent socket"
 
 # 3. Another uid is denied: SOCKS5 reply 2, and HTTP 403 with the reason.
 if setpriv --reuid=65534 --regid=65534 --clear-groups \
-	curl -sS --max-time 10 -x "socks5h://localhost$sock" "http://localhost:$pA/" \
+	curl -sS --max-time 30 -x "socks5h://localhost$sock" "http://localhost:$pA/" \
 	2>"$T/denied.err"; then
 	t_fail "uid 65534 was let through"
 fi
@@ -164,7 +164,7 @@ t_assert_contains "$T/denied.err" 'SOCKS5.*\(2\)|not allowed'
 agent_log_wait 'event=policy_denied .*uid=65534 .*reason=no_rule'
 connect_raw() { # SOCKET HOST:PORT [setpriv...] -> the response head
 	printf 'CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n' "$2" "$2" |
-		"${@:3}" socat -t 10 -T 10 - "UNIX-CONNECT:$1" 2>/dev/null | tr -d '\r' || true
+		"${@:3}" socat -t 30 -T 30 - "UNIX-CONNECT:$1" 2>/dev/null | tr -d '\r' || true
 }
 resp=$(connect_raw "$sock" "localhost:$pA" setpriv --reuid=65534 --regid=65534 --clear-groups)
 grep -q '^HTTP/1.1 403 ' <<<"$resp" || t_fail "uid 65534 CONNECT: $resp"
@@ -186,7 +186,7 @@ expect_502 "$pR" revoked
 expect_502 "$pE" expired
 expect_502 "$pF" unknown_ca
 # SOCKS5 has no text: a general failure (1), and the reason in the log.
-if curl -sS --max-time 10 -x "socks5h://localhost$sock" "http://localhost:$pF/" \
+if curl -sS --max-time 30 -x "socks5h://localhost$sock" "http://localhost:$pF/" \
 	2>"$T/socks_fail.err"; then
 	t_fail "SOCKS5 to a foreign CA succeeded"
 fi

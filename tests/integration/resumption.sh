@@ -26,7 +26,7 @@ identity_provision "$conf" dev ec-p256 "$T/ca" "CN=resume-device"
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
 agent_start "$conf"
 for i in $(seq 1 10); do
-	out=$(curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/)
+	out=$(curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/)
 	[[ $out == *"dn=CN=resume-device verify=SUCCESS"* ]] || t_fail "request $i: $out"
 done
 full=$(grep -c 'event=handshake .*result=ok.*resumed=0 token_signs=1' "$T/agent.log" || true)
@@ -37,9 +37,9 @@ echo "ok: resume = yes: 1 full handshake, 9 resumed without a token signature; n
 agent_log_mark
 sed -i 's/^resume = yes$/resume = no/' "$conf"
 kill -HUP "$AGENT_PID"
-agent_log_wait 'event=reload result=ok' 10
+agent_log_wait 'event=reload result=ok'
 for i in 1 2 3; do
-	curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/ >/dev/null
+	curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/ >/dev/null
 done
 n=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'result=ok.*resumed=0 token_signs=1' || true)
 [ "$n" -eq 3 ] || t_fail "resume = no: $n of 3 full handshakes"

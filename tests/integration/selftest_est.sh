@@ -27,7 +27,7 @@ url=https://localhost:$port/.well-known/est
 req() {
 	local name=$1 u=$2
 	shift 2
-	curl -sS --max-time 20 --cacert "$T/ca/ca.pem" -D "$T/$name.hdr" \
+	curl -sS --max-time 60 --cacert "$T/ca/ca.pem" -D "$T/$name.hdr" \
 		-o "$T/$name.body" -w '%{http_code}' "$@" "$u"
 }
 expect() { # NAME CODE CURL_ARGS...: req with an expected status

@@ -44,7 +44,7 @@ t_assert_contains "$info" 'DNS:eckey.example'
 t_assert_contains "$info" 'TLS Web Client Authentication'
 pki_client_file_cert "$T/ca" "$T/filecli" filecli
 pki_client_file_cert "$T/other" "$T/stranger" stranger
-file_curl() { curl -sS --max-time 10 --cacert "$ca" --cert "$T/filecli.pem" --key "$T/filecli.key" "$@"; }
+file_curl() { curl -sS --max-time 30 --cacert "$ca" --cert "$T/filecli.pem" --key "$T/filecli.key" "$@"; }
 
 # nginx: the DN that it verified (RFC 2253: last RDN first), for the token
 # keys and the file key.
@@ -79,7 +79,7 @@ s_server_start "$T/s12" "$s12" "$ca" "$T/good.pem" "$T/good.key" -tls1_2
 page=$(curl_p11 ftok rsakey tPIN-4711xq "$T/rsakey.pem" "$ca" "https://localhost:$s12/")
 t_assert_contains "$page" '^ +Subject: CN=fx-rsakey, O=Fixtures$'
 t_assert_contains "$page" '^ +Protocol +: TLSv1.2$'
-t_expect_fail curl -sS --max-time 10 --cacert "$ca" "https://localhost:$s13/" -o /dev/null 2>/dev/null
+t_expect_fail curl -sS --max-time 30 --cacert "$ca" "https://localhost:$s13/" -o /dev/null 2>/dev/null
 
 # Bad server certificates, as an ordinary client sees them.
 bad_server() { # NAME CURL_ERROR_PATTERN

@@ -32,45 +32,60 @@ agent_conf_identity "$conf" dev "$T/ca/ca.pem"
 identity_provision "$conf" dev ec-p256 "$T/ca" "CN=fault-device"
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
 agent_start "$conf"
-req() { curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/ 2>&1; }
+req() { curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/ 2>&1; }
 [[ $(req) == *"dn=CN=fault-device"* ]] || t_fail "baseline request"
 fds() { ls "/proc/$AGENT_PID/fd" | wc -l; }
 threads() { sed -n 's/^Threads:\t//p' "/proc/$AGENT_PID/status"; }
+# settled: the agent holds no connection to nginx (it closes that side once
+# its client has hung up).
+settled() { ! ss -Htanp "dport = :$port" | grep -q "pid=$AGENT_PID,"; }
+t_until 60 settled || t_fail "the agent still holds the first connection after 60 s"
 fd0=$(fds) th0=$(threads)
 
-# 1. Token pulled out during a transfer.
-curl -sS --max-time 60 --limit-rate 40M --unix-socket "$T/web.sock" \
+# 1. Token pulled out during a transfer (200 MiB at 40 MiB/s: 5 s).
+curl -sS --max-time 120 --limit-rate 40M --unix-socket "$T/web.sock" \
 	-o "$T/during.bin" http://localhost/files/big.bin &
 dl=$!
-sleep 1
+# Until it is established: curl makes the file with the first bytes.
+t_until 30 test -s "$T/during.bin" || t_fail "the transfer did not start"
 fault removed
 agent_log_mark
 for i in $(seq 1 20); do
 	[[ $(req) == *"dn="* ]] && t_fail "handshake $i succeeded without the token"
 done
-agent_log_wait 'result=fail reason=token_absent .*CKR_DEVICE_REMOVED|result=fail reason=token_absent' 5
+agent_log_wait 'result=fail reason=token_absent .*CKR_DEVICE_REMOVED|result=fail reason=token_absent'
 wait $dl || t_fail "the established transfer broke when the token left"
 cmp -s "$T/during.bin" "$T/ngx/www/big.bin" || t_fail "the established transfer was corrupted"
 echo "ok: token removed: 20 new handshakes refused with token_absent; a 200 MiB transfer went on intact"
 fault
 [[ $(req) == *"dn=CN=fault-device"* ]] || t_fail "no recovery after the token came back"
-sleep 0.5
+# Until the agent has closed what the 20 refused handshakes, the transfer
+# and that request left (or 60 s: then it leaked).
+released() { settled && [ "$(fds)" -le $((fd0 + 2)) ] && [ "$(threads)" -le $((th0 + 1)) ]; }
+t_until 60 released || true
 fd1=$(fds) th1=$(threads)
 [ "$fd1" -le $((fd0 + 2)) ] || t_fail "fds $fd0 -> $fd1"
 [ "$th1" -le $((th0 + 1)) ] || t_fail "threads $th0 -> $th1"
 echo "ok: recovered by itself when the token returned (fds $fd0 -> $fd1, threads $th0 -> $th1)"
 
-# 2. A slow token: established connections keep their rate.
+# 2. A slow token: established connections keep their rate. The rate
+#    alone is measured before and after, and the slower one counts: other
+#    tests running beside this one change the machine's speed.
 t() { date +%s%N; }
-s=$(t)
-curl -sS --max-time 60 --unix-socket "$T/web.sock" -o /dev/null http://localhost/files/big.bin
-base_ms=$((($(t) - s) / 1000000))
+alone() { # prints the ms the 200 MiB take with nothing else going on
+	local s
+	s=$(t)
+	curl -sS --max-time 120 --unix-socket "$T/web.sock" -o /dev/null http://localhost/files/big.bin
+	echo $((($(t) - s) / 1000000))
+}
+base_ms=$(alone)
 fault sign_delay_ms=300
 # The transfer's own handshake first, then 16 new handshakes queue beside it.
-exec 3< <(curl -sS --max-time 60 --unix-socket "$T/web.sock" \
+agent_log_mark
+exec 3< <(curl -sS --max-time 120 --unix-socket "$T/web.sock" \
 	-w '%{time_appconnect} %{time_starttransfer} %{time_total}\n' -o /dev/null \
 	http://localhost/files/big.bin)
-sleep 0.4
+agent_log_wait 'event=handshake conn=[0-9]+ tunnel=web result=ok'
 s=$(t)
 pids=()
 for i in $(seq 1 16); do
@@ -81,11 +96,13 @@ read -r _ first total <&3
 wait "${pids[@]}" # not a bare wait: the agent is a child too
 slow_ms=$(awk -v a="$first" -v b="$total" 'BEGIN { printf "%d", (b - a) * 1000 }')
 max_hs=$(sort -n "$T/slow_hs.ms" | tail -1)
+fault
+after_ms=$(alone)
+[ "$after_ms" -le "$base_ms" ] || base_ms=$after_ms
 echo "ok: 300 ms signatures: 200 MiB took ${slow_ms} ms while 16 handshakes queued (last done after ${max_hs} ms); alone it took ${base_ms} ms"
 echo "slow_token base_ms=$base_ms slow_ms=$slow_ms max_handshake_ms=$max_hs" >"$T/slow.result"
 [ "$slow_ms" -le $((base_ms * 2 + 300)) ] || t_fail "the established transfer slowed from $base_ms to $slow_ms ms"
 [ "$max_hs" -ge 900 ] || t_fail "16 handshakes on a 300 ms token finished in $max_hs ms: not queued?"
-fault
 
 # 3. A PIN the token refuses: one C_Login, then no retry loop.
 logins() { grep -c C_Login "$T/fault.calls" || true; }
@@ -96,7 +113,7 @@ before=$(logins)
 for i in $(seq 1 20); do req >/dev/null || true; done
 after=$(logins)
 [ $((after - before)) -eq 1 ] || t_fail "$((after - before)) C_Login calls for 20 requests"
-agent_log_wait 'reason=pin_incorrect .*PIN was refused earlier; not retrying' 5
+agent_log_wait 'reason=pin_incorrect .*PIN was refused earlier; not retrying'
 echo "ok: a refused PIN: 1 C_Login for 20 requests, then 'not retrying until unlock or reload'"
 agent_stop
 

@@ -47,7 +47,7 @@ fi
 t_assert_contains "$T/dup.err" 'ambiguous|already exists'
 
 # 4. curl + libp11's engine with the key AND the certificate from the token.
-out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
+out=$(PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 60 \
 	--engine pkcs11 --key-type ENG --cert-type ENG \
 	--key 'pkcs11:token=itoken;object=dev-key;type=private;pin-value=tPIN-4711xq' \
 	--cert 'pkcs11:token=itoken;object=dev-cert;type=cert;pin-value=tPIN-4711xq' \
@@ -59,6 +59,6 @@ echo "ok: curl + libp11 with the token's key and certificate: $out"
 # 5. And the agent presents the same identity to the same server.
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
 agent_start "$conf"
-out2=$(curl -sS --max-time 10 --unix-socket "$T/web.sock" http://localhost/)
+out2=$(curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/)
 [[ $out2 == *"dn=CN=interop,O=Tooling verify=SUCCESS"* ]] || t_fail "agent got: $out2"
 t_pass "key is sensitive and never extractable; libp11 and the agent both use it"

@@ -42,12 +42,14 @@ s_server_start "$T/s13" "$p13" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key" -t
 p12=$(t_free_port)
 s_server_start "$T/s12" "$p12" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key" -tls1_2
 
-# conf_tpm FILE [agent lines...]: [agent] and [token tpm] on TPM_MODULE.
+# conf_tpm FILE [agent lines...]: [agent] and [token tpm] on TPM_MODULE;
+# renewal state in $T/state (never the machine's /var/lib/mtls-agent).
 conf_tpm() {
 	local file=$1
 	shift
 	{
-		printf '[agent]\nlog_level = debug\nhandshake_timeout = 10s\nshutdown_grace = 3s\n'
+		printf '[agent]\nlog_level = debug\nstate_dir = %s\nhandshake_timeout = 10s\nshutdown_grace = 3s\n' \
+			"$T/state"
 		for kv in "$@"; do printf '%s\n' "$kv"; done
 		printf '\n[token tpm]\nmodule = %s\nuri = pkcs11:token=%s\npin_source = file:%s\n' \
 			"$TPM_MODULE" "$TPM_LABEL" "$T/pin"
@@ -145,7 +147,7 @@ provision() {
 # check SOCKET CN PROTOCOL SIGTYPE: s_server's page through the tunnel.
 check() {
 	local page detail
-	page=$(curl -sS --max-time 15 --unix-socket "$1" http://localhost/ 2>&1) || {
+	page=$(curl -sS --max-time 60 --unix-socket "$1" http://localhost/ 2>&1) || {
 		detail=$(grep 'result=fail' "$T/agent.log" | tail -1)
 		t_fail "$1: no page ($page); agent: $detail"
 	}
@@ -187,7 +189,7 @@ echo "ok: a+b in $(since "$start") s; the agent left no transient object"
 # after issue (exec_ca.sh back-dates notBefore by a minute).
 conf=$T/agent-renew.conf
 # Resumption on: after a failed renewal, a resumed session needs no key.
-conf_tpm "$conf" "state_dir = $T/state" "resume = yes"
+conf_tpm "$conf" "resume = yes"
 conf_identity "$conf" dev "enroll = exec" "exec = $exec_ca $T/ca 600" \
 	"issuer_ca = $T/ca/ca.pem" "subject = CN=tpm-device" "key_type = ec-p256" \
 	"renew_before = 597s" "renew_jitter = 0" "retry_min = 1s" "retry_max = 2s"
@@ -202,7 +204,7 @@ if [ $KEYGEN_WORKS = 1 ]; then
 	no_transient "after mtlsctl enroll"
 	agent_start "$conf"
 	check "$T/web.sock" tpm-device TLSv1.3 ECDSA
-	agent_log_wait 'event=renewed identity=dev generation=2' 20
+	agent_log_wait 'event=renewed identity=dev generation=2' 90
 	check "$T/late.sock" tpm-device TLSv1.2 ECDSA
 	echo "transient objects in the TPM while the renewed agent runs: $(tpm_transient | tr '\n' ' ')"
 	agent_stop || t_fail "mtls-agent did not stop cleanly"
@@ -234,13 +236,13 @@ keygen dev ec-p256
 no_transient "after provisioning dev"
 agent_start "$conf"
 check "$T/web.sock" tpm-device TLSv1.3 ECDSA
-agent_log_wait 'event=renew_failed identity=dev reason=token_error failures=1 .*C_GenerateKeyPair: CKR_GENERAL_ERROR' 20
+agent_log_wait 'event=renew_failed identity=dev reason=token_error failures=1 .*C_GenerateKeyPair: CKR_GENERAL_ERROR' 90
 line=$(grep -m1 'event=renew_failed' "$T/agent.log")
 echo "LIMITATION: agent renewal: level=${line#*level=}"
 # The second attempt: the agent closed the session the first failure came
 # back on, the last one open, which ends the login (and tpm2-pkcs11 flushes
 # the loaded key); it keeps believing it is logged in.
-agent_log_wait 'event=renew_failed identity=dev reason=token_error failures=2 ' 20
+agent_log_wait 'event=renew_failed identity=dev reason=token_error failures=2 ' 90
 line=$(grep -m1 'event=renew_failed identity=dev .*failures=2 ' "$T/agent.log")
 if grep -q 'C_GenerateKeyPair: CKR_USER_NOT_LOGGED_IN' <<<"$line"; then
 	echo "AGENT BUG: stale login after the last session was closed: level=${line#*level=}"
@@ -252,18 +254,18 @@ grep -qx 'generation=0' "$T/state/dev.state" || t_fail "generation changed"
 # The tunnel still answers over the session resumed from the first request
 # (no signature needed).
 agent_log_mark
-page=$(curl -sS --max-time 15 --unix-socket "$T/web.sock" http://localhost/ 2>&1) ||
+page=$(curl -sS --max-time 60 --unix-socket "$T/web.sock" http://localhost/ 2>&1) ||
 	t_fail "web.sock after the failed renewals: $page"
 grep -qE 'Subject: CN ?= ?tpm-device$' <<<"$page" || t_fail "web.sock: no client CN"
-agent_log_wait 'event=handshake conn=[0-9]+ tunnel=web result=ok .*resumed=1 token_signs=0' 5
+agent_log_wait 'event=handshake conn=[0-9]+ tunnel=web result=ok .*resumed=1 token_signs=0'
 echo "ok: the tunnel still answers after the failed renewals (resumed session, no signature)"
 # A full handshake needs the key in the TPM again: report what happens.
 agent_log_mark
-if page=$(curl -sS --max-time 15 --unix-socket "$T/late.sock" http://localhost/ 2>&1) &&
+if page=$(curl -sS --max-time 60 --unix-socket "$T/late.sock" http://localhost/ 2>&1) &&
 	grep -qE 'Subject: CN ?= ?tpm-device$' <<<"$page"; then
 	echo "ok: a full handshake after the failed renewals still signs in the TPM"
 else
-	agent_log_wait 'event=handshake conn=[0-9]+ tunnel=late result=fail' 5
+	agent_log_wait 'event=handshake conn=[0-9]+ tunnel=late result=fail'
 	line=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -m1 'tunnel=late result=fail')
 	grep -q 'C_Login: CKR_GENERAL_ERROR' <<<"$line" ||
 		t_fail "full handshake after the failed renewals: $line"

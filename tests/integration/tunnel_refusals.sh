@@ -46,7 +46,7 @@ agent_conf_tunnel "$conf" good "$T/good.sock" "localhost:$p_good" dev
 agent_start "$conf"
 
 expect_reason() { # TUNNEL REASON
-	curl -sS --max-time 10 --unix-socket "$T/$1.sock" http://localhost/ \
+	curl -sS --max-time 30 --unix-socket "$T/$1.sock" http://localhost/ \
 		>/dev/null 2>&1 && t_fail "$1: request succeeded"
 	agent_log_wait "event=handshake conn=[0-9]+ tunnel=$1 result=fail reason=$2 "
 	echo "ok: $1 refused: $2"
@@ -55,7 +55,7 @@ expect_reason foreign unknown_ca
 expect_reason wrongname name_mismatch
 expect_reason expired expired
 expect_reason refuse client_cert_refused
-page=$(curl -sS --max-time 10 --unix-socket "$T/good.sock" http://localhost/)
+page=$(curl -sS --max-time 30 --unix-socket "$T/good.sock" http://localhost/)
 grep -qE 'Subject: CN ?= ?refusals' <<<"$page" || t_fail "good tunnel failed"
 agent_stop
 t_assert_contains "$T/agent.log" \

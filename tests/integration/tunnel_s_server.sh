@@ -58,7 +58,7 @@ agent_start "$conf"
 
 check() { # SOCKET CN PROTOCOL SIGTYPE
 	local page
-	page=$(curl -sS --max-time 10 --unix-socket "$1" http://localhost/)
+	page=$(curl -sS --max-time 30 --unix-socket "$1" http://localhost/)
 	grep -qE "Subject: CN ?= ?$2\$" <<<"$page" ||
 		t_fail "$1: s_server did not report client CN $2"
 	grep -q "Protocol *: *$3" <<<"$page" || t_fail "$1: not $3"

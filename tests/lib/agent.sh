@@ -1,12 +1,16 @@
 # Helpers to provision identities with the project's own tooling and to run
 # the agent under test. Sourced after common.sh, softhsm.sh and pki.sh.
 
-# agent_conf_token FILE LABEL PIN_FILE: writes [agent] and [token soft].
+# agent_conf_token FILE LABEL PIN_FILE: writes [agent] (state_dir $T/state)
+# and [token soft].
 agent_conf_token() {
 	local file=$1 label=$2 pin_file=$3
 	cat >"$file" <<-EOF
 	[agent]
 	log_level = debug
+	; the agent and mtlsctl read every identity's renewal state from here:
+	; this test's own, never the machine's /var/lib/mtls-agent
+	state_dir = $T/state
 	handshake_timeout = 10s
 	shutdown_grace = 3s
 	; every handshake signs on the token unless a test asks for resumption
@@ -59,33 +63,41 @@ identity_provision() {
 }
 
 # agent_start CONF: starts mtls-agent in the background, logging to
-# $T/agent.log; waits until it is ready. Sets AGENT_PID.
+# $T/agent.log; waits until it is ready (60 s: ASan, a loaded machine).
+# Sets AGENT_PID.
 agent_start() {
-	local conf=$1 i from
+	local conf=$1 from
 	# Only this start's lines count: the log may hold an earlier run's.
 	from=$(($(wc -l 2>/dev/null <"$T/agent.log" || echo 0) + 1))
 	"$MTLS_AGENT" -c "$conf" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	t_on_exit agent_stop
-	for i in $(seq 1 200); do
-		if tail -n +"$from" "$T/agent.log" 2>/dev/null | grep -q 'event=ready'; then
-			AGENT_LOG_FROM=$from
-			return 0
-		fi
-		kill -0 "$AGENT_PID" 2>/dev/null || {
-			cat "$T/agent.log" >&2
-			t_fail "mtls-agent exited during start-up"
-		}
-		sleep 0.05
-	done
-	t_fail "mtls-agent not ready after 10 s"
+	if t_until 60 _agent_ready "$from"; then
+		AGENT_LOG_FROM=$from
+		return 0
+	fi
+	t_fail "mtls-agent not ready after 60 s"
 }
 
-# agent_stop: SIGTERM and wait; returns the agent's exit status.
+_agent_ready() { # FROM: the ready line since FROM; fails the test if it died
+	tail -n +"$1" "$T/agent.log" 2>/dev/null | grep -q 'event=ready' && return 0
+	kill -0 "$AGENT_PID" 2>/dev/null || {
+		cat "$T/agent.log" >&2
+		t_fail "mtls-agent exited during start-up"
+	}
+	return 1
+}
+
+# agent_stop: SIGTERM and wait; returns the agent's exit status. One that
+# has not ended after 60 s is killed (a test fails, rather than hangs).
 agent_stop() {
 	[ -n "${AGENT_PID:-}" ] || return 0
 	kill -TERM "$AGENT_PID" 2>/dev/null || true
 	local rc=0
+	if ! t_until 60 t_gone "$AGENT_PID"; then
+		echo "mtls-agent $AGENT_PID still runs 60 s after SIGTERM: SIGKILL" >&2
+		kill -KILL "$AGENT_PID" 2>/dev/null || true
+	fi
 	wait "$AGENT_PID" || rc=$?
 	AGENT_PID=
 	return $rc
@@ -97,14 +109,14 @@ agent_log_mark() {
 	AGENT_LOG_FROM=$(($(wc -l 2>/dev/null <"$T/agent.log" || echo 0) + 1))
 }
 
-# agent_log_wait PATTERN [SECONDS]: waits for a line of the agent's log,
-# since the last mark.
+# agent_log_wait PATTERN [SECONDS]: waits (30 s unless told) for a line of
+# the agent's log, since the last mark.
 agent_log_wait() {
-	local pattern=$1 secs=${2:-10} i
-	for i in $(seq 1 $((secs * 20))); do
-		tail -n +"${AGENT_LOG_FROM:-1}" "$T/agent.log" 2>/dev/null |
-			grep -qE "$pattern" && return 0
-		sleep 0.05
-	done
-	t_fail "agent log never matched: $pattern"
+	local pattern=$1 secs=${2:-30}
+	t_until "$secs" _agent_log_has "$pattern" ||
+		t_fail "agent log never matched in ${secs}s: $pattern"
+}
+
+_agent_log_has() { # PATTERN
+	tail -n +"${AGENT_LOG_FROM:-1}" "$T/agent.log" 2>/dev/null | grep -qE -- "$1"
 }

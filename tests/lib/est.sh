@@ -122,22 +122,21 @@ est_start() {
 	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin fcgiwrap -s "unix:$sock" \
 		-p "$dir/est.cgi" </dev/null >>"$dir/fcgiwrap.log" 2>&1 &
 	echo $! >"$dir/fcgiwrap.pid"
-
-	for _ in $(seq 1 200); do
-		[ -S "$sock" ] && break
-		kill -0 "$(cat "$dir/fcgiwrap.pid")" 2>/dev/null ||
-			t_fail "fcgiwrap exited: see $dir/fcgiwrap.log"
-		sleep 0.05
-	done
-	[ -S "$sock" ] || t_fail "fcgiwrap made no socket $sock"
+	t_until 30 _est_fcgiwrap_up "$sock" "$dir" ||
+		t_fail "fcgiwrap made no socket $sock in 30 s"
+	# nginx binds before it daemonizes (and fails if it cannot); the
+	# listener on PORT must then be this nginx.
 	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
 		t_fail "nginx (EST) did not start: see $dir/error.log"
-	t_wait_port "$port"
-	for _ in $(seq 1 100); do
-		[ -s "$dir/nginx.pid" ] && return 0
-		sleep 0.05
-	done
-	t_fail "nginx wrote no $dir/nginx.pid"
+	t_until 30 test -s "$dir/nginx.pid" || t_fail "nginx wrote no $dir/nginx.pid"
+	t_wait_port "$port" 30 "$(cat "$dir/nginx.pid")"
+}
+
+_est_fcgiwrap_up() { # SOCK DIR: the socket is there; fails the test if fcgiwrap died
+	[ -S "$1" ] && return 0
+	kill -0 "$(cat "$2/fcgiwrap.pid")" 2>/dev/null ||
+		t_fail "fcgiwrap exited: see $2/fcgiwrap.log"
+	return 1
 }
 
 # est_stop DIR: nginx, then fcgiwrap; safe to call twice.

@@ -1,17 +1,18 @@
 # Real mTLS servers on 127.0.0.1, stopped by the test's cleanup, and curl
 # with libp11's engine as an independent token-backed client.
 
-# server_stop PID: SIGTERM, then waits until PID is gone (SIGKILL after 5 s),
-# so that its port is free and it writes no more into $T. A daemon (nginx)
-# is not our child: it counts as gone once a zombie, as PID 1 may take a
-# second or two to reap it.
+# server_stop PID: SIGTERM, then waits until PID is gone (SIGKILL after
+# 30 s), so that its port is free and it writes no more into $T. A daemon
+# (nginx) is not our child: it counts as gone once a zombie, as PID 1 may
+# take a second or two to reap it. (A loop, not common.sh's t_until:
+# scripts/demo.sh uses this file without common.sh.)
 server_stop() {
 	local pid=${1:-} rc=0 st
 	[ -n "$pid" ] || return 0
 	kill "$pid" 2>/dev/null || return 0
 	wait "$pid" 2>/dev/null || rc=$?
 	[ $rc -ne 127 ] && return 0 # it was our child, now reaped
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 600); do
 		st=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
 		[[ $st == *") Z "* ]] && return 0
 		sleep 0.05
@@ -20,7 +21,8 @@ server_stop() {
 }
 
 # nginx_start DIR PORT CAFILE CERT KEY [CRL [OCSP_RESPONSE]]: staples the
-# DER OCSP response when given (CRL may be ""); on /, answers
+# DER OCSP response when given (CRL may be ""); TLS 1.2 and 1.3 unless
+# NGINX_SSL_PROTOCOLS says otherwise (e.g. TLSv1.2); on /, answers
 # "dn=<client DN> verify=<result> proto=<protocol>"; /echo answers with the
 # POSTed body (up to 1 MiB); /files/ serves DIR/www.
 nginx_start() {
@@ -51,7 +53,7 @@ nginx_start() {
 	    scgi_temp_path $dir/scgi;
 	    server {
 	        listen 127.0.0.1:$port ssl;
-	        ssl_protocols TLSv1.2 TLSv1.3;
+	        ssl_protocols ${NGINX_SSL_PROTOCOLS:-TLSv1.2 TLSv1.3};
 	        ssl_certificate $cert;
 	        ssl_certificate_key $key;
 	        ssl_client_certificate $ca;
@@ -79,16 +81,18 @@ nginx_start() {
 	}
 	EOF
 	t_on_exit "server_stop \$(cat '$dir/nginx.pid')"
+	# It binds before it daemonizes (and fails if it cannot); the daemon
+	# writes the pid file after.
 	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
 		t_fail "nginx did not start: see $dir/error.log"
-	# It listens before it daemonizes; the daemon writes the pid file after.
 	# (No t_wait_file: scripts/demo.sh uses this file without common.sh.)
-	t_wait_port "$port"
-	for _ in $(seq 1 100); do
-		[ -s "$dir/nginx.pid" ] && return 0
+	for _ in $(seq 1 600); do
+		[ -s "$dir/nginx.pid" ] && break
 		sleep 0.05
 	done
-	t_fail "nginx wrote no $dir/nginx.pid"
+	[ -s "$dir/nginx.pid" ] || t_fail "nginx wrote no $dir/nginx.pid"
+	# The listener on PORT must be this nginx, not whatever else has it.
+	t_wait_port "$port" 30 "$(cat "$dir/nginx.pid")"
 }
 
 # s_server_start DIR PORT CAFILE CERT KEY [extra openssl args, e.g. -tls1_3,
@@ -106,7 +110,9 @@ s_server_start() {
 		-CAfile "$ca" -Verify 1 -verify_return_error -www "$@" \
 		</dev/null >>"$dir/s_server.log" 2>&1 &
 	t_on_exit "server_stop $!"
-	t_wait_port "$port" 10 $!
+	# This s_server must hold the port (one that could not bind exits;
+	# t_cleanup shows its log).
+	t_wait_port "$port" 30 $!
 }
 
 # curl_p11 TOKEN OBJECT PIN CERT CAFILE URL [curl args...]: curl with
@@ -115,7 +121,7 @@ s_server_start() {
 curl_p11() {
 	local token=$1 obj=$2 pin=$3 cert=$4 ca=$5 url=$6
 	shift 6
-	PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 20 \
+	PKCS11_MODULE_PATH=$SOFTHSM_MODULE curl -sS --max-time 60 \
 		--engine pkcs11 --key-type ENG \
 		--key "pkcs11:token=$token;object=$obj;type=private;pin-value=$pin" \
 		--cert "$cert" --cacert "$ca" "$@" "$url"

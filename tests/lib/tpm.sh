@@ -33,13 +33,12 @@ tpm_start() {
 	[ -e "${TPM_MODULE:-}" ] || t_fail "libtpm2-pkcs11-1 is not installed (scripts/deps.sh)"
 	mkdir -p "$dir/store"
 	dir=$(cd "$dir" && pwd)
-	# Two ports: the TPM's and its control channel's (port + 1). Another
-	# test may take a port between our check and swtpm's bind: try again.
+	# Two ports: the TPM's and its control channel's (port + 1), both
+	# claimed (t_free_port, t_claim_port). Should swtpm still fail to
+	# start (something outside the tests took one), try other ports.
 	for _ in 1 2 3 4 5; do
 		p=$(t_free_port)
-		ss -Htan "sport = :$((p + 1))" | grep -q . && continue
-		grep -qx "$((p + 1))" "$T/.ports" 2>/dev/null && continue
-		echo "$((p + 1))" >>"$T/.ports"
+		((p < 65535)) && t_claim_port $((p + 1)) || continue
 		rm -f "$dir/swtpm.pid"
 		# --daemon: it returns once both sockets are bound.
 		if swtpm socket --tpm2 --tpmstate "dir=$dir" \
@@ -49,7 +48,10 @@ tpm_start() {
 			--pid "file=$dir/swtpm.pid" --log "file=$dir/swtpm.log" \
 			2>>"$dir/swtpm.log"; then
 			t_on_exit "tpm_stop '$dir'"
-			t_wait_file "$dir/swtpm.pid" 5
+			t_until 30 test -s "$dir/swtpm.pid" || t_fail "swtpm wrote no $dir/swtpm.pid"
+			# Both listeners are this swtpm's.
+			t_wait_port "$p" 30 "$(cat "$dir/swtpm.pid")"
+			t_wait_port $((p + 1)) 30 "$(cat "$dir/swtpm.pid")"
 			TPM_PORT=$p
 			export TPM_PORT
 			export TPM2_PKCS11_TCTI="swtpm:host=127.0.0.1,port=$p"
@@ -64,18 +66,13 @@ tpm_start() {
 }
 
 # tpm_stop DIR: SIGTERM to swtpm, then waits until it is gone (it is a
-# daemon: a zombie counts as gone; SIGKILL after 5 s).
+# daemon: a zombie counts as gone; SIGKILL after 30 s).
 tpm_stop() {
-	local pid st
+	local pid
 	pid=$(cat "$1/swtpm.pid" 2>/dev/null) || return 0
 	[ -n "$pid" ] || return 0
 	kill "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do
-		st=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
-		[[ $st == *") Z "* ]] && return 0
-		sleep 0.05
-	done
-	kill -9 "$pid" 2>/dev/null || true
+	t_until 30 t_gone "$pid" || kill -9 "$pid" 2>/dev/null || true
 }
 
 # tpm_flush: flushes every transient object and every loaded and saved
