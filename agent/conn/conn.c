@@ -311,12 +311,14 @@ struct route {
  *
  * Fair shares: a server that accepts and never answers, or one caller
  * opening many connections, holds a worker for up to handshake_timeout.
- * So no caller (uid) and no destination (host:port) may run more than
- * max_handshakes / (active + 1) handshakes at once, where active is the
- * number of callers (or destinations) with handshakes queued or running:
- * there is always room for one more caller and one more destination,
- * however many jobs the others queue. The TCP connect happens before, in
- * the connection's own thread. */
+ * So no destination (host:port) may run more than max_handshakes /
+ * (active + 1) handshakes at once, where active is the number of
+ * destinations with handshakes queued or running: there is always room
+ * for one more destination, however many jobs the others queue. And no
+ * caller (uid) more than max_handshakes / active callers: a caller alone
+ * may use every worker its destinations leave, and gets its share as soon
+ * as another caller waits. The TCP connect happens before, in the
+ * connection's own thread. */
 #define HS_IDLE_TRIM_SEC 10
 #define HS_SHARE_KEYS 64
 
@@ -368,20 +370,21 @@ static struct hs_share *share_of(struct hs_share *t, const char *key)
 	return &t[free_slot];
 }
 
-static unsigned share_cap(const struct hs_share *t)
+/* reserve: 1 keeps room for a key that has no job yet. */
+static unsigned share_cap(const struct hs_share *t, unsigned reserve)
 {
 	unsigned active = 0, cap;
 
 	for (int i = 0; i < HS_SHARE_KEYS; i++)
 		active += t[i].jobs > 0;
-	cap = hp.max / (active + 1);
+	cap = active + reserve > 0 ? hp.max / (active + reserve) : hp.max;
 	return cap > 0 ? cap : 1;
 }
 
 /* The first queued job within both of its shares (lock held), unlinked. */
 static struct hs_job *take_eligible(void)
 {
-	unsigned cap_uid = share_cap(hp.uids), cap_dest = share_cap(hp.dests);
+	unsigned cap_uid = share_cap(hp.uids, 0), cap_dest = share_cap(hp.dests, 1);
 	struct hs_job **pp = &hp.head, *prev = NULL;
 
 	for (; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
@@ -401,7 +404,7 @@ static struct hs_job *take_eligible(void)
 
 static unsigned eligible_queued(void)
 {
-	unsigned cap_uid = share_cap(hp.uids), cap_dest = share_cap(hp.dests);
+	unsigned cap_uid = share_cap(hp.uids, 0), cap_dest = share_cap(hp.dests, 1);
 	unsigned n = 0;
 
 	for (struct hs_job *j = hp.head; j != NULL; j = j->next)
