@@ -1,6 +1,7 @@
 #include "mtls_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,8 @@
 #include <unistd.h>
 
 static const char *log_ident = "mtls";
-static enum mtls_log_level log_level = MTLS_LOG_INFO;
+/* Set by a reload while connection threads log. */
+static _Atomic int log_level = MTLS_LOG_INFO;
 static int log_journal;
 
 static const char *const level_names[8] = {
@@ -41,7 +43,7 @@ void mtls_log_init(const char *ident)
 
 void mtls_log_set_level(enum mtls_log_level level)
 {
-	log_level = level;
+	atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 int mtls_log_level_parse(const char *s, enum mtls_log_level *out)
@@ -57,7 +59,7 @@ int mtls_log_level_parse(const char *s, enum mtls_log_level *out)
 
 int mtls_log_enabled(enum mtls_log_level level)
 {
-	return level <= log_level;
+	return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 void mtls_log(enum mtls_log_level level, const char *fmt, ...)
