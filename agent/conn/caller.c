@@ -273,6 +273,26 @@ static void read_process(struct caller *c)
 		caller_unit_from_cgroup(buf, c->unit, sizeof(c->unit));
 }
 
+static int has_cap_sys_ptrace(void)
+{
+	char buf[4096];
+	const char *p;
+	unsigned long long eff;
+
+	if (read_whole("/proc/self/status", buf, sizeof(buf)) <= 0 ||
+	    (p = strstr(buf, "\nCapEff:")) == NULL ||
+	    sscanf(p + 8, "%llx", &eff) != 1)
+		return 0;
+	return (eff >> 19) & 1; /* CAP_SYS_PTRACE */
+}
+
+int caller_exe_readable(int64_t uid)
+{
+	/* /proc/PID/exe needs PTRACE_MODE_READ_FSCREDS: the same fsuid (and
+	 * a dumpable process), or CAP_SYS_PTRACE. */
+	return (uid >= 0 && (uid_t)uid == geteuid()) || has_cap_sys_ptrace();
+}
+
 int caller_identify(int fd, struct caller *c, char *why, size_t why_len)
 {
 	struct sockaddr_storage me, peer;

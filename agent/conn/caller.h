@@ -40,6 +40,10 @@ int caller_identify(int fd, struct caller *c, char *why, size_t why_len);
 /* The policy's view of c (pointers into c). */
 void caller_policy(const struct caller *c, struct policy_caller *pc);
 
+/* Whether this process can read /proc/PID/exe of uid's processes: its
+ * own uid's, or any with CAP_SYS_PTRACE (root has it unless dropped). */
+int caller_exe_readable(int64_t uid);
+
 /* The unit from /proc/PID/cgroup text (cgroup v2 "0::" line): the system
  * unit, or for a process of a user's service manager
  * "user@UID.service/UNIT" (so a user cannot pass for a system unit).

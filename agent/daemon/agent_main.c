@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "conn.h"
 #include "control.h"
 #include "current.h"
@@ -144,6 +145,38 @@ static void notify_status(struct runtime *rt, const char *state)
 		   atomic_load(&g_stats.connections_active));
 }
 
+/* Rules on the caller's executable need /proc/PID/exe of the callers,
+ * which this process may be unable to read (the system unit runs as
+ * mtls-agent without CAP_SYS_PTRACE): such a rule could never allow, and
+ * a deny on it would deny everyone it names. Refused at load, with the
+ * rule's line, rather than silently never matching. */
+static mtls_err_t check_exe_rules(const char *path, const struct config *cfg,
+				  struct mtls_error *err)
+{
+	const struct policy *p = cfg->policy;
+
+	for (unsigned i = 0; p != NULL && i < p->n_rules; i++) {
+		const struct policy_rule *r = &p->rules[i];
+		int ok = r->n_uids > 0;
+
+		if (r->exes.n == 0)
+			continue;
+		for (unsigned j = 0; j < r->n_uids; j++)
+			ok = ok && caller_exe_readable(r->uids[j]);
+		if (!ok && !caller_exe_readable(-1))
+			return mtls_error_set(err, MTLS_ERR_CONFIG,
+					      "%s:%d: [rule %s]: exe = cannot be "
+					      "read for other users' processes "
+					      "by this agent (uid %u, without "
+					      "CAP_SYS_PTRACE): add uid = %u, or "
+					      "match on uid, gid or unit",
+					      path, r->line, r->name,
+					      (unsigned)geteuid(),
+					      (unsigned)geteuid());
+	}
+	return MTLS_OK;
+}
+
 static mtls_err_t load(const char *path, struct runtime *old,
 		       struct runtime **out, struct mtls_error *err)
 {
@@ -154,6 +187,11 @@ static mtls_err_t load(const char *path, struct runtime *old,
 	r = config_load(path, &cfg, err);
 	if (r != MTLS_OK)
 		return r;
+	r = check_exe_rules(path, cfg, err);
+	if (r != MTLS_OK) {
+		config_free(cfg);
+		return r;
+	}
 	mtls_log_set_level((enum mtls_log_level)cfg->agent.log_level);
 	r = runtime_new_recover(cfg, renew_recover_at_load, &rt, err);
 	if (r != MTLS_OK)
@@ -319,8 +357,16 @@ int main(int argc, char **argv)
 	if (check) {
 		struct config *cfg;
 
-		if (config_load(path, &cfg, &err) != MTLS_OK ||
-		    runtime_new(cfg, &rt, &err) != MTLS_OK) {
+		if (config_load(path, &cfg, &err) != MTLS_OK) {
+			log_error("check_failed", &err);
+			goto out;
+		}
+		if (check_exe_rules(path, cfg, &err) != MTLS_OK) {
+			config_free(cfg);
+			log_error("check_failed", &err);
+			goto out;
+		}
+		if (runtime_new(cfg, &rt, &err) != MTLS_OK) {
 			log_error("check_failed", &err);
 			goto out;
 		}

@@ -8,7 +8,8 @@
 #      name resolving to it, does not pass a deny for 127.0.0.2/32;
 #  M3  max_connections_per_uid holds on a TCP listener;
 #  M4  connections to a server that accepts and never answers do not hold
-#      up another caller's handshake.
+#      up another caller's handshake;
+#  M5  an agent that cannot read other users' executables refuses exe rules.
 set -euo pipefail
 if [ -z "${MTLS_IN_NS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (namespaces, setpriv)"; exit 0; }
@@ -178,5 +179,26 @@ took=$(( (${EPOCHREALTIME//[!0-9]/} - start) / 1000 ))ms
 [[ $out == *"dn=CN=root-only verify=SUCCESS"* ]] ||
 	bad "M4: root's handshake waited behind 12 hung ones: $out (after $took)"
 [[ " ${failed[*]} " == *" M4 "* ]] || echo "ok: M4: with 12 hung handshakes of uid 65534, root's completed in $took"
+# M5: an agent that cannot read other users' /proc/PID/exe (not root, no
+# CAP_SYS_PTRACE: the shipped system unit) refuses exe rules it could
+# never apply, naming the rule's line; with the agent's own uid it is fine.
+m5() { # EXTRA-RULE-LINES... -> the output of mtls-agent --check as uid 65534
+	{
+		sed -n '1,/^\[rule nobody-slow\]/p' "$conf" | sed '$d'
+		printf '[rule by-exe]\n'
+		printf '%s\n' "$@"
+		printf 'action = allow\nidentity = openid\nprofile = p\n'
+	} >"$T/m5.conf"
+	chmod 644 "$T/m5.conf"
+	"${NOBODY[@]}" "$MTLS_AGENT" --check -c "$T/m5.conf" 2>&1 || true
+}
+out=$(m5 'exe = /usr/bin/curl')
+line=$(grep -n '^\[rule by-exe\]' "$T/m5.conf" | cut -d: -f1)
+[[ $out == *"m5.conf:$line: [rule by-exe]: exe = cannot be read"* ]] ||
+	bad "M5: an exe rule it cannot apply was not refused at load: $out"
+out=$(m5 'exe = /usr/bin/curl' 'uid = 65534')
+[[ $out != *"exe = cannot be read"* ]] || bad "M5: an exe rule for the agent's own uid was refused: $out"
+[[ " ${failed[*]} " == *" M5 "* ]] || echo "ok: M5: exe rules the agent cannot read are refused at load with their line"
+
 [ ${#failed[@]} -eq 0 ] || t_fail "broken: ${failed[*]}"
 t_pass "attacks on the caller boundary"
