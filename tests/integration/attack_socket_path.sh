@@ -1,0 +1,67 @@
+#!/bin/bash
+# A tunnel socket in a folder another local user (65534) can write: while
+# the agent (root) starts, twenty times, that user keeps swapping the
+# socket's path for a symlink to a root-only file. The agent's chown and
+# chmod of its socket must never reach that file (earlier: chown/chmod by
+# path after bind() followed the symlink).
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/softhsm.sh"
+. "$(dirname "$0")/../lib/pki.sh"
+. "$(dirname "$0")/../lib/agent.sh"
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (setpriv)"; exit 0; }
+
+t_init attack_socket_path
+chmod 711 "$T"
+PY=/usr/bin/python3 # Debian's, which any uid can run
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+softhsm_init itoken 87654321 tPIN-4711xq
+printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
+pki_ca "$T/ca" "Path CA"
+# The victim: root's, mode 0600; the folder: the attacker's.
+echo secret >"$T/victim" && chmod 600 "$T/victim"
+mkdir "$T/shared" && chown 65534:65534 "$T/shared" && chmod 755 "$T/shared"
+
+conf=$T/agent.conf
+agent_conf_token "$conf" itoken "$T/pin"
+agent_conf_identity "$conf" dev "$T/ca/ca.pem"
+identity_provision "$conf" dev ec-p256 "$T/ca" "CN=path"
+agent_conf_tunnel "$conf" web "$T/shared/agent.sock" "localhost:1" dev \
+	"mode = 0666" "owner = 65534" "group = 65534"
+
+# The attacker: waits for the socket to appear, then at once renames a
+# symlink over its name (bounded: at most 60 s per round).
+attack() {
+	"${NOBODY[@]}" "$PY" -c 'import ctypes, os, stat, struct, sys, time
+victim, d = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+libc.inotify_add_watch(fd, d.encode(), 0x180)  # IN_CREATE, IN_MOVED_TO: a new name
+os.symlink(victim, d + "/.l")
+print("ready", flush=True)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    os.read(fd, 4096)
+    try:
+        if stat.S_ISSOCK(os.lstat(d + "/agent.sock").st_mode):
+            os.rename(d + "/.l", d + "/agent.sock")
+            print("swapped")
+            break
+    except FileNotFoundError:
+        pass' "$T/victim" "$T/shared" >>"$T/attacker.out" 2>&1 &
+	attacker=$!
+	t_on_exit "kill $attacker"
+}
+
+for i in $(seq 1 20); do
+	rm -f "$T/shared/agent.sock" "$T/shared/.l"
+	attack
+	t_until 30 eval '[ "$(grep -c ready "$T/attacker.out")" -ge $i ]' || t_fail "round $i: attacker not ready"
+	agent_start "$conf"
+	t_until 60 t_gone "$attacker" || t_fail "round $i: the attacker never saw the socket"
+	agent_stop || true
+	st=$(stat -c '%u:%g %a' "$T/victim")
+	[ "$st" = "0:0 600" ] || t_fail "round $i: the agent's chown/chmod reached the victim: $st"
+done
+echo "ok: 20 starts, each time uid 65534 swapped the new socket's name for a symlink ($(grep -c swapped "$T/attacker.out") swaps): the victim kept 0:0 600"
+t_pass "socket path swapped for a symlink"
