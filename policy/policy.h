@@ -203,6 +203,16 @@ int policy_set(struct policy *p, enum policy_section s, int index,
  * environment is an error. On error *line is the offending item's line. */
 int policy_finish(struct policy *p, char *err, size_t err_len, int *line);
 
+/* A tunnel's callers: the caller matchers of a rule (uid, gid, exe,
+ * unit; numeric ids) set on r alone, and the same test the rules use. An
+ * unknown attribute that r names never allows. 1 allowed; 0 not, with
+ * the attribute in why. */
+int policy_set_caller(struct policy_rule *r, const char *key,
+		      const char *value, char *err, size_t err_len);
+int policy_caller_allows(const struct policy_rule *r,
+			 const struct policy_caller *c, char *why,
+			 size_t why_len);
+
 /* Building blocks, exposed for tests. */
 int policy_host_match(const char *pattern, const char *host);
 int policy_glob_match(const char *pattern, const char *s);

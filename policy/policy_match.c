@@ -247,6 +247,20 @@ static enum caller_fit caller_fit(const struct policy_rule *r,
 	return fit;
 }
 
+int policy_caller_allows(const struct policy_rule *r,
+			 const struct policy_caller *c, char *why,
+			 size_t why_len)
+{
+	const char *what;
+	enum caller_fit fit = caller_fit(r, c, &what);
+
+	if (fit == CALLER_MATCH)
+		return 1;
+	snprintf(why, why_len, "%s %s", what,
+		 fit == CALLER_MISS ? "not allowed" : "unknown");
+	return 0;
+}
+
 static int rule_dest_match(const struct policy *p, const struct policy_rule *r,
 			   const struct policy_dest *d)
 {

@@ -633,6 +633,17 @@ static int set_profile(struct policy_profile *pr, const char *key,
 	return fail(err, len, "unknown key '%s' in a profile", key);
 }
 
+int policy_set_caller(struct policy_rule *r, const char *key,
+		      const char *value, char *err, size_t err_len)
+{
+	if (*value == '\0')
+		return fail(err, err_len, "%s: empty value", key);
+	if (strcmp(key, "uid") != 0 && strcmp(key, "gid") != 0 &&
+	    strcmp(key, "exe") != 0 && strcmp(key, "unit") != 0)
+		return fail(err, err_len, "%s: not a caller matcher", key);
+	return set_rule(r, key, value, err, err_len);
+}
+
 int policy_set(struct policy *p, enum policy_section s, int index,
 	       const char *key, const char *value, char *err, size_t err_len)
 {

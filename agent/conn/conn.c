@@ -926,11 +926,28 @@ static void *conn_main(void *arg)
 		log_info("event=accept conn=%lu proxy=%s", c->id, c->t->cfg->name);
 		proxy_serve(c, t0);
 	} else {
+		struct policy_caller pc;
+		char why[128];
+
 		log_info("event=accept conn=%lu tunnel=%s uid=%lld pid=%lld "
 			 "exe=\"%s\"", c->id, c->t->cfg->name,
 			 (long long)c->who.uid, (long long)c->who.pid,
 			 c->who.exe);
-		tunnel_serve(c, t0);
+		caller_policy(&c->who, &pc);
+		if (c->t->cfg->callers != NULL &&
+		    !policy_caller_allows(c->t->cfg->callers, &pc, why,
+					  sizeof(why))) {
+			/* A tunnel has no protocol to say why: close. */
+			atomic_fetch_add(&g_stats.policy_denials[POLICY_REASON_RULE_DENIES], 1);
+			log_warn("event=policy_denied conn=%lu tunnel=%s "
+				 "uid=%lld pid=%lld exe=\"%s\" unit=\"%s\" "
+				 "reason=caller why=\"%s\"", c->id,
+				 c->t->cfg->name, (long long)c->who.uid,
+				 (long long)c->who.pid, c->who.exe,
+				 c->who.unit, why);
+		} else {
+			tunnel_serve(c, t0);
+		}
 	}
 	if (c->srv_fd >= 0)
 		close(c->srv_fd);

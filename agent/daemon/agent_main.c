@@ -155,22 +155,28 @@ static mtls_err_t check_exe_rules(const char *path, const struct config *cfg,
 {
 	const struct policy *p = cfg->policy;
 
-	for (unsigned i = 0; p != NULL && i < p->n_rules; i++) {
-		const struct policy_rule *r = &p->rules[i];
-		int ok = r->n_uids > 0;
+	for (unsigned i = 0; p != NULL && i < p->n_rules + cfg->n_tunnels; i++) {
+		const struct policy_rule *r = i < p->n_rules ? &p->rules[i] :
+				cfg->tunnels[i - p->n_rules].callers;
+		int ok;
 
-		if (r->exes.n == 0)
+		if (r == NULL || r->exes.n == 0)
 			continue;
+		ok = r->n_uids > 0;
 		for (unsigned j = 0; j < r->n_uids; j++)
 			ok = ok && caller_exe_readable(r->uids[j]);
 		if (!ok && !caller_exe_readable(-1))
 			return mtls_error_set(err, MTLS_ERR_CONFIG,
-					      "%s:%d: [rule %s]: exe = cannot be "
+					      "%s:%d: [%s %s]: exe = cannot be "
 					      "read for other users' processes "
 					      "by this agent (uid %u, without "
 					      "CAP_SYS_PTRACE): add uid = %u, or "
 					      "match on uid, gid or unit",
-					      path, r->line, r->name,
+					      path, i < p->n_rules ? r->line :
+					      cfg->tunnels[i - p->n_rules].line,
+					      i < p->n_rules ? "rule" : "tunnel",
+					      i < p->n_rules ? r->name :
+					      cfg->tunnels[i - p->n_rules].name,
 					      (unsigned)geteuid(),
 					      (unsigned)geteuid());
 	}

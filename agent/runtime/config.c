@@ -648,6 +648,9 @@ static int is_loopback(const char *host)
 	return 0;
 }
 
+static int resolve_ids(struct parse_state *st, const char *key, const char *v,
+		       char *out, size_t cap);
+
 static int tunnel_key(struct parse_state *st, const char *k, const char *v)
 {
 	struct cfg_tunnel *t = &st->c->tunnels[st->index];
@@ -693,6 +696,22 @@ static int tunnel_key(struct parse_state *st, const char *k, const char *v)
 		if (st->tunnel_identity[st->index][0] != '\0')
 			return fail(st, "duplicate key");
 		return set_name(st, st->tunnel_identity[st->index], v);
+	}
+	if (!t->is_proxy && (strcmp(k, "uid") == 0 || strcmp(k, "gid") == 0 ||
+			     strcmp(k, "exe") == 0 || strcmp(k, "unit") == 0)) {
+		char ids[INI_MAX_LINE * 2], msg[256];
+
+		if (t->callers == NULL &&
+		    (t->callers = calloc(1, sizeof(*t->callers))) == NULL)
+			return fail(st, "out of memory");
+		if (strcmp(k, "uid") == 0 || strcmp(k, "gid") == 0) {
+			if (!resolve_ids(st, k, v, ids, sizeof(ids)))
+				return 0;
+			v = ids;
+		}
+		if (policy_set_caller(t->callers, k, v, msg, sizeof(msg)) != 0)
+			return fail(st, "%s", msg);
+		return 1;
 	}
 	if (t->is_proxy && strcmp(k, "mode") != 0 && strcmp(k, "owner") != 0 &&
 	    strcmp(k, "group") != 0)
@@ -1082,6 +1101,7 @@ void config_free(struct config *c)
 		free(c->tunnels[i].sni);
 		free(c->tunnels[i].alpn);
 		free(c->tunnels[i].ca);
+		free(c->tunnels[i].callers);
 	}
 	free(c->policy);
 	free(c->path);

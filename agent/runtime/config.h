@@ -102,6 +102,9 @@ struct cfg_tunnel {
 	char *ca;         /* overrides the identity's trust anchors */
 	int profile;      /* index of a [profile] to verify the server, or -1 */
 	enum cfg_tls_version min_tls;
+	/* uid/gid/exe/unit allowed to use the tunnel; NULL: whoever can
+	 * reach its socket (a Unix socket's mode and owner decide) */
+	struct policy_rule *callers;
 	int line;
 };
 

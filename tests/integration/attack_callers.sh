@@ -55,6 +55,7 @@ openssl s_server -accept "127.0.0.2:$p_dot2" -cert "$T/server.pem" -key "$T/serv
 t_on_exit "server_stop $!"
 t_until 30 eval 'ss -Htln "src 127.0.0.2:$p_dot2" | grep -q .' || t_fail "s_server on 127.0.0.2"
 proxy=$(t_free_port)
+tunnel=$(t_free_port)
 
 conf=$T/agent.conf
 agent_conf_token "$conf" itoken "$T/pin"
@@ -68,6 +69,13 @@ cat >>"$conf" <<-EOF
 
 	[proxy tcp]
 	listen = 127.0.0.1:$proxy
+
+	; A TCP tunnel is reachable by every local user: only root may use it.
+	[tunnel rootonly]
+	listen = 127.0.0.1:$tunnel
+	connect = localhost:$p_root
+	identity = rootid
+	uid = 0
 
 	[profile p]
 	ca = $ca
@@ -115,6 +123,15 @@ echo "ok: root reaches its server with its identity over the TCP proxy"
 # count PATTERN: lines of this phase's log (since the mark) that match.
 count() { tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -cE -- "$1" || true; }
 settled() { (($(count 'event=(refused|policy_denied|route|bad_request|resolve_failed) ') >= $1)); }
+
+# A TCP tunnel with a caller rule: root is served, uid 65534 is not.
+[[ $(curl -sS --max-time 60 "http://127.0.0.1:$tunnel/" 2>&1) == *"dn=CN=root-only verify=SUCCESS"* ]] ||
+	t_fail "root is not served by its TCP tunnel"
+agent_log_mark
+out=$("${NOBODY[@]}" curl -sS --max-time 60 "http://127.0.0.1:$tunnel/" 2>&1 || true)
+[[ $out == *"dn="* ]] && t_fail "uid 65534 used root's TCP tunnel: $out"
+agent_log_wait 'event=policy_denied .*tunnel=rootonly uid=65534 .*reason=caller why="uid not allowed"'
+echo "ok: a TCP tunnel with uid = 0 serves root and closes on uid 65534"
 
 # Each finding is checked even when an earlier one failed, so a run of an
 # old agent shows all of them.

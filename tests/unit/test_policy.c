@@ -936,6 +936,30 @@ static void odd_spellings_are_not_addresses(void **state)
 	assert_int_equal(policy_parse_address("[::1]", a), 6);
 }
 
+
+/* ------------------------------------------------- a tunnel's callers */
+
+static void tunnel_callers(void **state)
+{
+	struct policy_rule r;
+	struct policy_caller c = who();
+	char err[128], why[128];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(policy_set_caller(&r, "uid", "1000, 0", err, sizeof(err)), 0);
+	assert_int_equal(policy_set_caller(&r, "unit", "app.service", err, sizeof(err)), 0);
+	assert_int_not_equal(policy_set_caller(&r, "hosts", "x", err, sizeof(err)), 0);
+	assert_int_equal(policy_caller_allows(&r, &c, why, sizeof(why)), 1);
+	c.uid = 65534;
+	assert_int_equal(policy_caller_allows(&r, &c, why, sizeof(why)), 0);
+	assert_string_equal(why, "uid not allowed");
+	c.uid = 1000;
+	c.unit = NULL;
+	assert_int_equal(policy_caller_allows(&r, &c, why, sizeof(why)), 0);
+	assert_string_equal(why, "unit unknown");
+}
+
 /* ------------------------------------------------------------ rule order */
 
 static void first_match_deny_before_allow(void **state)
@@ -2475,6 +2499,7 @@ int main(void)
 		T_(known_miss_beats_unknown),
 		T_(cidr_applies_to_resolved_address),
 		T_(odd_spellings_are_not_addresses),
+		T_(tunnel_callers),
 		T_(uid_parse_bounds),
 		T_(gid_primary_matches),
 		T_(gid_supplementary_matches),
