@@ -402,13 +402,25 @@ static struct hs_job *take_eligible(void)
 	return NULL;
 }
 
+/* How many queued jobs could start now, each share counted as it fills:
+ * the pool grows only for work its shares let run. */
 static unsigned eligible_queued(void)
 {
 	unsigned cap_uid = share_cap(hp.uids, 0), cap_dest = share_cap(hp.dests, 1);
+	unsigned more_uid[HS_SHARE_KEYS] = { 0 }, more_dest[HS_SHARE_KEYS] = { 0 };
 	unsigned n = 0;
 
-	for (struct hs_job *j = hp.head; j != NULL; j = j->next)
-		n += j->by_uid->running < cap_uid && j->by_dest->running < cap_dest;
+	for (struct hs_job *j = hp.head; j != NULL; j = j->next) {
+		size_t u = (size_t)(j->by_uid - hp.uids);
+		size_t d = (size_t)(j->by_dest - hp.dests);
+
+		if (j->by_uid->running + more_uid[u] < cap_uid &&
+		    j->by_dest->running + more_dest[d] < cap_dest) {
+			more_uid[u]++;
+			more_dest[d]++;
+			n++;
+		}
+	}
 	return n;
 }
 
