@@ -4,8 +4,9 @@
  *     server-authenticated TLS (first enrollment), /simplereenroll over
  *     mutual TLS with the current identity; certs-only PKCS#7 answers;
  *     202 + Retry-After.
- *   exec: /bin/sh -c COMMAND with the request on stdin and the chain on
- *     stdout, under a timeout. */
+ *   exec: /bin/sh -c COMMAND, in its own process group with only PATH in
+ *     its environment, the request on stdin and the chain on stdout;
+ *     exec_timeout holds until it exits, then its group is killed. */
 #ifndef MTLS_ENROLL_H
 #define MTLS_ENROLL_H
 

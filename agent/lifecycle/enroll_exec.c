@@ -35,6 +35,11 @@ static void reap(pid_t pid, int *status)
 		;
 }
 
+static char *const helper_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	NULL,
+};
+
 mtls_err_t enroll_exec(const struct cfg_renew *r, const char *csr_pem,
 		       struct enroll_result *res, struct mtls_error *err)
 {
@@ -72,7 +77,10 @@ mtls_err_t enroll_exec(const struct cfg_renew *r, const char *csr_pem,
 		signal(SIGPIPE, SIG_DFL);
 		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
 			_exit(127);
-		execl("/bin/sh", "sh", "-c", r->exec, (char *)NULL);
+		/* A clean, explicit environment: nothing of the agent's (an
+		 * env: PIN source, NOTIFY_SOCKET, CREDENTIALS_DIRECTORY)
+		 * reaches the helper. */
+		execle("/bin/sh", "sh", "-c", r->exec, (char *)NULL, helper_env);
 		_exit(127);
 	}
 	/* Here too: the group must exist before we may kill it, whichever of
