@@ -389,6 +389,10 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 	if (mkdir(e->cfg->agent.state_dir, 0700) != 0 && errno != EEXIST)
 		return mtls_error_set(err, MTLS_ERR_IO, "state_dir %s: %s",
 				      e->cfg->agent.state_dir, strerror(errno));
+	/* Made now or long ago, by us or not: the files below go there. */
+	ret = renew_state_dir_check(e->cfg->agent.state_dir, err);
+	if (ret != MTLS_OK)
+		return ret;
 	renew_state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
 
 	if (st->step == RENEW_IDLE) {
