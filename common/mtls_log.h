@@ -1,6 +1,13 @@
 /* Logging: one line per event, key=value fields, to stderr. When stderr is
  * the journal (JOURNAL_STREAM matches), lines carry <N> priority prefixes so
- * journald files them at the right level. Never pass a secret here. */
+ * journald files them at the right level. Never pass a secret here.
+ *
+ * The format is the program's own text; every %s, %c and %m argument is a
+ * value, escaped by the logger (\" \\ \n \r \t, \xNN for any other byte
+ * outside printable ASCII), so that a value from a peer can neither start
+ * a line of its own nor end a quoted field. Quote a value that may hold
+ * spaces in the format: exe=\"%s\". Structure (" key=value" suffixes) may
+ * be passed with %s: it holds none of the escaped bytes. */
 #ifndef MTLS_LOG_H
 #define MTLS_LOG_H
 

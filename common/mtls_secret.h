@@ -1,5 +1,7 @@
-/* Secrets (PINs) live in one kind of buffer: locked in memory where the
- * system allows it, wiped with explicit_bzero before it is freed. */
+/* Secrets (PINs) live in one kind of buffer: pages of its own (mmap),
+ * locked in memory where the system allows it, left out of core dumps and
+ * of forked children, wiped with explicit_bzero before it is freed. Only
+ * mtls_secret_new makes one. */
 #ifndef MTLS_SECRET_H
 #define MTLS_SECRET_H
 

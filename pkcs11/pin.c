@@ -2,6 +2,7 @@
  * environment variable (tests), or the URI's pin-value / pin-source. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,72 @@ out:
 	return r;
 }
 
+/* env:VAR, taken out of the environment at its first read and kept in
+ * locked memory from then on: a program the agent starts (the exec
+ * enroller's helper) would inherit it, and /proc/PID/environ would show
+ * it. The variable's bytes are wiped too: unsetenv only drops the pointer,
+ * and environ shows the original bytes. unsetenv is not safe against a
+ * getenv running on another thread at the same time; glibc frees nothing
+ * there, so such a getenv sees the variable or not, and the first read is
+ * at start-up, before other threads, unless a reload adds a new env:. */
+#define ENV_VAULT_MAX 16
+
+static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char name[64];
+	struct mtls_secret *value;
+} env_vault[ENV_VAULT_MAX];
+
+static mtls_err_t pin_from_env(const char *source, struct mtls_secret *pin,
+			       struct mtls_error *err)
+{
+	const char *name = source + 4;
+	char *v;
+	int slot = -1;
+	mtls_err_t r = MTLS_OK;
+
+	pthread_mutex_lock(&env_lock);
+	for (int i = 0; i < ENV_VAULT_MAX; i++) {
+		if (env_vault[i].value == NULL) {
+			if (slot < 0)
+				slot = i;
+		} else if (strcmp(env_vault[i].name, name) == 0) {
+			if (mtls_secret_set(pin, env_vault[i].value->buf,
+					    env_vault[i].value->len) != 0)
+				r = mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+						   "%s: PIN too long", source);
+			goto out;
+		}
+	}
+	v = getenv(name);
+	if (v == NULL || *v == '\0') {
+		r = mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				   "%s: variable not set", source);
+		goto out;
+	}
+	if (slot < 0 || strlen(name) >= sizeof(env_vault[0].name) ||
+	    (env_vault[slot].value = mtls_secret_new()) == NULL) {
+		r = mtls_error_set(err, MTLS_ERR_LIMIT, "%s: no room to keep it",
+				   source);
+	} else if (mtls_secret_set(env_vault[slot].value, v, strlen(v)) != 0 ||
+		   mtls_secret_set(pin, v, strlen(v)) != 0) {
+		mtls_secret_free(env_vault[slot].value);
+		env_vault[slot].value = NULL;
+		r = mtls_error_set(err, MTLS_ERR_PIN_MISSING, "%s: PIN too long",
+				   source);
+	} else {
+		snprintf(env_vault[slot].name, sizeof(env_vault[0].name), "%s",
+			 name);
+	}
+	/* Out of the environment in every case: a PIN too long is a PIN. */
+	explicit_bzero(v, strlen(v));
+	if (unsetenv(name) != 0 && r == MTLS_OK)
+		r = mtls_error_set(err, MTLS_ERR_IO, "%s: unsetenv", source);
+out:
+	pthread_mutex_unlock(&env_lock);
+	return r;
+}
+
 mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 			       struct mtls_error *err)
 {
@@ -92,17 +159,8 @@ mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 		/* systemd owns the credential's permissions. */
 		return pin_from_file(path, 0, pin, err);
 	}
-	if (strncmp(source, "env:", 4) == 0) {
-		const char *v = getenv(source + 4);
-
-		if (v == NULL || *v == '\0')
-			return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
-					      "%s: variable not set", source);
-		if (mtls_secret_set(pin, v, strlen(v)) != 0)
-			return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
-					      "%s: PIN too long", source);
-		return MTLS_OK;
-	}
+	if (strncmp(source, "env:", 4) == 0)
+		return pin_from_env(source, pin, err);
 	return mtls_error_set(err, MTLS_ERR_CONFIG,
 			      "unknown PIN source '%s' (file:, credential:, "
 			      "env:)", source);

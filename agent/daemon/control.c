@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "control_proto.h"
 #include "current.h"
 #include "local_server.h"
+#include "mtls_clock.h"
 #include "mtls_log.h"
 #include "p11.h"
 #include "pins.h"
@@ -235,27 +236,27 @@ static json_object *dispatch(const struct control_request *r,
 	return reply;
 }
 
-static void serve_one(int fd)
+static void serve_one(struct local_client *c)
 {
+	static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
 	char buf[CONTROL_REQUEST_MAX + 1], *nl;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	const struct caller *who = &c->who;
 	struct control_request req;
 	json_object *reply;
 	const char *why;
-	struct caller who;
-	char why_buf[256];
 	size_t got = 0;
 	const char *out;
 
-	if (caller_identify(fd, &who, why_buf, sizeof(why_buf)) != 0 ||
-	    !allowed(&who)) {
+	if (!allowed(who)) {
 		log_warn("event=control_refused uid=%lld pid=%lld exe=\"%s\"",
-			 (long long)who.uid, (long long)who.pid, who.exe);
+			 (long long)who->uid, (long long)who->pid, who->exe);
 		return;
 	}
-	/* The request line, and for unlock the PIN line after it. */
-	while (got < CONTROL_REQUEST_MAX && poll(&p, 1, CONTROL_TIMEOUT_MS) == 1) {
-		ssize_t r = recv(fd, buf + got, CONTROL_REQUEST_MAX - got, 0);
+	/* The request line, and for unlock the PIN line after it, within
+	 * the deadline the server set for the whole request. */
+	while (got < CONTROL_REQUEST_MAX) {
+		ssize_t r = local_client_recv(c, buf + got,
+					      CONTROL_REQUEST_MAX - got);
 
 		if (r <= 0)
 			break;
@@ -269,13 +270,21 @@ static void serve_one(int fd)
 	buf[got] = '\0';
 	if (control_request_parse(buf, got, &req, &why) != 0)
 		reply = error_reply(MTLS_ERR_BAD_REQUEST, why);
-	else
-		reply = dispatch(&req, &who);
+	else {
+		/* Clients are read and answered side by side; the commands
+		 * themselves still run one at a time. */
+		pthread_mutex_lock(&one_at_a_time);
+		reply = dispatch(&req, who);
+		pthread_mutex_unlock(&one_at_a_time);
+	}
 	explicit_bzero(buf, sizeof(buf)); /* may have held a PIN */
 	explicit_bzero(&req, sizeof(req));
 	out = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
-	(void)send(fd, out, strlen(out), MSG_NOSIGNAL);
-	(void)send(fd, "\n", 1, MSG_NOSIGNAL);
+	/* A command (unlock: a login on the token) may take a while: the
+	 * answer has a deadline of its own. */
+	c->deadline = mtls_now_ms() + CONTROL_TIMEOUT_MS;
+	if (local_client_send(c, out, strlen(out)) == 0)
+		(void)local_client_send(c, "\n", 1);
 	json_object_put(reply);
 }
 
@@ -297,7 +306,8 @@ int control_start(const struct cfg_agent *a, int reload_fd)
 	C.has_group = a->has_control_group;
 	C.reload_fd = reload_fd;
 	snprintf(C.path, sizeof(C.path), "%s", a->control);
-	if (local_server_start(&server, &t, serve_one, &err) != MTLS_OK) {
+	if (local_server_start(&server, &t, CONTROL_TIMEOUT_MS, serve_one,
+			       &err) != MTLS_OK) {
 		log_err("event=control_failed detail=\"%s\"",
 			mtls_error_str(&err, msg, sizeof(msg)));
 		return -1;

@@ -15,83 +15,67 @@
 
 #define LISTEN_BACKLOG 128
 
-/* Binds the socket in a private folder (0700, ours) beside its final
- * path, sets its owner and mode there, and renames it into place. In the
- * final folder, which others may be able to write, the path could be
- * swapped for a symlink between bind() and chown()/chmod(), and those
- * would follow it to any file; rename() replaces a symlink, never its
- * target, and connections reach the socket's inode at either name. */
+/* chown()/chmod() by path after bind() would follow a symlink that
+ * someone who can write the socket's folder swapped in, to any file. So
+ * the name is opened without following (O_PATH | O_NOFOLLOW), must be a
+ * socket this process made, and is changed through that descriptor. The
+ * socket is bound under umask 0177: nobody else can connect before. */
 static mtls_err_t open_unix(const struct cfg_tunnel *t, int *out,
 			    struct mtls_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char parent[sizeof(sa.sun_path)], tmpdir[sizeof(sa.sun_path)];
-	const char *slash = strrchr(t->listen_path, '/');
+	char fdpath[64];
 	struct stat st;
 	mode_t old;
-	int fd = -1, dfd = -1, rc, n;
+	int fd, pfd = -1, rc;
 
-	if (slash == NULL || (size_t)(slash - t->listen_path) >= sizeof(parent))
-		return mtls_error_set(err, MTLS_ERR_CONFIG,
-				      "%s: not an absolute path", t->listen_path);
-	memcpy(parent, t->listen_path, (size_t)(slash - t->listen_path));
-	parent[slash - t->listen_path] = '\0';
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->listen_path);
 	/* A stale socket from a previous run is replaced; anything else at
 	 * that path is left alone. */
-	if (lstat(t->listen_path, &st) == 0 && !S_ISSOCK(st.st_mode))
-		return mtls_error_set(err, MTLS_ERR_CONFIG,
-				      "%s exists and is not a socket",
-				      t->listen_path);
-	n = snprintf(tmpdir, sizeof(tmpdir), "%s/.mtls-bind.XXXXXX", parent);
-	if (n < 0 || (size_t)n + 3 > sizeof(sa.sun_path))
-		return mtls_error_set(err, MTLS_ERR_CONFIG,
-				      "%s: path too long to bind safely "
-				      "(at most %zu characters)", t->listen_path,
-				      sizeof(sa.sun_path) - 20);
-	if (mkdtemp(tmpdir) == NULL)
-		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", tmpdir,
-				      strerror(errno));
-	/* Held by descriptor: whoever can write the parent may move the
-	 * folder, but nobody else can write inside it. */
-	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 || fstat(dfd, &st) != 0 || st.st_uid != geteuid() ||
-	    (st.st_mode & 077) != 0) {
-		errno = dfd < 0 ? errno : EPERM;
-		goto fail;
+	if (lstat(t->listen_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return mtls_error_set(err, MTLS_ERR_CONFIG,
+					      "%s exists and is not a socket",
+					      t->listen_path);
+		unlink(t->listen_path);
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/s", dfd);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		goto fail;
-	/* Bind under a tight umask so the socket is never wider than asked,
-	 * not even between bind() and chmod(). */
+		return mtls_error_set(err, MTLS_ERR_IO, "socket: %s",
+				      strerror(errno));
 	old = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (rc != 0)
 		goto fail;
-	if ((t->owner != (uid_t)-1 || t->group != (gid_t)-1) &&
-	    fchownat(dfd, "s", t->owner, t->group, AT_SYMLINK_NOFOLLOW) != 0)
+	pfd = open(t->listen_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0 || fstat(pfd, &st) != 0)
 		goto fail;
-	if (chmod(sa.sun_path, t->mode) != 0)
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		close(fd);
+		close(pfd);
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: replaced by "
+				      "someone else right after bind()",
+				      t->listen_path);
+	}
+	if ((t->owner != (uid_t)-1 || t->group != (gid_t)-1) &&
+	    fchownat(pfd, "", t->owner, t->group, AT_EMPTY_PATH) != 0)
+		goto fail;
+	/* fchmod() does not take an O_PATH descriptor; its /proc name
+	 * reaches the same inode without a second lookup of the path. */
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", pfd);
+	if (chmod(fdpath, t->mode) != 0)
 		goto fail;
 	if (listen(fd, LISTEN_BACKLOG) != 0)
 		goto fail;
-	if (renameat(dfd, "s", AT_FDCWD, t->listen_path) != 0)
-		goto fail;
-	close(dfd);
-	rmdir(tmpdir);
+	close(pfd);
 	*out = fd;
 	return MTLS_OK;
 fail:
 	rc = errno;
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0) {
-		unlinkat(dfd, "s", 0);
-		close(dfd);
-	}
-	rmdir(tmpdir);
+	close(fd);
+	if (pfd >= 0)
+		close(pfd);
 	return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", t->listen_path,
 			      strerror(rc));
 }

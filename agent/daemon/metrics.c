@@ -18,6 +18,8 @@
 #include "stats.h"
 
 #define METRICS_MAX (128 * 1024)
+/* A whole scrape: reading the request and sending the answer. */
+#define METRICS_TIMEOUT_MS 5000
 
 struct out {
 	char *p;
@@ -155,18 +157,20 @@ size_t metrics_render(char *buf, size_t cap)
 static struct local_server M;
 
 /* A minimal HTTP/1.0 answer: whatever was asked, the metrics. */
-static void serve_one(int fd)
+static void serve_one(struct local_client *c)
 {
 	char req[2048], *body, hdr[160];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
 	size_t len, got = 0;
 	int n;
 
-	/* Read the request head, bounded in size and time. */
-	while (got < sizeof(req) - 1 && poll(&p, 1, 2000) == 1) {
-		ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
+	/* The request head, bounded in size; the deadline is the server's,
+	 * for the whole exchange. */
+	while (got < sizeof(req) - 1) {
+		ssize_t r = local_client_recv(c, req + got, sizeof(req) - 1 - got);
 
-		if (r <= 0)
+		if (r < 0)
+			return; /* deadline or stop: no answer */
+		if (r == 0)
 			break;
 		got += (size_t)r;
 		req[got] = '\0';
@@ -180,8 +184,9 @@ static void serve_one(int fd)
 	n = snprintf(hdr, sizeof(hdr),
 		     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
-	if (send(fd, hdr, (size_t)n, MSG_NOSIGNAL) == n)
-		(void)send(fd, body, len, MSG_NOSIGNAL);
+	if (n > 0 && (size_t)n < sizeof(hdr) &&
+	    local_client_send(c, hdr, (size_t)n) == 0)
+		(void)local_client_send(c, body, len);
 	free(body);
 }
 
@@ -199,7 +204,7 @@ int metrics_start(const struct cfg_agent *a)
 	if (a->metrics_path == NULL && a->metrics_host == NULL)
 		return 0;
 	snprintf(t.name, sizeof(t.name), "metrics");
-	if (local_server_start(&M, &t, serve_one, &err) != MTLS_OK) {
+	if (local_server_start(&M, &t, METRICS_TIMEOUT_MS, serve_one, &err) != MTLS_OK) {
 		log_err("event=metrics_failed detail=\"%s\"",
 			mtls_error_str(&err, msg, sizeof(msg)));
 		return -1;

@@ -4,8 +4,9 @@
  *     server-authenticated TLS (first enrollment), /simplereenroll over
  *     mutual TLS with the current identity; certs-only PKCS#7 answers;
  *     202 + Retry-After.
- *   exec: /bin/sh -c COMMAND with the request on stdin and the chain on
- *     stdout, under a timeout. */
+ *   exec: /bin/sh -c COMMAND, in its own process group with only PATH in
+ *     its environment, the request on stdin and the chain on stdout;
+ *     exec_timeout holds until it exits, then its group is killed. */
 #ifndef MTLS_ENROLL_H
 #define MTLS_ENROLL_H
 
@@ -43,8 +44,14 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 /* Base64 (line breaks allowed) certs-only PKCS#7 -> PEM chain. */
 mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
 			    struct mtls_error *err);
-/* An HTTP/1.x response: status, Retry-After, body (de-chunked, in place). */
+/* An HTTP/1.x response: status, Retry-After (0 if absent or no number,
+ * at most EST_RETRY_AFTER_MAX), body (de-chunked, in place). */
 int http_response_parse(char *buf, size_t len, int *status, int *retry_after,
 			char **body, size_t *body_len);
+/* What the parser keeps of a Retry-After: a day; more is no answer. */
+#define EST_RETRY_AFTER_MAX 86400
+/* The wait after a 202 that asked for `asked` seconds (0: said nothing):
+ * 60 s if it said nothing, never more than the identity's retry_max. */
+int est_retry_after(const struct cfg_renew *r, int asked);
 
 #endif

@@ -19,11 +19,50 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/pkcs7.h>
 
+#include "mtls_clock.h"
 #include "mtls_secret.h"
 #include "p11.h"
 #include "tls.h"
 
 #define EST_TIMEOUT_SEC 30
+
+/* HTTP Basic: "user:password", at most EST_BASIC_PLAIN_MAX bytes, and room
+ * for its base64 and the NUL after it. */
+#define EST_BASIC_PLAIN_MAX (MTLS_SECRET_MAX + 129)
+#define EST_BASIC_B64_MAX (4 * ((EST_BASIC_PLAIN_MAX + 2) / 3) + 1)
+
+/* Retry-After (RFC 9110 10.2.3) as delta-seconds; an HTTP-date, a sign or
+ * anything else is no number and counts as absent. Saturates at
+ * EST_RETRY_AFTER_MAX rather than overflow; est_retry_after bounds it. */
+static int parse_retry_after(const char *v)
+{
+	long n = 0;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (!isdigit((unsigned char)*v))
+		return 0;
+	for (; isdigit((unsigned char)*v); v++)
+		if (n <= EST_RETRY_AFTER_MAX)
+			n = n * 10 + (*v - '0');
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v != '\r' && *v != '\n' && *v != '\0')
+		return 0;
+	return n > EST_RETRY_AFTER_MAX ? EST_RETRY_AFTER_MAX : (int)n;
+}
+
+int est_retry_after(const struct cfg_renew *r, int asked)
+{
+	int wait = asked > 0 ? asked : 60;
+
+	/* Never longer than retry_max: the agent waits no longer than that
+	 * after a failure either, and a server asking for more (a day, a
+	 * year) would hold the renewal back until the certificate expired. */
+	if (r->sched.retry_max > 0 && wait > r->sched.retry_max)
+		wait = (int)r->sched.retry_max;
+	return wait;
+}
 
 static int tcp_connect(const char *host, uint16_t port)
 {
@@ -72,7 +111,7 @@ int http_response_parse(char *buf, size_t len, int *status, int *retry_after,
 		if (strncasecmp(line, "Content-Length:", 15) == 0)
 			clen = strtoul(line + 15, NULL, 10);
 		else if (strncasecmp(line, "Retry-After:", 12) == 0)
-			*retry_after = atoi(line + 12);
+			*retry_after = parse_retry_after(line + 12);
 		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0 &&
 			 strstr(line, "chunked") != NULL)
 			chunked = 1;
@@ -206,6 +245,7 @@ static mtls_err_t est_exchange(const struct cfg_renew *r,
 	struct tls_conn tc = { .id = current };
 	char head[1024];
 	size_t got = 0;
+	uint64_t deadline;
 	mtls_err_t ret = MTLS_OK;
 	int fd = -1, n;
 
@@ -263,11 +303,37 @@ static mtls_err_t est_exchange(const struct cfg_renew *r,
 		ret = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 		goto out;
 	}
+	/* One deadline for the whole answer: the socket's timeout is per
+	 * read, and a server sending a byte now and then would hold the
+	 * renewal (and every other identity's, on the one scheduler thread)
+	 * for ever. */
+	deadline = mtls_now_ms() + EST_TIMEOUT_SEC * 1000;
 	while (got < ENROLL_ANSWER_MAX) {
+		int64_t left = (int64_t)(deadline - mtls_now_ms());
+		struct timeval tv;
+
+		if (left <= 0) {
+			ret = mtls_error_set(err, MTLS_ERR_TIMEOUT, "EST answer not "
+					     "complete within %d s",
+					     EST_TIMEOUT_SEC);
+			goto out;
+		}
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+			ret = mtls_error_set(err, MTLS_ERR_IO, "SO_RCVTIMEO: %s",
+					     strerror(errno));
+			goto out;
+		}
 		n = wolfSSL_read(ssl, *answer + got, (int)(ENROLL_ANSWER_MAX - got));
 		if (n <= 0)
 			break;
 		got += (size_t)n;
+	}
+	if (got > 0 && mtls_now_ms() >= deadline) {
+		ret = mtls_error_set(err, MTLS_ERR_TIMEOUT, "EST answer not "
+				     "complete within %d s", EST_TIMEOUT_SEC);
+		goto out;
 	}
 	if (got == 0) {
 		int e = wolfSSL_get_error(ssl, n);
@@ -297,8 +363,10 @@ static mtls_err_t read_basic(const struct cfg_renew *r, char *out, size_t cap,
 			     struct mtls_error *err)
 {
 	struct mtls_secret *pw = mtls_secret_new();
-	char plain[MTLS_SECRET_MAX + 130];
-	word32 out_len = (word32)cap;
+	char plain[EST_BASIC_PLAIN_MAX + 1];
+	/* Base64_Encode_NoNl writes no NUL when the output fills the buffer
+	 * exactly: keep a byte for ours. */
+	word32 out_len = cap > 0 ? (word32)(cap - 1) : 0;
 	mtls_err_t ret;
 	int n;
 
@@ -310,7 +378,8 @@ static mtls_err_t read_basic(const struct cfg_renew *r, char *out, size_t cap,
 		n = snprintf(plain, sizeof(plain), "%s:%s", r->est_user, pw->buf);
 		if (n < 0 || (size_t)n >= sizeof(plain) ||
 		    Base64_Encode_NoNl((byte *)plain, (word32)n, (byte *)out,
-				       &out_len) != 0)
+				       &out_len) != 0 ||
+		    (size_t)out_len >= cap)
 			ret = mtls_error_set(err, MTLS_ERR_ARG,
 					     "EST credentials too long");
 		else
@@ -326,7 +395,7 @@ mtls_err_t est_cacerts(const struct cfg_renew *r, char **pem,
 {
 	char *answer = NULL, *body;
 	size_t len = 0, body_len;
-	int status, retry;
+	int status = 0, retry;
 	mtls_err_t ret;
 
 	*pem = NULL;
@@ -348,7 +417,7 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 		      const char *csr_pem, struct enroll_result *res,
 		      struct mtls_error *err)
 {
-	char basic[512], *answer = NULL, *body, *b64;
+	char basic[EST_BASIC_B64_MAX], *answer = NULL, *body, *b64;
 	size_t len = 0, body_len;
 	int status = 0;
 	mtls_err_t ret;
@@ -381,9 +450,9 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 		ret = mtls_error_set(err, MTLS_ERR_IO, "EST answer unreadable");
 	} else if (status == 202) {
 		/* RFC 7030 4.2.3: try again later with the same request. */
-		if (res->retry_after <= 0)
-			res->retry_after = 60;
+		res->retry_after = est_retry_after(r, res->retry_after);
 	} else if (status != 200) {
+		res->retry_after = 0;
 		size_t show = body_len < 120 ? body_len : 120;
 
 		for (size_t i = 0; i < show; i++)
@@ -395,6 +464,9 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 				     current ? "simplereenroll" : "simpleenroll",
 				     status, (int)show, body);
 	} else {
+		/* A Retry-After beside a 200 means nothing: the caller would
+		 * take it for a 202, and drop the certificate. */
+		res->retry_after = 0;
 		ret = est_certs_to_pem(body, body_len, &res->chain_pem, err);
 	}
 	free(answer);

@@ -60,12 +60,14 @@ static mtls_err_t save(struct renew_env *e, struct renew_state *st,
 				e->cfg->identities[e->index].name, st, err);
 }
 
-/* "/CN=a/O=b" (wolfSSL's one-line form) -> "CN=a,O=b" for csr_make. */
-static void subject_from_oneline(const char *in, char *out, size_t cap)
+/* "/CN=a/O=b" (wolfSSL's one-line form) -> "CN=a,O=b" for csr_make; -1 if
+ * it does not fit (a cut subject would ask for another name). */
+static int subject_from_oneline(const char *in, char *out, size_t cap)
 {
 	size_t n = 0;
+	const char *p;
 
-	for (const char *p = in; *p && n + 1 < cap; p++) {
+	for (p = in; *p && n + 1 < cap; p++) {
 		if (*p == '/') {
 			if (n > 0)
 				out[n++] = ',';
@@ -74,6 +76,7 @@ static void subject_from_oneline(const char *in, char *out, size_t cap)
 		}
 	}
 	out[n] = '\0';
+	return *p == '\0' ? 0 : -1;
 }
 
 /* Makes the request for the pending key: subject and SANs from the
@@ -88,22 +91,37 @@ static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
 	struct p11_key *key = NULL;
 	WOLFSSL_X509 *x = NULL;
 	mtls_err_t ret;
+	int n;
 
-	if (r->subject != NULL)
-		snprintf(subject, sizeof(subject), "%s", r->subject);
-	else if (e->current != NULL)
-		subject_from_oneline(e->current->subject, subject, sizeof(subject));
-	else
+	/* Every copy below is checked: a name cut to fit would ask the CA for
+	 * another subject or SAN than the one meant. */
+	if (r->subject != NULL) {
+		n = snprintf(subject, sizeof(subject), "%s", r->subject);
+		if (n < 0 || (size_t)n >= sizeof(subject))
+			return mtls_error_set(err, MTLS_ERR_LIMIT, "subject too long");
+	} else if (e->current != NULL) {
+		if (subject_from_oneline(e->current->subject, subject,
+					 sizeof(subject)) != 0)
+			return mtls_error_set(err, MTLS_ERR_LIMIT, "subject of the "
+					      "certificate in service too long");
+	} else
 		return mtls_error_set(err, MTLS_ERR_CONFIG,
 				      "[identity %s]: a first enrollment needs "
 				      "subject=", e->cfg->identities[e->index].name);
 	req.subject = subject;
 	if (r->sans != NULL) {
-		snprintf(san_list, sizeof(san_list), "%s", r->sans);
-		for (tok = strtok_r(san_list, ", ", &save_ptr);
-		     tok && req.n_sans < CSR_MAX_SANS;
+		n = snprintf(san_list, sizeof(san_list), "%s", r->sans);
+		if (n < 0 || (size_t)n >= sizeof(san_list))
+			return mtls_error_set(err, MTLS_ERR_LIMIT, "sans too long");
+		for (tok = strtok_r(san_list, ", ", &save_ptr); tok != NULL;
 		     tok = strtok_r(NULL, ", ", &save_ptr)) {
-			snprintf(sans[req.n_sans], sizeof(sans[0]), "%s", tok);
+			if (req.n_sans == CSR_MAX_SANS)
+				return mtls_error_set(err, MTLS_ERR_LIMIT, "more "
+						      "than %d SANs", CSR_MAX_SANS);
+			n = snprintf(sans[req.n_sans], sizeof(sans[0]), "%s", tok);
+			if (n < 0 || (size_t)n >= sizeof(sans[0]))
+				return mtls_error_set(err, MTLS_ERR_LIMIT, "SAN too "
+						      "long: %.40s...", tok);
 			req.sans[req.n_sans] = sans[req.n_sans];
 			req.n_sans++;
 		}
@@ -112,9 +130,21 @@ static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
 
 		x = wolfSSL_X509_d2i(NULL, e->current->chain_der[0],
 				     (int)e->current->chain_len[0]);
-		while (x != NULL && req.n_sans < CSR_MAX_SANS &&
+		while (x != NULL &&
 		       (alt = wolfSSL_X509_get_next_altname(x)) != NULL) {
-			snprintf(sans[req.n_sans], sizeof(sans[0]), "DNS:%s", alt);
+			if (req.n_sans == CSR_MAX_SANS) {
+				wolfSSL_X509_free(x);
+				return mtls_error_set(err, MTLS_ERR_LIMIT, "more "
+						      "than %d SANs", CSR_MAX_SANS);
+			}
+			n = snprintf(sans[req.n_sans], sizeof(sans[0]), "DNS:%s",
+				     alt);
+			if (n < 0 || (size_t)n >= sizeof(sans[0])) {
+				wolfSSL_X509_free(x);
+				return mtls_error_set(err, MTLS_ERR_LIMIT, "SAN of "
+						      "the certificate in "
+						      "service too long");
+			}
 			req.sans[req.n_sans] = sans[req.n_sans];
 			req.n_sans++;
 		}
@@ -318,8 +348,15 @@ static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 					    (byte *)buf + len, (word32)(cap - len),
 					    CERT_TYPE);
 
-			if (w > 0)
-				len += (size_t)w;
+			if (w <= 0) {
+				/* else the leaf would be missing from the files,
+				 * or an intermediate */
+				free(buf);
+				ret = mtls_error_set(err, MTLS_ERR_CERT, "certificate "
+						     "%u of the chain: no PEM", i);
+				goto out;
+			}
+			len += (size_t)w;
 			if (i == 0)
 				leaf_len = len;
 		}
@@ -352,6 +389,10 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 	if (mkdir(e->cfg->agent.state_dir, 0700) != 0 && errno != EEXIST)
 		return mtls_error_set(err, MTLS_ERR_IO, "state_dir %s: %s",
 				      e->cfg->agent.state_dir, strerror(errno));
+	/* Made now or long ago, by us or not: the files below go there. */
+	ret = renew_state_dir_check(e->cfg->agent.state_dir, err);
+	if (ret != MTLS_OK)
+		return ret;
 	renew_state_path(e->cfg, ci->name, "pending.pem", pending, sizeof(pending));
 
 	if (st->step == RENEW_IDLE) {

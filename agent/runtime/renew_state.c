@@ -125,19 +125,57 @@ int renew_state_parse(const char *text, struct renew_state *st)
 	return 0;
 }
 
+mtls_err_t renew_state_dir_check(const char *dir, struct mtls_error *err)
+{
+	struct stat sb;
+	uid_t me = geteuid();
+
+	if (stat(dir, &sb) != 0)
+		return mtls_error_set(err, MTLS_ERR_IO, "state_dir %s: %s", dir,
+				      strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return mtls_error_set(err, MTLS_ERR_IO, "state_dir %s: not a "
+				      "folder", dir);
+	/* Whoever may write there may plant the state (which names the key
+	 * objects a recovery destroys) or links where we write. Root may use
+	 * the agent user's folder (mtlsctl enroll under sudo). */
+	if (sb.st_uid != me && sb.st_uid != 0 && me != 0)
+		return mtls_error_set(err, MTLS_ERR_PERMISSION, "state_dir %s: "
+				      "owned by uid %u, not by us (%u)", dir,
+				      (unsigned)sb.st_uid, (unsigned)me);
+	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return mtls_error_set(err, MTLS_ERR_PERMISSION, "state_dir %s: "
+				      "mode %04o lets others write; chmod 700 it",
+				      dir, (unsigned)(sb.st_mode & 07777));
+	return MTLS_OK;
+}
+
 mtls_err_t renew_state_load(const char *dir, const char *name,
 			    struct renew_state *st, struct mtls_error *err)
 {
 	char path[1024], buf[STATE_MAX + 1];
+	mtls_err_t r;
 	size_t n;
 	FILE *f;
+	int fd;
 
 	memset(st, 0, sizeof(*st));
+	if (access(dir, F_OK) != 0 && errno == ENOENT)
+		return MTLS_OK; /* nothing renewed yet */
+	r = renew_state_dir_check(dir, err);
+	if (r != MTLS_OK)
+		return r;
 	snprintf(path, sizeof(path), "%s/%s.state", dir, name);
-	f = fopen(path, "re");
-	if (f == NULL) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
 		if (errno == ENOENT)
 			return MTLS_OK;
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", path,
+				      strerror(errno));
+	}
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
 		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", path,
 				      strerror(errno));
 	}
@@ -161,7 +199,15 @@ mtls_err_t file_write_atomic(const char *path, const void *data, size_t len,
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return mtls_error_set(err, MTLS_ERR_IO, "%s: path too long", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	/* Whatever is at the tmp path goes first: a stale file of a crash, or
+	 * a planted symlink, hard link or FIFO (unlink removes the link
+	 * itself, never what it points at). Then O_EXCL: the file written is
+	 * one this open made, or the open fails; never followed, truncated or
+	 * blocked on. */
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", tmp,
+				      strerror(errno));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		  mode);
 	if (fd < 0)
 		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", tmp,
@@ -208,6 +254,7 @@ mtls_err_t renew_state_save(const char *dir, const char *name,
 	char key[2 * P11_ID_MAX + 1], prev[2 * P11_ID_MAX + 1];
 	char retire[2 * P11_ID_MAX + 1], pending[2 * P11_ID_MAX + 1];
 	int n;
+	mtls_err_t r;
 
 	hex_encode(st->key_id, st->key_id_len, key);
 	hex_encode(st->prev_id, st->prev_id_len, prev);
@@ -223,6 +270,9 @@ mtls_err_t renew_state_save(const char *dir, const char *name,
 		     (long long)st->next_attempt, st->last_result);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return mtls_error_set(err, MTLS_ERR_IO, "state too large");
+	r = renew_state_dir_check(dir, err);
+	if (r != MTLS_OK)
+		return r;
 	snprintf(path, sizeof(path), "%s/%s.state", dir, name);
 	return file_write_atomic(path, buf, (size_t)n, 0600, err);
 }

@@ -46,7 +46,12 @@ mtls_err_t renew_state_save(const char *dir, const char *name,
 			    const struct renew_state *st,
 			    struct mtls_error *err);
 
-/* Writes data to path atomically: path.tmp, fsync, rename, fsync(dir). */
+/* The state folder may be used: a folder, ours (or root's; any, for root),
+ * written by none but its owner. Load and save check it. */
+mtls_err_t renew_state_dir_check(const char *dir, struct mtls_error *err);
+
+/* Writes data to path atomically: path.tmp (made anew with O_EXCL, never
+ * through what was there), fsync, rename, fsync(dir). */
 mtls_err_t file_write_atomic(const char *path, const void *data, size_t len,
 			     unsigned mode, struct mtls_error *err);
 
