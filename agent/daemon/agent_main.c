@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -44,6 +45,27 @@ static void usage(FILE *f)
 		   "then exit\n"
 		   "  -V, --version      print the version\n",
 		DEFAULT_CONFIG);
+}
+
+/* Like ssh-agent: PINs and session keys are in this memory. Not dumpable:
+ * no core file, and no ptrace or /proc/PID/mem, environ or fd of ours
+ * for another process of the same uid. RLIMIT_CORE 0 as well, should the
+ * flag come back (a change of uid resets it to fs.suid_dumpable). Under
+ * systemd's SystemCallFilter=~@resources setrlimit is refused; the
+ * unit's LimitCORE=0 has set the limit already. */
+static int no_core_no_trace(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		log_err("event=start_failed error=\"PR_SET_DUMPABLE: %s\"",
+			strerror(errno));
+		return -1;
+	}
+	if (setrlimit(RLIMIT_CORE, &rl) != 0 &&
+	    (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0))
+		log_warn("event=core_limit error=\"%s\"", strerror(errno));
+	return 0;
 }
 
 static void log_error(const char *event, const struct mtls_error *err)
@@ -330,6 +352,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mtls_log_init("mtls-agent");
+	if (no_core_no_trace() != 0)
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	{
 		/* Two descriptors per connection: allow what the hard limit

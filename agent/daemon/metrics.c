@@ -1,7 +1,6 @@
 #include "metrics.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +203,8 @@ int metrics_start(const struct cfg_agent *a)
 	if (a->metrics_path == NULL && a->metrics_host == NULL)
 		return 0;
 	snprintf(t.name, sizeof(t.name), "metrics");
-	if (local_server_start(&M, &t, METRICS_TIMEOUT_MS, serve_one, &err) != MTLS_OK) {
+	if (local_server_start(&M, &t, METRICS_TIMEOUT_MS, serve_one, &err) !=
+	    MTLS_OK) {
 		log_err("event=metrics_failed detail=\"%s\"",
 			mtls_error_str(&err, msg, sizeof(msg)));
 		return -1;

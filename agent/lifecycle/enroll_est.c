@@ -452,9 +452,9 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 		/* RFC 7030 4.2.3: try again later with the same request. */
 		res->retry_after = est_retry_after(r, res->retry_after);
 	} else if (status != 200) {
-		res->retry_after = 0;
 		size_t show = body_len < 120 ? body_len : 120;
 
+		res->retry_after = 0;
 		for (size_t i = 0; i < show; i++)
 			if (!isprint((unsigned char)body[i]))
 				body[i] = ' ';
