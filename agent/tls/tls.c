@@ -26,6 +26,12 @@
  * the token through the PK callbacks below. */
 #define MTLS_KEY_DEVID 0x6d746c73
 
+/* The smallest server keys accepted: wolfSSL's defaults, set explicitly
+ * because check_leaf checks them again (wolfSSL skips its own check when
+ * a revocation status was waived). */
+#define MTLS_MIN_RSA_BITS 1024
+#define MTLS_MIN_ECC_BITS 224
+
 #define MTLS_CIPHERS                                                          \
 	"TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:"             \
 	"TLS13-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"              \
@@ -281,41 +287,118 @@ static int names_match(const struct policy_hosts *want, WOLFSSL_X509 *x)
 	return 0;
 }
 
-/* The profile's checks of the server's own certificate: expected names,
- * organisation, SPKI pins. Returns 0 to refuse. */
+/* Every O= of the subject equals org: one matching O beside a foreign one
+ * does not do. Lengths are compared too (an O with a NUL in it must not
+ * pass as its prefix). */
+static int organisation_match(const char *org, WOLFSSL_X509 *x)
+{
+	WOLFSSL_X509_NAME *subject = wolfSSL_X509_get_subject_name(x);
+	size_t want = strlen(org);
+	int seen = 0;
+
+	if (subject == NULL)
+		return 0;
+	for (int k = -1; (k = wolfSSL_X509_NAME_get_index_by_NID(
+				  subject, NID_organizationName, k)) >= 0;) {
+		WOLFSSL_ASN1_STRING *v = wolfSSL_X509_NAME_ENTRY_get_data(
+			wolfSSL_X509_NAME_get_entry(subject, k));
+		const unsigned char *o = v ? wolfSSL_ASN1_STRING_data(v) : NULL;
+		int len = v ? wolfSSL_ASN1_STRING_length(v) : -1;
+
+		if (o == NULL || len < 0 || (size_t)len != want ||
+		    memcmp(o, org, want) != 0)
+			return 0;
+		seen = 1;
+	}
+	return seen;
+}
+
+static int pins_match(const struct policy_profile *pr, WOLFSSL_X509 *x)
+{
+	uint8_t spki[2048], digest[WC_SHA256_DIGEST_SIZE];
+	int spki_len = sizeof(spki);
+
+	if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
+		    WOLFSSL_SUCCESS ||
+	    wc_Sha256Hash(spki, (word32)spki_len, digest) != 0)
+		return 0;
+	for (unsigned i = 0; i < pr->n_pins; i++)
+		if (memcmp(digest, pr->pins[i], sizeof(digest)) == 0)
+			return 1;
+	return 0;
+}
+
+/* The server key's size in bits, or 0 when it cannot be read. */
+static int key_bits(WOLFSSL_X509 *x, int *type)
+{
+	uint8_t spki[2048];
+	int spki_len = sizeof(spki), bits = 0;
+	word32 idx = 0;
+
+	*type = wolfSSL_X509_get_pubkey_type(x);
+	if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
+	    WOLFSSL_SUCCESS)
+		return 0;
+	if (*type == RSAk) {
+		RsaKey k;
+
+		if (wc_InitRsaKey(&k, NULL) != 0)
+			return 0;
+		if (wc_RsaPublicKeyDecode(spki, &idx, &k, (word32)spki_len) == 0)
+			bits = wc_RsaEncryptSize(&k) * 8;
+		wc_FreeRsaKey(&k);
+	} else if (*type == ECDSAk) {
+		ecc_key k;
+
+		if (wc_ecc_init(&k) != 0)
+			return 0;
+		if (wc_EccPublicKeyDecode(spki, &idx, &k, (word32)spki_len) == 0)
+			bits = wc_ecc_size(&k) * 8;
+		wc_ecc_free(&k);
+	}
+	return bits > 0 ? bits : 0;
+}
+
+/* Every check of the server's own certificate: key size, and the
+ * profile's expected names, organisation and pins. Each runs; none is
+ * skipped because an earlier step passed or was waived. Returns 0 to
+ * refuse. */
 static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
 {
 	const struct policy_profile *pr = tc->profile;
-	uint8_t spki[2048], digest[WC_SHA256_DIGEST_SIZE];
-	int spki_len = sizeof(spki);
-	char org[256];
+	int type, bits;
 
+	if (x == NULL) {
+		mtls_error_set(&tc->verify_err, MTLS_ERR_CERT,
+			       "no server certificate to check");
+		return 0;
+	}
+	/* wolfSSL checks the key size after the revocation lookup and only
+	 * when that passed: with a status waived by fail-open it did not.
+	 * (Ed25519 and Ed448 keys have one size each.) */
+	bits = key_bits(x, &type);
+	if (type != ED25519k && type != ED448k &&
+	    bits < (type == RSAk ? MTLS_MIN_RSA_BITS : MTLS_MIN_ECC_BITS)) {
+		mtls_error_set(&tc->verify_err, MTLS_ERR_CERT,
+			       "server key too small or unreadable (%d bits)",
+			       bits);
+		return 0;
+	}
+	if (pr == NULL)
+		return 1;
 	if (pr->names.n > 0 && !names_match(&pr->names, x)) {
 		mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
 			       "no SAN matches profile '%s' names", pr->name);
 		return 0;
 	}
 	if (pr->organisation[0] != '\0' &&
-	    (wolfSSL_X509_NAME_get_text_by_NID(
-		     wolfSSL_X509_get_subject_name(x), NID_organizationName,
-		     org, sizeof(org)) <= 0 ||
-	     strcmp(org, pr->organisation) != 0)) {
+	    !organisation_match(pr->organisation, x)) {
 		mtls_error_set(&tc->verify_err, MTLS_ERR_ATTRIBUTE_MISMATCH,
 			       "organisation is not '%s' (profile '%s')",
 			       pr->organisation, pr->name);
 		return 0;
 	}
-	if (pr->n_pins > 0) {
-		if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
-			    WOLFSSL_SUCCESS ||
-		    wc_Sha256Hash(spki, (word32)spki_len, digest) != 0) {
-			mtls_error_set(&tc->verify_err, MTLS_ERR_PIN_MISMATCH,
-				       "cannot hash the server's key");
-			return 0;
-		}
-		for (unsigned i = 0; i < pr->n_pins; i++)
-			if (memcmp(digest, pr->pins[i], sizeof(digest)) == 0)
-				return 1;
+	if (pr->n_pins > 0 && !pins_match(pr, x)) {
 		mtls_error_set(&tc->verify_err, MTLS_ERR_PIN_MISMATCH,
 			       "server key matches none of the %u pins of "
 			       "profile '%s'", pr->n_pins, pr->name);
@@ -324,8 +407,19 @@ static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
 	return 1;
 }
 
+static int revocation_unknown(int e)
+{
+	return e == CRL_MISSING || e == CRL_CERT_DATE_ERR ||
+	       e == OCSP_CERT_UNKNOWN || e == OCSP_LOOKUP_FAIL;
+}
+
 /* Called for every certificate of the server's chain (wolfSSL is built
- * with WOLFSSL_ALWAYS_VERIFY_CB), after wolfSSL's own checks. */
+ * with WOLFSSL_ALWAYS_VERIFY_CB and WOLFSSL_VERIFY_CB_ALL_CERTS), after
+ * wolfSSL's own checks, once per certificate with one error code: not
+ * every check wolfSSL would have made ran before it (5.5.4 checks the
+ * leaf's key size only when the revocation lookup passed). No path
+ * returns success before check_leaf ran on the server's own
+ * certificate. */
 static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 {
 	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(
@@ -333,24 +427,22 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 	struct tls_conn *tc = ssl ? wolfSSL_get_ex_data(ssl, 0) : NULL;
 	int e = wolfSSL_X509_STORE_CTX_get_error(store);
 
+	/* Without our state there is nothing to check the server against. */
 	if (tc == NULL)
-		return ok;
-	if (!ok) {
-		if ((e == CRL_MISSING || e == CRL_CERT_DATE_ERR ||
-		     e == OCSP_CERT_UNKNOWN || e == OCSP_LOOKUP_FAIL) &&
-		    tc->profile != NULL &&
-		    tc->profile->revocation == POLICY_REVOCATION_FAIL_OPEN) {
-			/* The profile says so explicitly; the log says it
-			 * happened. */
-			tc->revocation_skipped = 1;
-			return 1;
-		}
 		return 0;
+	if (!ok) {
+		if (!revocation_unknown(e) || tc->profile == NULL ||
+		    tc->profile->revocation != POLICY_REVOCATION_FAIL_OPEN)
+			return 0;
+		/* The profile waives the revocation verdict, and only that:
+		 * the chain and dates were checked before the lookup, the
+		 * leaf's own checks still run below. The log says it
+		 * happened. */
+		tc->revocation_skipped = 1;
 	}
-	if (tc->profile != NULL &&
-	    wolfSSL_X509_STORE_CTX_get_error_depth(store) == 0)
-		return check_leaf(tc, wolfSSL_X509_STORE_CTX_get_current_cert(store));
-	return 1;
+	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) != 0)
+		return 1;
+	return check_leaf(tc, wolfSSL_X509_STORE_CTX_get_current_cert(store));
 }
 
 static mtls_err_t load_revocation(WOLFSSL_CTX *ctx,
@@ -403,6 +495,11 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
 	if (ctx == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_CTX_new");
+	if (wolfSSL_CTX_SetMinRsaKey_Sz(ctx, MTLS_MIN_RSA_BITS) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_SetMinEccKey_Sz(ctx, MTLS_MIN_ECC_BITS) != WOLFSSL_SUCCESS) {
+		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set key sizes");
+		goto fail;
+	}
 	if (wolfSSL_CTX_SetMinVersion(ctx, min_tls == 13 ? WOLFSSL_TLSV1_3 :
 							   WOLFSSL_TLSV1_2) !=
 	    WOLFSSL_SUCCESS) {
