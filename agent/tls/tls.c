@@ -2,9 +2,11 @@
 
 #include "tls.h"
 
+#include "cert_names.h"
 #include "mtls_clock.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,29 +263,70 @@ out:
 	return r;
 }
 
-static int names_match(const struct policy_hosts *want, WOLFSSL_X509 *x)
+/* The certificate's subjectAltNames checked against the expected names:
+ * dNSName entries for names, iPAddress entries for address literals,
+ * nothing else (an rfc822Name or URI that spells the name does not count).
+ * The subject CN is a fallback only for a certificate without a
+ * subjectAltName extension (RFC 6125 6.4.4) and never for an address.
+ * Read with get_ext_d2i, not wolfSSL_X509_get_next_altname: that one keeps
+ * a cursor in the certificate, and a second walk would find no SAN and
+ * fall back to the CN. */
+static int names_match(const char *const *want, unsigned n, WOLFSSL_X509 *x)
 {
-	char cn[256];
-	char *alt;
-	int any_alt = 0;
+	WOLFSSL_GENERAL_NAMES *sans;
+	WOLFSSL_X509_NAME *subject;
+	uint8_t addr[POLICY_LIST_MAX][16];
+	int family[POLICY_LIST_MAX];
+	int match = 0, n_san;
 
-	while ((alt = wolfSSL_X509_get_next_altname(x)) != NULL) {
-		any_alt = 1;
-		for (unsigned i = 0; i < want->n; i++)
-			if (policy_host_match(want->pattern[i], alt) ||
-			    policy_host_match(alt, want->pattern[i]))
+	if (n > POLICY_LIST_MAX)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		family[i] = cert_ip_literal(want[i], addr[i]);
+	sans = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	n_san = sans != NULL ? wolfSSL_sk_GENERAL_NAME_num(sans) : 0;
+	for (int j = 0; j < n_san && !match; j++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(sans, j);
+		const char *data;
+		int len;
+
+		if (gn == NULL || gn->d.ia5 == NULL ||
+		    (gn->type != ASN_DNS_TYPE && gn->type != ASN_IP_TYPE))
+			continue;
+		data = (const char *)wolfSSL_ASN1_STRING_data(gn->d.ia5);
+		len = wolfSSL_ASN1_STRING_length(gn->d.ia5);
+		if (data == NULL || len <= 0)
+			continue;
+		for (unsigned i = 0; i < n && !match; i++)
+			match = gn->type == ASN_IP_TYPE ?
+					cert_ip_id_match(family[i], addr[i],
+							 (const uint8_t *)data,
+							 (size_t)len) :
+					family[i] == 0 &&
+						cert_dns_id_match(want[i], data,
+								  (size_t)len);
+	}
+	if (sans != NULL)
+		wolfSSL_GENERAL_NAMES_free(sans);
+	if (match)
+		return 1;
+	/* Set when the extension is there, whatever its entries are. */
+	if (wolfSSL_X509_ext_isSet_by_NID(x, NID_subject_alt_name))
+		return 0;
+	subject = wolfSSL_X509_get_subject_name(x);
+	for (int k = -1; subject != NULL &&
+	     (k = wolfSSL_X509_NAME_get_index_by_NID(subject, NID_commonName,
+						     k)) >= 0;) {
+		WOLFSSL_ASN1_STRING *v = wolfSSL_X509_NAME_ENTRY_get_data(
+			wolfSSL_X509_NAME_get_entry(subject, k));
+		const char *cn = v ? (const char *)wolfSSL_ASN1_STRING_data(v) : NULL;
+		int len = v ? wolfSSL_ASN1_STRING_length(v) : 0;
+
+		for (unsigned i = 0; cn != NULL && len > 0 && i < n; i++)
+			if (family[i] == 0 &&
+			    cert_dns_id_match(want[i], cn, (size_t)len))
 				return 1;
 	}
-	/* RFC 6125: the CN counts only when there is no SAN. */
-	if (any_alt)
-		return 0;
-	if (wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x),
-					      NID_commonName, cn,
-					      sizeof(cn)) <= 0)
-		return 0;
-	for (unsigned i = 0; i < want->n; i++)
-		if (policy_host_match(want->pattern[i], cn))
-			return 1;
 	return 0;
 }
 
@@ -359,13 +402,15 @@ static int key_bits(WOLFSSL_X509 *x, int *type)
 	return bits > 0 ? bits : 0;
 }
 
-/* Every check of the server's own certificate: key size, and the
- * profile's expected names, organisation and pins. Each runs; none is
- * skipped because an earlier step passed or was waived. Returns 0 to
- * refuse. */
+/* Every check of the server's own certificate: key size, the expected
+ * name (the profile's names, or else the name we connected to), and the
+ * profile's organisation and pins. Each runs; none is skipped because an
+ * earlier step passed or was waived. Returns 0 to refuse. */
 static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
 {
 	const struct policy_profile *pr = tc->profile;
+	const char *names[POLICY_LIST_MAX];
+	unsigned n = 0;
 	int type, bits;
 
 	if (x == NULL) {
@@ -384,13 +429,27 @@ static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
 			       bits);
 		return 0;
 	}
-	if (pr == NULL)
-		return 1;
-	if (pr->names.n > 0 && !names_match(&pr->names, x)) {
-		mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
-			       "no SAN matches profile '%s' names", pr->name);
+	if (pr != NULL && pr->names.n > 0) {
+		for (; n < pr->names.n && n < POLICY_LIST_MAX; n++)
+			names[n] = pr->names.pattern[n];
+	} else {
+		names[n++] = tc->server_name;
+	}
+	if (!names_match(names, n, x)) {
+		if (pr != NULL && pr->names.n > 0)
+			mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
+				       "no SAN matches profile '%s' names",
+				       pr->name);
+		else
+			mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
+				       "certificate is not for %s%s",
+				       tc->server_name,
+				       tc->server_ip ? " (an address needs "
+						       "an iPAddress SAN)" : "");
 		return 0;
 	}
+	if (pr == NULL)
+		return 1;
 	if (pr->organisation[0] != '\0' &&
 	    !organisation_match(pr->organisation, x)) {
 		mtls_error_set(&tc->verify_err, MTLS_ERR_ATTRIBUTE_MISMATCH,
@@ -570,23 +629,40 @@ mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 {
 	WOLFSSL *ssl;
 	char alpn_buf[256];
+	uint8_t addr[16];
+	size_t len = strlen(name);
 
 	*out = NULL;
+	/* "host." and "host" are one name; SNI carries it without the dot
+	 * (RFC 6066 3), and so does every check. */
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > CERT_NAME_MAX)
+		return mtls_error_set(err, MTLS_ERR_ARG, "bad server name");
+	memcpy(tc->server_name, name, len);
+	tc->server_name[len] = '\0';
+	tc->server_ip = cert_ip_literal(tc->server_name, addr);
 	ssl = wolfSSL_new(ctx);
 	if (ssl == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_new");
-	wolfSSL_set_ex_data(ssl, 0, tc);
+	if (wolfSSL_set_ex_data(ssl, 0, tc) != WOLFSSL_SUCCESS) {
+		wolfSSL_free(ssl);
+		return mtls_error_set(err, MTLS_ERR_TLS, "wolfSSL_set_ex_data");
+	}
 	wolfSSL_SetEccSignCtx(ssl, tc);
 	wolfSSL_SetRsaSignCtx(ssl, tc);
 	wolfSSL_SetRsaPssSignCtx(ssl, tc);
 	wolfSSL_SetRsaVerifyCtx(ssl, tc);
 	wolfSSL_SetRsaPssVerifyCtx(ssl, tc);
-	/* With names in the profile, verify_cb checks them instead. */
+	/* wolfSSL checks the name too, unless the profile's names replace
+	 * it; check_leaf checks either under RFC 6125 (wolfSSL's own match
+	 * takes "*", partial wildcards and SANs of any type). */
 	if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS ||
-	    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, name,
-			   (unsigned short)strlen(name)) != WOLFSSL_SUCCESS ||
+	    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, tc->server_name,
+			   (unsigned short)len) != WOLFSSL_SUCCESS ||
 	    ((tc->profile == NULL || tc->profile->names.n == 0) &&
-	     wolfSSL_check_domain_name(ssl, name) != WOLFSSL_SUCCESS)) {
+	     wolfSSL_check_domain_name(ssl, tc->server_name) !=
+		     WOLFSSL_SUCCESS)) {
 		wolfSSL_free(ssl);
 		return mtls_error_set(err, MTLS_ERR_TLS,
 				      "cannot set up server name %s", name);
