@@ -654,15 +654,23 @@ mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 	wolfSSL_SetRsaPssSignCtx(ssl, tc);
 	wolfSSL_SetRsaVerifyCtx(ssl, tc);
 	wolfSSL_SetRsaPssVerifyCtx(ssl, tc);
-	/* wolfSSL checks the name too, unless the profile's names replace
-	 * it; check_leaf checks either under RFC 6125 (wolfSSL's own match
-	 * takes "*", partial wildcards and SANs of any type). */
-	if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS ||
-	    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, tc->server_name,
-			   (unsigned short)len) != WOLFSSL_SUCCESS ||
-	    ((tc->profile == NULL || tc->profile->names.n == 0) &&
-	     wolfSSL_check_domain_name(ssl, tc->server_name) !=
-		     WOLFSSL_SUCCESS)) {
+	if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS) {
+		wolfSSL_free(ssl);
+		return mtls_error_set(err, MTLS_ERR_TLS, "wolfSSL_set_fd");
+	}
+	/* An address literal: no SNI (RFC 6066 3 forbids it) and no
+	 * wolfSSL_check_domain_name, which would take a dNSName or CN that
+	 * spells the address, and spells IPv6 its own way: check_leaf wants
+	 * an iPAddress SAN. A host name: wolfSSL checks it too, unless the
+	 * profile's names replace it; check_leaf checks either under RFC
+	 * 6125 (wolfSSL's own match takes "*", partial wildcards and SANs of
+	 * any type). */
+	if (!tc->server_ip &&
+	    (wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, tc->server_name,
+			    (unsigned short)len) != WOLFSSL_SUCCESS ||
+	     ((tc->profile == NULL || tc->profile->names.n == 0) &&
+	      wolfSSL_check_domain_name(ssl, tc->server_name) !=
+		      WOLFSSL_SUCCESS))) {
 		wolfSSL_free(ssl);
 		return mtls_error_set(err, MTLS_ERR_TLS,
 				      "cannot set up server name %s", name);

@@ -43,11 +43,12 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		       struct mtls_error *err);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
 
-/* A client object on fd for the server name, sent as SNI. A host name
- * must match a dNSName SAN of the server's certificate (RFC 6125; the CN
- * only without SANs), an IPv4 or IPv6 address literal an iPAddress SAN.
- * The profile's names, when it has some, replace the name as what must
- * match. alpn: comma-separated or NULL. */
+/* A client object on fd for the server name (a host name, or an IPv4 or
+ * IPv6 address literal). A host name goes out as SNI and must match a
+ * dNSName SAN of the server's certificate (RFC 6125; the CN only without
+ * SANs); an address is not sent and must match an iPAddress SAN. The
+ * profile's names, when it has some, replace the name as what must match.
+ * alpn: comma-separated or NULL. */
 mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 		   const char *name, const char *alpn, WOLFSSL **out,
 		   struct mtls_error *err);
