@@ -5,6 +5,7 @@
 #include "cert_names.h"
 #include "mtls_clock.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -535,6 +536,41 @@ static mtls_err_t load_revocation(WOLFSSL_CTX *ctx,
 	return MTLS_OK;
 }
 
+/* Context serials: a WOLFSSL_CTX's address may be reused once it is
+ * freed, its serial never is. Kept in the context's ex_data as the number
+ * itself (no allocation, nothing to free with the context). */
+static pthread_once_t serial_once = PTHREAD_ONCE_INIT;
+static int serial_idx = -1;
+static atomic_ulong serial_next;
+
+static void serial_init(void)
+{
+	serial_idx = wolfSSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err)
+{
+	unsigned long serial;
+
+	if (pthread_once(&serial_once, serial_init) != 0 || serial_idx < 0)
+		return mtls_error_set(err, MTLS_ERR_TLS,
+				      "no ex_data index for context serials");
+	serial = atomic_fetch_add(&serial_next, 1) + 1;
+	if (wolfSSL_CTX_set_ex_data(ctx, serial_idx, (void *)(uintptr_t)serial) !=
+	    WOLFSSL_SUCCESS)
+		return mtls_error_set(err, MTLS_ERR_TLS,
+				      "cannot attach the context serial");
+	return MTLS_OK;
+}
+
+unsigned long tls_ctx_serial(WOLFSSL_CTX *ctx)
+{
+	if (ctx == NULL || pthread_once(&serial_once, serial_init) != 0 ||
+	    serial_idx < 0)
+		return 0;
+	return (unsigned long)(uintptr_t)wolfSSL_CTX_get_ex_data(ctx, serial_idx);
+}
+
 mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		       const struct policy_profile *profile, WOLFSSL_CTX **out,
 		       struct mtls_error *err)
@@ -554,6 +590,9 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
 	if (ctx == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_CTX_new");
+	r = tls_ctx_tag(ctx, err);
+	if (r != MTLS_OK)
+		goto fail;
 	if (wolfSSL_CTX_SetMinRsaKey_Sz(ctx, MTLS_MIN_RSA_BITS) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_SetMinEccKey_Sz(ctx, MTLS_MIN_ECC_BITS) != WOLFSSL_SUCCESS) {
 		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set key sizes");

@@ -43,6 +43,14 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		       struct mtls_error *err);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
 
+/* Every context tls_ctx_new built has its own serial, unique in the
+ * process and never reused (a reload, a CRL change or a new identity
+ * makes a new context, hence a new serial): what a session may be
+ * resumed under. 0 for NULL or a context tls_ctx_new did not build. */
+unsigned long tls_ctx_serial(WOLFSSL_CTX *ctx);
+/* Gives ctx the next serial; tls_ctx_new does it. Public for tests. */
+mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err);
+
 /* A client object on fd for the server name (a host name, or an IPv4 or
  * IPv6 address literal). A host name goes out as SNI and must match a
  * dNSName SAN of the server's certificate (RFC 6125; the CN only without
