@@ -629,16 +629,23 @@ out:
 static void tunnel_serve(struct conn *c, uint64_t t0)
 {
 	const struct cfg_tunnel *ct = c->t->cfg;
+	struct mtls_error err = { 0 };
+	WOLFSSL_CTX *ctx;
+	char msg[512];
+	mtls_err_t r;
 
-	if (c->t->ctx == NULL) {
-		count_failure(MTLS_ERR_PIN_MISSING);
+	/* As of now: rebuilt if the profile's CRL changed since the last
+	 * connection. */
+	r = runtime_tunnel_ctx(c->rt, c->t, &ctx, &err);
+	if (r != MTLS_OK) {
+		count_failure(r);
 		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
-			 "reason=pin_missing detail=\"token locked: mtlsctl "
-			 "unlock\"", c->id, ct->name);
+			 "reason=%s detail=\"%s\"", c->id, ct->name,
+			 mtls_err_name(r), mtls_error_str(&err, msg, sizeof(msg)));
 		return;
 	}
 	struct route rt = {
-		.ctx = c->t->ctx,
+		.ctx = ctx,
 		.id = c->t->id,
 		.profile = c->t->profile,
 		.host = ct->connect_host,
@@ -664,6 +671,7 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		return;
 	}
 	serve(c, &rt, NULL, NULL, 0, t0);
+	tls_ctx_free(ctx);
 }
 
 /* --- the agent socket: SOCKS5 or HTTP CONNECT, then the policy --- */

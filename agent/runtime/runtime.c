@@ -4,6 +4,7 @@
 
 #include <wolfssl/ssl.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@ static void runtime_free(struct runtime *rt)
 	}
 	pthread_mutex_destroy(&rt->routes_lock);
 	for (unsigned i = 0; i < rt->n_tunnels; i++) {
-		tls_ctx_free(rt->tunnels[i].ctx);
+		tls_ctx_free(rt->tunnels[i].tls.ctx);
 		if (rt->tunnels[i].listen_fd >= 0 && !rt->tunnels[i].activated)
 			close(rt->tunnels[i].listen_fd);
 	}
@@ -77,6 +78,8 @@ static mtls_err_t load_identity(struct runtime *rt, unsigned i,
 static mtls_err_t runtime_build(struct config *cfg,
 				runtime_recover_fn recover,
 				struct runtime **out, struct mtls_error *err);
+static mtls_err_t tunnel_build(struct runtime *rt, struct tunnel *t,
+			       struct mtls_error *err);
 
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err)
@@ -171,20 +174,18 @@ static mtls_err_t runtime_build(struct config *cfg,
 	for (unsigned i = 0; i < cfg->n_tunnels; i++) {
 		const struct cfg_tunnel *ct = &cfg->tunnels[i];
 		struct tunnel *t = &rt->tunnels[i];
-		const char *ca;
 
 		t->cfg = ct;
 		rt->n_tunnels = i + 1;
 		if (ct->is_proxy)
 			continue; /* no identity: routes come from the policy */
-		ca = ct->ca != NULL ? ct->ca : cfg->identities[ct->identity].ca;
 		t->id = rt->ids[ct->identity];
 		t->profile = ct->profile >= 0 ?
 				     &cfg->policy->profiles[ct->profile] : NULL;
 		if (t->id == NULL)
 			continue; /* its token is locked */
-		r = tls_ctx_new(t->id, ca, (int)ct->min_tls,
-				t->profile, &t->ctx, err);
+		/* Built now, so that a bad CA or CRL stops the start. */
+		r = tunnel_build(rt, t, err);
 		if (r != MTLS_OK)
 			goto fail;
 	}
@@ -195,24 +196,118 @@ fail:
 	return r;
 }
 
+static void crl_stamp_read(const char *path, struct crl_stamp *s)
+{
+	struct stat st;
+
+	memset(s, 0, sizeof(*s));
+	if (stat(path, &st) != 0) {
+		s->missing = 1;
+		return;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->size = st.st_size;
+	s->mtime = st.st_mtim;
+	s->ctime = st.st_ctim;
+}
+
+static int crl_stamp_same(const struct crl_stamp *a, const struct crl_stamp *b)
+{
+	return a->missing == b->missing && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec &&
+	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* Has one of the profile's CRL files changed since rc's context was built?
+ * update: remember them as they are now (stat before the files are
+ * loaded: a change after that shows at the next call). */
 static int crl_changed(const struct policy_profile *pr, struct route_ctx *rc,
 		       int update)
 {
 	int changed = 0;
 
-	for (unsigned i = 0; i < pr->n_crls; i++) {
-		struct stat st;
-		struct timespec m = { 0, 0 };
+	for (unsigned i = 0; pr != NULL && i < pr->n_crls; i++) {
+		struct crl_stamp now;
 
-		if (stat(pr->crls[i], &st) == 0)
-			m = st.st_mtim;
-		if (m.tv_sec != rc->crl_mtime[i].tv_sec ||
-		    m.tv_nsec != rc->crl_mtime[i].tv_nsec)
+		crl_stamp_read(pr->crls[i], &now);
+		if (!crl_stamp_same(&now, &rc->crl[i]))
 			changed = 1;
 		if (update)
-			rc->crl_mtime[i] = m;
+			rc->crl[i] = now;
 	}
 	return changed;
+}
+
+/* rc's context, rebuilt first when its profile's CRL changed; the caller
+ * holds routes_lock (or is building the runtime, alone). what names it in
+ * the log. */
+static mtls_err_t ctx_current(struct route_ctx *rc, struct identity *id,
+			      const char *ca, int min_tls,
+			      const struct policy_profile *pr, const char *what,
+			      struct mtls_error *err)
+{
+	mtls_err_t r;
+
+	if (rc->ctx != NULL && !crl_changed(pr, rc, 0))
+		return MTLS_OK;
+	if (rc->ctx != NULL) {
+		/* Connections using the old context keep their reference. */
+		log_info("event=crl_reload profile=%s %s old_ctx=%lu", pr->name,
+			 what, tls_ctx_serial(rc->ctx));
+		tls_ctx_free(rc->ctx);
+		rc->ctx = NULL;
+	}
+	crl_changed(pr, rc, 1);
+	r = tls_ctx_new(id, ca, min_tls, pr, &rc->ctx, err);
+	if (r != MTLS_OK)
+		return r; /* rc->ctx stays NULL: the next call tries again */
+	log_debug("event=tls_context %s profile=%s ctx=%lu", what,
+		  pr != NULL ? pr->name : "-", tls_ctx_serial(rc->ctx));
+	return MTLS_OK;
+}
+
+static mtls_err_t ctx_ref(struct route_ctx *rc, WOLFSSL_CTX **out,
+			  struct mtls_error *err)
+{
+	if (wolfSSL_CTX_up_ref(rc->ctx) != WOLFSSL_SUCCESS)
+		return mtls_error_set(err, MTLS_ERR_TLS, "wolfSSL_CTX_up_ref");
+	*out = rc->ctx;
+	return MTLS_OK;
+}
+
+static mtls_err_t tunnel_build(struct runtime *rt, struct tunnel *t,
+			       struct mtls_error *err)
+{
+	const struct cfg_tunnel *ct = t->cfg;
+	const char *ca = ct->ca != NULL ? ct->ca :
+					  rt->cfg->identities[ct->identity].ca;
+	char what[CFG_NAME_MAX + 8];
+
+	snprintf(what, sizeof(what), "tunnel=%s", ct->name);
+	return ctx_current(&t->tls, t->id, ca, (int)ct->min_tls, t->profile,
+			   what, err);
+}
+
+mtls_err_t runtime_tunnel_ctx(struct runtime *rt, struct tunnel *t,
+			      WOLFSSL_CTX **out, struct mtls_error *err)
+{
+	mtls_err_t r;
+
+	*out = NULL;
+	if (t->id == NULL)
+		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				      "token locked: mtlsctl unlock");
+	/* Without a profile there is no CRL: the context built at start
+	 * serves until the next reload. */
+	pthread_mutex_lock(&rt->routes_lock);
+	r = tunnel_build(rt, t, err);
+	if (r == MTLS_OK)
+		r = ctx_ref(&t->tls, out, err);
+	pthread_mutex_unlock(&rt->routes_lock);
+	return r;
 }
 
 mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
@@ -220,29 +315,21 @@ mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 {
 	const struct policy_profile *pr = &rt->cfg->policy->profiles[profile];
 	struct route_ctx *rc = &rt->routes[identity * POLICY_MAX_PROFILES + profile];
-	mtls_err_t r = MTLS_OK;
+	char what[CFG_NAME_MAX + 16];
+	mtls_err_t r;
 
+	*out = NULL;
 	if (rt->ids[identity] == NULL)
 		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
 				      "identity '%s': its token is locked "
 				      "(mtlsctl unlock)",
 				      rt->cfg->identities[identity].name);
-
+	snprintf(what, sizeof(what), "identity=%s",
+		 rt->cfg->identities[identity].name);
 	pthread_mutex_lock(&rt->routes_lock);
-	if (rc->ctx != NULL && crl_changed(pr, rc, 0)) {
-		/* Connections using the old context keep their reference. */
-		log_info("event=crl_reload profile=%s", pr->name);
-		tls_ctx_free(rc->ctx);
-		rc->ctx = NULL;
-	}
-	if (rc->ctx == NULL) {
-		crl_changed(pr, rc, 1);
-		r = tls_ctx_new(rt->ids[identity], NULL, 0, pr, &rc->ctx, err);
-	}
-	if (r == MTLS_OK) {
-		wolfSSL_CTX_up_ref(rc->ctx);
-		*out = rc->ctx;
-	}
+	r = ctx_current(rc, rt->ids[identity], NULL, 0, pr, what, err);
+	if (r == MTLS_OK)
+		r = ctx_ref(rc, out, err);
 	pthread_mutex_unlock(&rt->routes_lock);
 	return r;
 }

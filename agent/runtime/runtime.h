@@ -13,20 +13,33 @@
 #include "renew_state.h"
 #include "tls.h"
 
+/* What a CRL file was when a context loaded it. A replacement by rename
+ * (another inode), an in-place rewrite (size, times), a removal: each
+ * changes it. */
+struct crl_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	int missing;
+};
+
+/* A TLS context and the CRL files it was built with; rebuilt (under
+ * routes_lock) when one of the profile's CRL files changed, so that a
+ * revocation counts from the next connection. Connections hold their own
+ * reference to the context they use. */
+struct route_ctx {
+	WOLFSSL_CTX *ctx;
+	struct crl_stamp crl[POLICY_LIST_MAX];
+};
+
 struct tunnel {
 	const struct cfg_tunnel *cfg;
-	WOLFSSL_CTX *ctx;          /* NULL for a proxy */
+	struct route_ctx tls;      /* ctx NULL for a proxy or a locked token */
 	struct identity *id;       /* NULL for a proxy */
 	const struct policy_profile *profile; /* may be NULL */
 	int listen_fd;
 	int activated; /* listen_fd came from systemd: never closed here */
-};
-
-/* A TLS context for one (identity, profile) route of the policy, built on
- * first use and rebuilt when one of the profile's CRL files changed. */
-struct route_ctx {
-	WOLFSSL_CTX *ctx;
-	struct timespec crl_mtime[POLICY_LIST_MAX];
 };
 
 struct runtime {
@@ -38,7 +51,7 @@ struct runtime {
 	struct identity *ids[CFG_MAX_IDENTITIES];
 	struct tunnel tunnels[CFG_MAX_TUNNELS];
 	unsigned n_tunnels;
-	pthread_mutex_t routes_lock;
+	pthread_mutex_t routes_lock; /* routes[] and tunnels[].tls */
 	struct route_ctx *routes; /* [identity * POLICY_MAX_PROFILES + profile] */
 };
 
@@ -65,6 +78,10 @@ void runtime_get(struct runtime *rt);
 /* A referenced context for the route (free it with tls_ctx_free). */
 mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 			     WOLFSSL_CTX **out, struct mtls_error *err);
+/* The same for a tunnel: its context as of now, rebuilt first if its
+ * profile's CRL changed. MTLS_ERR_PIN_MISSING while its token is locked. */
+mtls_err_t runtime_tunnel_ctx(struct runtime *rt, struct tunnel *t,
+			      WOLFSSL_CTX **out, struct mtls_error *err);
 void runtime_put(struct runtime *rt);
 
 #endif

@@ -2,9 +2,12 @@
 
 #include "tls.h"
 
+#include "cert_names.h"
 #include "mtls_clock.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,12 @@
  * (see notes: wolfSSL's own PKCS#11 device is not used). Signatures reach
  * the token through the PK callbacks below. */
 #define MTLS_KEY_DEVID 0x6d746c73
+
+/* The smallest server keys accepted: wolfSSL's defaults, set explicitly
+ * because check_leaf checks them again (wolfSSL skips its own check when
+ * a revocation status was waived). */
+#define MTLS_MIN_RSA_BITS 1024
+#define MTLS_MIN_ECC_BITS 224
 
 #define MTLS_CIPHERS                                                          \
 	"TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:"             \
@@ -255,67 +264,201 @@ out:
 	return r;
 }
 
-static int names_match(const struct policy_hosts *want, WOLFSSL_X509 *x)
+/* The certificate's subjectAltNames checked against the expected names:
+ * dNSName entries for names, iPAddress entries for address literals,
+ * nothing else (an rfc822Name or URI that spells the name does not count).
+ * The subject CN is a fallback only for a certificate without a
+ * subjectAltName extension (RFC 6125 6.4.4) and never for an address.
+ * Read with get_ext_d2i, not wolfSSL_X509_get_next_altname: that one keeps
+ * a cursor in the certificate, and a second walk would find no SAN and
+ * fall back to the CN. */
+static int names_match(const char *const *want, unsigned n, WOLFSSL_X509 *x)
 {
-	char cn[256];
-	char *alt;
-	int any_alt = 0;
+	WOLFSSL_GENERAL_NAMES *sans;
+	WOLFSSL_X509_NAME *subject;
+	uint8_t addr[POLICY_LIST_MAX][16];
+	int family[POLICY_LIST_MAX];
+	int match = 0, n_san;
 
-	while ((alt = wolfSSL_X509_get_next_altname(x)) != NULL) {
-		any_alt = 1;
-		for (unsigned i = 0; i < want->n; i++)
-			if (policy_host_match(want->pattern[i], alt) ||
-			    policy_host_match(alt, want->pattern[i]))
+	if (n > POLICY_LIST_MAX)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		family[i] = cert_ip_literal(want[i], addr[i]);
+	sans = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	n_san = sans != NULL ? wolfSSL_sk_GENERAL_NAME_num(sans) : 0;
+	for (int j = 0; j < n_san && !match; j++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(sans, j);
+		const char *data;
+		int len;
+
+		if (gn == NULL || gn->d.ia5 == NULL ||
+		    (gn->type != ASN_DNS_TYPE && gn->type != ASN_IP_TYPE))
+			continue;
+		data = (const char *)wolfSSL_ASN1_STRING_data(gn->d.ia5);
+		len = wolfSSL_ASN1_STRING_length(gn->d.ia5);
+		if (data == NULL || len <= 0)
+			continue;
+		for (unsigned i = 0; i < n && !match; i++)
+			match = gn->type == ASN_IP_TYPE ?
+					cert_ip_id_match(family[i], addr[i],
+							 (const uint8_t *)data,
+							 (size_t)len) :
+					family[i] == 0 &&
+						cert_dns_id_match(want[i], data,
+								  (size_t)len);
+	}
+	if (sans != NULL)
+		wolfSSL_GENERAL_NAMES_free(sans);
+	if (match)
+		return 1;
+	/* Set when the extension is there, whatever its entries are. */
+	if (wolfSSL_X509_ext_isSet_by_NID(x, NID_subject_alt_name))
+		return 0;
+	subject = wolfSSL_X509_get_subject_name(x);
+	for (int k = -1; subject != NULL &&
+	     (k = wolfSSL_X509_NAME_get_index_by_NID(subject, NID_commonName,
+						     k)) >= 0;) {
+		WOLFSSL_ASN1_STRING *v = wolfSSL_X509_NAME_ENTRY_get_data(
+			wolfSSL_X509_NAME_get_entry(subject, k));
+		const char *cn = v ? (const char *)wolfSSL_ASN1_STRING_data(v) : NULL;
+		int len = v ? wolfSSL_ASN1_STRING_length(v) : 0;
+
+		for (unsigned i = 0; cn != NULL && len > 0 && i < n; i++)
+			if (family[i] == 0 &&
+			    cert_dns_id_match(want[i], cn, (size_t)len))
 				return 1;
 	}
-	/* RFC 6125: the CN counts only when there is no SAN. */
-	if (any_alt)
+	return 0;
+}
+
+/* Every O= of the subject equals org: one matching O beside a foreign one
+ * does not do. Lengths are compared too (an O with a NUL in it must not
+ * pass as its prefix). */
+static int organisation_match(const char *org, WOLFSSL_X509 *x)
+{
+	WOLFSSL_X509_NAME *subject = wolfSSL_X509_get_subject_name(x);
+	size_t want = strlen(org);
+	int seen = 0;
+
+	if (subject == NULL)
 		return 0;
-	if (wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x),
-					      NID_commonName, cn,
-					      sizeof(cn)) <= 0)
+	for (int k = -1; (k = wolfSSL_X509_NAME_get_index_by_NID(
+				  subject, NID_organizationName, k)) >= 0;) {
+		WOLFSSL_ASN1_STRING *v = wolfSSL_X509_NAME_ENTRY_get_data(
+			wolfSSL_X509_NAME_get_entry(subject, k));
+		const unsigned char *o = v ? wolfSSL_ASN1_STRING_data(v) : NULL;
+		int len = v ? wolfSSL_ASN1_STRING_length(v) : -1;
+
+		if (o == NULL || len < 0 || (size_t)len != want ||
+		    memcmp(o, org, want) != 0)
+			return 0;
+		seen = 1;
+	}
+	return seen;
+}
+
+static int pins_match(const struct policy_profile *pr, WOLFSSL_X509 *x)
+{
+	uint8_t spki[2048], digest[WC_SHA256_DIGEST_SIZE];
+	int spki_len = sizeof(spki);
+
+	if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
+		    WOLFSSL_SUCCESS ||
+	    wc_Sha256Hash(spki, (word32)spki_len, digest) != 0)
 		return 0;
-	for (unsigned i = 0; i < want->n; i++)
-		if (policy_host_match(want->pattern[i], cn))
+	for (unsigned i = 0; i < pr->n_pins; i++)
+		if (memcmp(digest, pr->pins[i], sizeof(digest)) == 0)
 			return 1;
 	return 0;
 }
 
-/* The profile's checks of the server's own certificate: expected names,
- * organisation, SPKI pins. Returns 0 to refuse. */
+/* The server key's size in bits, or 0 when it cannot be read. */
+static int key_bits(WOLFSSL_X509 *x, int *type)
+{
+	uint8_t spki[2048];
+	int spki_len = sizeof(spki), bits = 0;
+	word32 idx = 0;
+
+	*type = wolfSSL_X509_get_pubkey_type(x);
+	if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
+	    WOLFSSL_SUCCESS)
+		return 0;
+	if (*type == RSAk) {
+		RsaKey k;
+
+		if (wc_InitRsaKey(&k, NULL) != 0)
+			return 0;
+		if (wc_RsaPublicKeyDecode(spki, &idx, &k, (word32)spki_len) == 0)
+			bits = wc_RsaEncryptSize(&k) * 8;
+		wc_FreeRsaKey(&k);
+	} else if (*type == ECDSAk) {
+		ecc_key k;
+
+		if (wc_ecc_init(&k) != 0)
+			return 0;
+		if (wc_EccPublicKeyDecode(spki, &idx, &k, (word32)spki_len) == 0)
+			bits = wc_ecc_size(&k) * 8;
+		wc_ecc_free(&k);
+	}
+	return bits > 0 ? bits : 0;
+}
+
+/* Every check of the server's own certificate: key size, the expected
+ * name (the profile's names, or else the name we connected to), and the
+ * profile's organisation and pins. Each runs; none is skipped because an
+ * earlier step passed or was waived. Returns 0 to refuse. */
 static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
 {
 	const struct policy_profile *pr = tc->profile;
-	uint8_t spki[2048], digest[WC_SHA256_DIGEST_SIZE];
-	int spki_len = sizeof(spki);
-	char org[256];
+	const char *names[POLICY_LIST_MAX];
+	unsigned n = 0;
+	int type, bits;
 
-	if (pr->names.n > 0 && !names_match(&pr->names, x)) {
-		mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
-			       "no SAN matches profile '%s' names", pr->name);
+	if (x == NULL) {
+		mtls_error_set(&tc->verify_err, MTLS_ERR_CERT,
+			       "no server certificate to check");
 		return 0;
 	}
+	/* wolfSSL checks the key size after the revocation lookup and only
+	 * when that passed: with a status waived by fail-open it did not.
+	 * (Ed25519 and Ed448 keys have one size each.) */
+	bits = key_bits(x, &type);
+	if (type != ED25519k && type != ED448k &&
+	    bits < (type == RSAk ? MTLS_MIN_RSA_BITS : MTLS_MIN_ECC_BITS)) {
+		mtls_error_set(&tc->verify_err, MTLS_ERR_CERT,
+			       "server key too small or unreadable (%d bits)",
+			       bits);
+		return 0;
+	}
+	if (pr != NULL && pr->names.n > 0) {
+		for (; n < pr->names.n && n < POLICY_LIST_MAX; n++)
+			names[n] = pr->names.pattern[n];
+	} else {
+		names[n++] = tc->server_name;
+	}
+	if (!names_match(names, n, x)) {
+		if (pr != NULL && pr->names.n > 0)
+			mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
+				       "no SAN matches profile '%s' names",
+				       pr->name);
+		else
+			mtls_error_set(&tc->verify_err, MTLS_ERR_NAME_MISMATCH,
+				       "certificate is not for %s%s",
+				       tc->server_name,
+				       tc->server_ip ? " (an address needs "
+						       "an iPAddress SAN)" : "");
+		return 0;
+	}
+	if (pr == NULL)
+		return 1;
 	if (pr->organisation[0] != '\0' &&
-	    (wolfSSL_X509_NAME_get_text_by_NID(
-		     wolfSSL_X509_get_subject_name(x), NID_organizationName,
-		     org, sizeof(org)) <= 0 ||
-	     strcmp(org, pr->organisation) != 0)) {
+	    !organisation_match(pr->organisation, x)) {
 		mtls_error_set(&tc->verify_err, MTLS_ERR_ATTRIBUTE_MISMATCH,
 			       "organisation is not '%s' (profile '%s')",
 			       pr->organisation, pr->name);
 		return 0;
 	}
-	if (pr->n_pins > 0) {
-		if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spki_len) !=
-			    WOLFSSL_SUCCESS ||
-		    wc_Sha256Hash(spki, (word32)spki_len, digest) != 0) {
-			mtls_error_set(&tc->verify_err, MTLS_ERR_PIN_MISMATCH,
-				       "cannot hash the server's key");
-			return 0;
-		}
-		for (unsigned i = 0; i < pr->n_pins; i++)
-			if (memcmp(digest, pr->pins[i], sizeof(digest)) == 0)
-				return 1;
+	if (pr->n_pins > 0 && !pins_match(pr, x)) {
 		mtls_error_set(&tc->verify_err, MTLS_ERR_PIN_MISMATCH,
 			       "server key matches none of the %u pins of "
 			       "profile '%s'", pr->n_pins, pr->name);
@@ -324,8 +467,19 @@ static int check_leaf(struct tls_conn *tc, WOLFSSL_X509 *x)
 	return 1;
 }
 
+static int revocation_unknown(int e)
+{
+	return e == CRL_MISSING || e == CRL_CERT_DATE_ERR ||
+	       e == OCSP_CERT_UNKNOWN || e == OCSP_LOOKUP_FAIL;
+}
+
 /* Called for every certificate of the server's chain (wolfSSL is built
- * with WOLFSSL_ALWAYS_VERIFY_CB), after wolfSSL's own checks. */
+ * with WOLFSSL_ALWAYS_VERIFY_CB and WOLFSSL_VERIFY_CB_ALL_CERTS), after
+ * wolfSSL's own checks, once per certificate with one error code: not
+ * every check wolfSSL would have made ran before it (5.5.4 checks the
+ * leaf's key size only when the revocation lookup passed). No path
+ * returns success before check_leaf ran on the server's own
+ * certificate. */
 static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 {
 	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(
@@ -333,24 +487,22 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 	struct tls_conn *tc = ssl ? wolfSSL_get_ex_data(ssl, 0) : NULL;
 	int e = wolfSSL_X509_STORE_CTX_get_error(store);
 
+	/* Without our state there is nothing to check the server against. */
 	if (tc == NULL)
-		return ok;
-	if (!ok) {
-		if ((e == CRL_MISSING || e == CRL_CERT_DATE_ERR ||
-		     e == OCSP_CERT_UNKNOWN || e == OCSP_LOOKUP_FAIL) &&
-		    tc->profile != NULL &&
-		    tc->profile->revocation == POLICY_REVOCATION_FAIL_OPEN) {
-			/* The profile says so explicitly; the log says it
-			 * happened. */
-			tc->revocation_skipped = 1;
-			return 1;
-		}
 		return 0;
+	if (!ok) {
+		if (!revocation_unknown(e) || tc->profile == NULL ||
+		    tc->profile->revocation != POLICY_REVOCATION_FAIL_OPEN)
+			return 0;
+		/* The profile waives the revocation verdict, and only that:
+		 * the chain and dates were checked before the lookup, the
+		 * leaf's own checks still run below. The log says it
+		 * happened. */
+		tc->revocation_skipped = 1;
 	}
-	if (tc->profile != NULL &&
-	    wolfSSL_X509_STORE_CTX_get_error_depth(store) == 0)
-		return check_leaf(tc, wolfSSL_X509_STORE_CTX_get_current_cert(store));
-	return 1;
+	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) != 0)
+		return 1;
+	return check_leaf(tc, wolfSSL_X509_STORE_CTX_get_current_cert(store));
 }
 
 static mtls_err_t load_revocation(WOLFSSL_CTX *ctx,
@@ -384,6 +536,41 @@ static mtls_err_t load_revocation(WOLFSSL_CTX *ctx,
 	return MTLS_OK;
 }
 
+/* Context serials: a WOLFSSL_CTX's address may be reused once it is
+ * freed, its serial never is. Kept in the context's ex_data as the number
+ * itself (no allocation, nothing to free with the context). */
+static pthread_once_t serial_once = PTHREAD_ONCE_INIT;
+static int serial_idx = -1;
+static atomic_ulong serial_next;
+
+static void serial_init(void)
+{
+	serial_idx = wolfSSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err)
+{
+	unsigned long serial;
+
+	if (pthread_once(&serial_once, serial_init) != 0 || serial_idx < 0)
+		return mtls_error_set(err, MTLS_ERR_TLS,
+				      "no ex_data index for context serials");
+	serial = atomic_fetch_add(&serial_next, 1) + 1;
+	if (wolfSSL_CTX_set_ex_data(ctx, serial_idx, (void *)(uintptr_t)serial) !=
+	    WOLFSSL_SUCCESS)
+		return mtls_error_set(err, MTLS_ERR_TLS,
+				      "cannot attach the context serial");
+	return MTLS_OK;
+}
+
+unsigned long tls_ctx_serial(WOLFSSL_CTX *ctx)
+{
+	if (ctx == NULL || pthread_once(&serial_once, serial_init) != 0 ||
+	    serial_idx < 0)
+		return 0;
+	return (unsigned long)(uintptr_t)wolfSSL_CTX_get_ex_data(ctx, serial_idx);
+}
+
 mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		       const struct policy_profile *profile, WOLFSSL_CTX **out,
 		       struct mtls_error *err)
@@ -403,6 +590,14 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
 	if (ctx == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_CTX_new");
+	r = tls_ctx_tag(ctx, err);
+	if (r != MTLS_OK)
+		goto fail;
+	if (wolfSSL_CTX_SetMinRsaKey_Sz(ctx, MTLS_MIN_RSA_BITS) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_SetMinEccKey_Sz(ctx, MTLS_MIN_ECC_BITS) != WOLFSSL_SUCCESS) {
+		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set key sizes");
+		goto fail;
+	}
 	if (wolfSSL_CTX_SetMinVersion(ctx, min_tls == 13 ? WOLFSSL_TLSV1_3 :
 							   WOLFSSL_TLSV1_2) !=
 	    WOLFSSL_SUCCESS) {
@@ -473,23 +668,48 @@ mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 {
 	WOLFSSL *ssl;
 	char alpn_buf[256];
+	uint8_t addr[16];
+	size_t len = strlen(name);
 
 	*out = NULL;
+	/* "host." and "host" are one name; SNI carries it without the dot
+	 * (RFC 6066 3), and so does every check. */
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > CERT_NAME_MAX)
+		return mtls_error_set(err, MTLS_ERR_ARG, "bad server name");
+	memcpy(tc->server_name, name, len);
+	tc->server_name[len] = '\0';
+	tc->server_ip = cert_ip_literal(tc->server_name, addr);
 	ssl = wolfSSL_new(ctx);
 	if (ssl == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, "wolfSSL_new");
-	wolfSSL_set_ex_data(ssl, 0, tc);
+	if (wolfSSL_set_ex_data(ssl, 0, tc) != WOLFSSL_SUCCESS) {
+		wolfSSL_free(ssl);
+		return mtls_error_set(err, MTLS_ERR_TLS, "wolfSSL_set_ex_data");
+	}
 	wolfSSL_SetEccSignCtx(ssl, tc);
 	wolfSSL_SetRsaSignCtx(ssl, tc);
 	wolfSSL_SetRsaPssSignCtx(ssl, tc);
 	wolfSSL_SetRsaVerifyCtx(ssl, tc);
 	wolfSSL_SetRsaPssVerifyCtx(ssl, tc);
-	/* With names in the profile, verify_cb checks them instead. */
-	if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS ||
-	    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, name,
-			   (unsigned short)strlen(name)) != WOLFSSL_SUCCESS ||
-	    ((tc->profile == NULL || tc->profile->names.n == 0) &&
-	     wolfSSL_check_domain_name(ssl, name) != WOLFSSL_SUCCESS)) {
+	if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS) {
+		wolfSSL_free(ssl);
+		return mtls_error_set(err, MTLS_ERR_TLS, "wolfSSL_set_fd");
+	}
+	/* An address literal: no SNI (RFC 6066 3 forbids it) and no
+	 * wolfSSL_check_domain_name, which would take a dNSName or CN that
+	 * spells the address, and spells IPv6 its own way: check_leaf wants
+	 * an iPAddress SAN. A host name: wolfSSL checks it too, unless the
+	 * profile's names replace it; check_leaf checks either under RFC
+	 * 6125 (wolfSSL's own match takes "*", partial wildcards and SANs of
+	 * any type). */
+	if (!tc->server_ip &&
+	    (wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, tc->server_name,
+			    (unsigned short)len) != WOLFSSL_SUCCESS ||
+	     ((tc->profile == NULL || tc->profile->names.n == 0) &&
+	      wolfSSL_check_domain_name(ssl, tc->server_name) !=
+		      WOLFSSL_SUCCESS))) {
 		wolfSSL_free(ssl);
 		return mtls_error_set(err, MTLS_ERR_TLS,
 				      "cannot set up server name %s", name);

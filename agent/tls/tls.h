@@ -18,6 +18,10 @@ struct tls_conn {
 	struct mtls_error sign_err;   /* set when the token refused to sign */
 	struct mtls_error verify_err; /* set when the profile refused the server */
 	int revocation_skipped;       /* fail-open let an unknown status pass */
+	/* Set by tls_new: the server name checked (without a trailing dot),
+	 * and 4 or 6 when it is an address literal. */
+	char server_name[256];
+	int server_ip;
 	unsigned long sign_count;
 	double sign_seconds;
 };
@@ -39,9 +43,20 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		       struct mtls_error *err);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
 
-/* A client object on fd, sending SNI name and checking it against the
- * server certificate's SAN (or CN), unless tc->profile names the expected
- * names; alpn: comma-separated or NULL. */
+/* Every context tls_ctx_new built has its own serial, unique in the
+ * process and never reused (a reload, a CRL change or a new identity
+ * makes a new context, hence a new serial): what a session may be
+ * resumed under. 0 for NULL or a context tls_ctx_new did not build. */
+unsigned long tls_ctx_serial(WOLFSSL_CTX *ctx);
+/* Gives ctx the next serial; tls_ctx_new does it. Public for tests. */
+mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err);
+
+/* A client object on fd for the server name (a host name, or an IPv4 or
+ * IPv6 address literal). A host name goes out as SNI and must match a
+ * dNSName SAN of the server's certificate (RFC 6125; the CN only without
+ * SANs); an address is not sent and must match an iPAddress SAN. The
+ * profile's names, when it has some, replace the name as what must match.
+ * alpn: comma-separated or NULL. */
 mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 		   const char *name, const char *alpn, WOLFSSL **out,
 		   struct mtls_error *err);

@@ -81,19 +81,45 @@ _pki_issue() {
 # OUTPREFIX.key/.pem with EKU serverAuth; SAN like "DNS:localhost,IP:127.0.0.1".
 # expired = valid only on 2020-01-01; START/END as YYYYMMDDHHMMSSZ.
 pki_server_cert() {
-	local ca=$1 out=$2 cn=$3 san=$4 when=${5:-30} dates
+	pki_server_cert_as "$1" "$2" "/CN=$3" "$4" ec "${5:-30}"
+}
+
+# pki_server_cert_as CADIR OUTPREFIX SUBJECT SAN KEY [DAYS|expired|"START END"]:
+# the same with a subject like "/O=Corp/CN=x" and KEY "ec" (P-256) or
+# "rsa:BITS". CADIR may be an intermediate (pki_intermediate).
+pki_server_cert_as() {
+	local ca=$1 out=$2 subj=$3 san=$4 key=$5 when=${6:-30} dates newkey
 	case $when in
 	expired) dates=(-startdate 20200101000000Z -enddate 20200102000000Z) ;;
 	*\ *) dates=(-startdate "${when% *}" -enddate "${when#* }") ;;
 	*) dates=(-days "$when") ;;
 	esac
-	openssl req -config "$ca/ca.cnf" -new -newkey ec \
-		-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out.key" \
-		-out "$out.csr" -subj "/CN=$cn" -addext "subjectAltName=$san" \
-		2>>"$ca/pki.log" || t_fail "pki_server_cert $cn: see $ca/pki.log"
+	case $key in
+	ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+	*) newkey=(-newkey "$key") ;;
+	esac
+	openssl req -config "$ca/ca.cnf" -new "${newkey[@]}" -nodes \
+		-keyout "$out.key" -out "$out.csr" -subj "$subj" \
+		-addext "subjectAltName=$san" \
+		2>>"$ca/pki.log" || t_fail "pki_server_cert $subj: see $ca/pki.log"
 	_pki_issue "$ca" server_ext "$out.csr" "$out.pem" "${dates[@]}"
-	openssl verify -CAfile "$ca/ca.pem" -no_check_time -purpose sslserver \
-		"$out.pem" >/dev/null || t_fail "$out.pem does not verify"
+	openssl verify -partial_chain -CAfile "$ca/ca.pem" -no_check_time \
+		-purpose sslserver "$out.pem" >/dev/null ||
+		t_fail "$out.pem does not verify"
+}
+
+# pki_intermediate PARENTDIR DIR NAME: a CA like pki_ca's in DIR, whose
+# DIR/ca.pem PARENTDIR's CA signed (a server sends it as its chain).
+pki_intermediate() {
+	local parent=$1 dir=$2 name=$3
+	pki_ca "$dir" "$name"
+	dir=$(cd "$dir" && pwd)
+	openssl req -config "$dir/ca.cnf" -new -key "$dir/ca.key" \
+		-subj "/CN=$name" -out "$dir/ca.csr" 2>>"$dir/pki.log" ||
+		t_fail "pki_intermediate $name: see $dir/pki.log"
+	_pki_issue "$parent" v3_ca "$dir/ca.csr" "$dir/ca.pem" -days 3650
+	openssl verify -CAfile "$parent/ca.pem" "$dir/ca.pem" >/dev/null ||
+		t_fail "$dir/ca.pem does not verify"
 }
 
 # pki_sign_csr CADIR CSR OUT [DAYS]: a client certificate (clientAuth,

@@ -102,11 +102,13 @@ nginx_start() {
 # signature ("Peer signature type: ...") and the client certificate's
 # subject on the line "        Subject: CN=name, O=org" (X509_print, in the
 # order of the certificate; the "Issuer:" line above it names the CA).
+# S_SERVER_HOST=::1 listens there instead of 127.0.0.1.
 s_server_start() {
-	local dir=$1 port=$2 ca=$3 cert=$4 key=$5
+	local dir=$1 port=$2 ca=$3 cert=$4 key=$5 host=${S_SERVER_HOST:-127.0.0.1}
 	shift 5
 	mkdir -p "$dir"
-	openssl s_server -accept "127.0.0.1:$port" -cert "$cert" -key "$key" \
+	[[ $host == *:* ]] && host="[$host]"
+	openssl s_server -accept "$host:$port" -cert "$cert" -key "$key" \
 		-CAfile "$ca" -Verify 1 -verify_return_error -www "$@" \
 		</dev/null >>"$dir/s_server.log" 2>&1 &
 	t_on_exit "server_stop $!"
