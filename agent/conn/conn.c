@@ -654,13 +654,11 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		.alpn = ct->alpn,
 	};
 
-	struct mtls_error err = { 0 };
-	char msg[512];
-	mtls_err_t r;
-
+	/* Sessions belong to the context that verified them: a reload, a
+	 * CRL change or an identity swap makes a new one (M2). */
 	if (c->rt->cfg->agent.resume)
-		snprintf(rt.session_key, sizeof(rt.session_key), "t|%s|%s|%ld",
-			 ct->name, c->t->id->name, c->t->id->not_after);
+		snprintf(rt.session_key, sizeof(rt.session_key), "t|%lu|%s|%s",
+			 tls_ctx_serial(ctx), ct->name, c->t->id->name);
 	r = resolve(rt.host, rt.port, &rt.to, &err);
 	if (r != MTLS_OK) {
 		count_failure(r);
@@ -668,6 +666,7 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 			 "reason=%s server=%s:%u detail=\"%s\"", c->id,
 			 ct->name, mtls_err_name(r), rt.host, rt.port,
 			 mtls_error_str(&err, msg, sizeof(msg)));
+		tls_ctx_free(ctx);
 		return;
 	}
 	serve(c, &rt, NULL, NULL, 0, t0);
@@ -925,9 +924,9 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 	rt.port = req.port;
 	rt.sni = req.host;
 	if (c->rt->cfg->agent.resume)
-		snprintf(rt.session_key, sizeof(rt.session_key), "r|%s|%s|%s|%u|%ld",
-			 rt.id->name, rt.profile->name, req.host, req.port,
-			 rt.id->not_after);
+		snprintf(rt.session_key, sizeof(rt.session_key), "r|%lu|%s|%s|%u",
+			 tls_ctx_serial(rt.ctx), rt.id->name, req.host,
+			 req.port);
 	serve(c, &rt, reply, buf + off, len - off, t0);
 	tls_ctx_free(rt.ctx);
 	return;

@@ -44,4 +44,49 @@ done
 n=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'result=ok.*resumed=0 token_signs=1' || true)
 [ "$n" -eq 3 ] || t_fail "resume = no: $n of 3 full handshakes"
 echo "ok: resume = no: every connection signs on the token"
+# M2: a resumed session never outlives the configuration that verified
+# the server. A proxy route whose profile pins the server's key resumes;
+# after the pin is changed to another key and the agent reloads, the next
+# connection must be a full handshake, refused as pin_mismatch (earlier:
+# resumed=1, accepted).
+spki_pin() {
+	openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform der |
+		openssl dgst -sha256 -binary | base64
+}
+pki_server_cert "$T/ca" "$T/other" localhost "DNS:localhost"
+sed -i 's/^resume = no$/resume = yes/' "$conf"
+cat >>"$conf" <<-EOF
+
+	[proxy local]
+	listen = $T/agent.sock
+
+	[profile pinned]
+	ca = $T/ca/ca.pem
+	pins = sha256//$(spki_pin "$T/server.pem")
+
+	[rule web]
+	hosts = localhost
+	action = allow
+	identity = dev
+	profile = pinned
+	EOF
+agent_log_mark
+kill -HUP "$AGENT_PID"
+agent_log_wait 'event=reload result=ok'
+via() { curl -sS --max-time 30 -x "socks5h://localhost$T/agent.sock" "http://localhost:$port/" 2>&1 || true; }
+for i in 1 2 3; do
+	[[ $(via) == *"dn=CN=resume-device verify=SUCCESS"* ]] || t_fail "pinned route, request $i"
+done
+n=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=handshake .*result=ok .*profile=pinned .*resumed=1' || true)
+[ "$n" -ge 1 ] || t_fail "the pinned route never resumed"
+sed -i "s#^pins = .*#pins = sha256//$(spki_pin "$T/other.pem")#" "$conf"
+agent_log_mark
+kill -HUP "$AGENT_PID"
+agent_log_wait 'event=reload result=ok'
+out=$(via)
+[[ $out == *"dn="* ]] && t_fail "M2: a session resumed past a reload that changed the pin: $out"
+agent_log_wait 'event=handshake .*result=fail reason=pin_mismatch'
+! tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q 'profile=pinned .*resumed=1' ||
+	t_fail "M2: resumed after the reload"
+echo "ok: M2: after a reload that changed the pin, no resumption: refused as pin_mismatch"
 t_pass "resumption"
