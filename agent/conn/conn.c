@@ -84,6 +84,7 @@ struct conn {
 	unsigned long id;
 	int64_t uid; /* counted against the per-uid limit, or -1 */
 	struct caller who; /* resolved at accept, before any byte is read */
+	struct reaped *self;
 	struct runtime *rt;
 	struct tunnel *t;
 	int app_fd;
@@ -92,6 +93,91 @@ struct conn {
 };
 
 static atomic_ulong next_conn_id;
+
+/* Threads are joined, never detached. At exit, libraries' own handlers
+ * (OpenSSL's cleanup, inside a token module) free locks and thread state
+ * that our threads' exit destructors still use: the agent must not return
+ * from main while one of its threads is still ending. A thread's last act
+ * is to put itself on a list; the next one to finish, and the stop, join
+ * what is there. */
+struct reaped {
+	pthread_t t;
+	struct reaped *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	struct reaped *done;
+	unsigned alive;
+} reap = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0 };
+
+static void reap_join_locked(void)
+{
+	while (reap.done != NULL) {
+		struct reaped *r = reap.done;
+
+		reap.done = r->next;
+		/* It has let go of the lock: it only has to return. */
+		pthread_join(r->t, NULL);
+		free(r);
+		reap.alive--;
+	}
+}
+
+/* The last thing a thread does (me from reap_spawn). */
+static void reap_finish(struct reaped *me)
+{
+	me->t = pthread_self();
+	pthread_mutex_lock(&reap.lock);
+	reap_join_locked();
+	me->next = reap.done;
+	reap.done = me;
+	pthread_cond_broadcast(&reap.changed);
+	pthread_mutex_unlock(&reap.lock);
+}
+
+/* pthread_create, counted; *me is the node the thread hands to
+ * reap_finish. 0 or an errno. */
+static int reap_spawn(size_t stack, void *(*fn)(void *), void *arg,
+		      struct reaped **me)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	*me = calloc(1, sizeof(**me));
+	if (*me == NULL)
+		return ENOMEM;
+	pthread_mutex_lock(&reap.lock);
+	reap.alive++;
+	pthread_mutex_unlock(&reap.lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, stack);
+	rc = pthread_create(&th, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pthread_mutex_lock(&reap.lock);
+		reap.alive--;
+		pthread_mutex_unlock(&reap.lock);
+		free(*me);
+		*me = NULL;
+	}
+	return rc;
+}
+
+/* Until every thread started here has ended and been joined. */
+static void reap_all(void)
+{
+	pthread_mutex_lock(&reap.lock);
+	for (;;) {
+		reap_join_locked();
+		if (reap.alive == 0)
+			break;
+		pthread_cond_wait(&reap.changed, &reap.lock);
+	}
+	pthread_mutex_unlock(&reap.lock);
+}
 
 
 
@@ -437,11 +523,15 @@ static mtls_err_t hs_do(struct hs_job *j)
 	return handshake(j->c, *j->ssl, j->tc, j->err);
 }
 
+struct hs_worker_arg {
+	struct reaped *self;
+};
+
 static void *hs_worker(void *arg)
 {
+	struct hs_worker_arg *wa = arg;
 	int warm = 1;
 
-	(void)arg;
 	pthread_mutex_lock(&hp.lock);
 	for (;;) {
 		struct hs_job *j;
@@ -451,10 +541,14 @@ static void *hs_worker(void *arg)
 			int rc;
 
 			if (hp.stop) {
+				struct reaped *self = wa->self;
+
 				hp.workers--;
 				pthread_cond_broadcast(&hp.done);
 				pthread_mutex_unlock(&hp.lock);
 				wc_ecc_fp_free();
+				free(wa);
+				reap_finish(self);
 				return NULL;
 			}
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -491,8 +585,6 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 {
 	struct hs_job j = { .c = c, .rt = rt, .tc = tc, .ssl = ssl, .err = err };
 	char key[sizeof(hp.uids[0].key)];
-	pthread_t th;
-	pthread_attr_t attr;
 
 	pthread_mutex_lock(&hp.lock);
 	if (hp.stop) {
@@ -514,12 +606,13 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 	/* Grow while jobs that may run now outnumber the idle workers: a job
 	 * must never wait behind a hung handshake while the pool may grow. */
 	if (eligible_queued() > hp.idle && hp.workers < hp.max) {
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 1024 * 1024);
-		if (pthread_create(&th, &attr, hs_worker, NULL) == 0)
+		struct hs_worker_arg *wa = calloc(1, sizeof(*wa));
+
+		if (wa != NULL &&
+		    reap_spawn(1024 * 1024, hs_worker, wa, &wa->self) == 0)
 			hp.workers++;
-		pthread_attr_destroy(&attr);
+		else
+			free(wa);
 	}
 	if (hp.workers == 0) {
 		/* Unlink: nobody will take it. */
@@ -939,6 +1032,7 @@ quiet:
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
+	struct reaped *self;
 	uint64_t t0 = mtls_now_ms();
 
 	if (c->t->cfg->is_proxy) {
@@ -973,11 +1067,13 @@ static void *conn_main(void *arg)
 	close(c->app_fd);
 	uid_release(c->uid);
 	runtime_put(c->rt);
+	self = c->self;
 	free(c);
 	/* Building a route's TLS context (CA and CRL signatures) may have
 	 * filled this thread's FP_ECC tables. */
 	wc_ecc_fp_free();
 	atomic_fetch_sub(&g_stats.connections_active, 1);
+	reap_finish(self);
 	return NULL;
 }
 
@@ -991,13 +1087,12 @@ void conn_pool_stop(void)
 	while (hp.workers > 0)
 		pthread_cond_wait(&hp.done, &hp.lock);
 	pthread_mutex_unlock(&hp.lock);
+	reap_all();
 }
 
 mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 		      int stop_fd, struct mtls_error *err)
 {
-	pthread_attr_t attr;
-	pthread_t th;
 	struct conn *c;
 	int rc;
 
@@ -1046,11 +1141,7 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	}
 	atomic_fetch_add(&g_stats.connections_total, 1);
 	atomic_fetch_add(&g_stats.connections_active, 1);
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, CONN_STACK);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&th, &attr, conn_main, c);
-	pthread_attr_destroy(&attr);
+	rc = reap_spawn(CONN_STACK, conn_main, c, &c->self);
 	if (rc != 0) {
 		atomic_fetch_sub(&g_stats.connections_active, 1);
 		uid_release(c->uid);

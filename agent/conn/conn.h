@@ -12,7 +12,9 @@
 mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 		      int stop_fd, struct mtls_error *err);
 
-/* Ends the handshake workers (at exit, after the connections). */
+/* Ends the handshake workers and joins every thread started here, so
+ * that nothing of ours runs while the process exits (at exit, after the
+ * connections ended). */
 void conn_pool_stop(void);
 
 #endif
