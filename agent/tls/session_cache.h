@@ -1,7 +1,10 @@
 /* TLS sessions kept for resumption, per route: a resumed handshake makes
  * no signature on the token. The key names the route and the identity's
  * certificate generation, so a renewed identity never resumes a session
- * made with the key it replaced. Bounded; the oldest entry goes first. */
+ * made with the key it replaced; and a session is offered only to a
+ * connection of the very TLS context it was made under (tls_ctx_serial),
+ * so none outlives a CRL change or a reload. Bounded; the oldest entry
+ * goes first. */
 #ifndef MTLS_SESSION_CACHE_H
 #define MTLS_SESSION_CACHE_H
 

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Emergency revocation: a profile's CRL file replaced while the agent runs
 # (atomically by rename, or rewritten in place) takes effect at the very
-# next connection, on a tunnel with that profile as on the agent socket;
-# servers the new CRL does not name keep working, and so does a tunnel
-# with a plain `ca` (no profile, no CRL).
+# next connection, on a tunnel with that profile as on the agent socket,
+# with session resumption on as well; servers the new CRL does not name
+# keep working, and so does a tunnel with a plain `ca` (no profile, no
+# CRL).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/softhsm.sh"
@@ -16,7 +17,7 @@ softhsm_init itoken 87654321 tPIN-4711xq
 printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "CRL CA"
 ca=$T/ca/ca.pem
-for c in first second bystander; do
+for c in first second third bystander; do
 	pki_server_cert "$T/ca" "$T/$c" localhost "DNS:localhost"
 done
 pki_crl "$T/ca"
@@ -31,6 +32,7 @@ srv() { # CERTNAME -> port
 }
 p_first=$(srv first)
 p_second=$(srv second)
+p_third=$(srv third)
 p_bystander=$(srv bystander)
 
 conf=$T/agent.conf
@@ -46,6 +48,7 @@ cat >>"$conf" <<-EOF
 	EOF
 agent_conf_tunnel "$conf" first "$T/first.sock" "localhost:$p_first" dev "profile = crl"
 agent_conf_tunnel "$conf" second "$T/second.sock" "localhost:$p_second" dev "profile = crl"
+agent_conf_tunnel "$conf" third "$T/third.sock" "localhost:$p_third" dev "profile = crl"
 agent_conf_tunnel "$conf" bystander "$T/bystander.sock" "localhost:$p_bystander" dev "profile = crl"
 agent_conf_tunnel "$conf" plain "$T/plain.sock" "localhost:$p_first" dev "ca = $ca"
 cat >>"$conf" <<-EOF
@@ -118,4 +121,22 @@ ok "SOCKS5 to bystander" "$(via_socks "$p_bystander")"
 # A plain `ca` has no CRL: its tunnel still connects (to the server whose
 # certificate the profile's CRL revoked: that CRL is not its business).
 ok "tunnel plain" "$(via_tunnel plain)"
+
+# 3. With resumption (the default): a resumed handshake checks no
+#    certificate, so no session may outlive the context that checked it.
+agent_stop
+sed -i 's/^resume = no$/resume = yes/' "$conf"
+grep -qx 'resume = yes' "$conf" || t_fail "resumption not on"
+agent_start "$conf"
+for _ in 1 2; do
+	ok "tunnel third" "$(via_tunnel third)"
+	ok "SOCKS5 to third" "$(via_socks "$p_third")"
+done
+agent_log_wait "tunnel=third result=ok .* resumed=1 "
+agent_log_wait "tunnel=local result=ok server=localhost:$p_third .* resumed=1 "
+new_crl third
+cp "$T/ca/crl.pem" "$T/pub/crl.pem.new"
+mv -f "$T/pub/crl.pem.new" "$T/pub/crl.pem"
+revoked "tunnel third (resumable session)" via_tunnel third
+revoked "SOCKS5 to third (resumable session)" via_socks "$p_third"
 t_pass "a replaced CRL counts from the next connection on every path"
