@@ -65,15 +65,15 @@ for i in $(seq 1 20); do
 	from=$(($(wc -l 2>/dev/null <"$T/agent.log" || echo 0) + 1))
 	"$MTLS_AGENT" -c "$conf" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
-	up() { tail -n +"$from" "$T/agent.log" | grep -q 'event=ready' || ! kill -0 "$AGENT_PID" 2>/dev/null; }
+	up() { tail -n +"$from" "$T/agent.log" | grep -c 'event=ready' >/dev/null || ! kill -0 "$AGENT_PID" 2>/dev/null; }
 	t_until 60 up || t_fail "round $i: the agent neither started nor ended"
-	if tail -n +"$from" "$T/agent.log" | grep -q 'event=ready'; then
+	if tail -n +"$from" "$T/agent.log" | grep -c 'event=ready' >/dev/null; then
 		started=$((started + 1))
 		agent_stop || true
 	else
 		wait "$AGENT_PID" || true
 		AGENT_PID=
-		tail -n +"$from" "$T/agent.log" | grep -q 'replaced by someone else' ||
+		tail -n +"$from" "$T/agent.log" | grep -c 'replaced by someone else' >/dev/null ||
 			t_fail "round $i: the agent ended for another reason"
 		refused=$((refused + 1))
 	fi

@@ -104,11 +104,11 @@ for round in 1 2 3 4 5; do
 	stats=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep 'event=stats' | tail -1)
 	[[ $stats == *"connections_active=0 "* || $stats != *connections_active=* ]] ||
 		t_fail "round $round: connections left at exit: $stats"
-	tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q 'event=close .*tunnel=web .*stopped=1' ||
+	tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=close .*tunnel=web .*stopped=1' >/dev/null ||
 		t_fail "round $round: no download was ended by the stop signal"
 	[ "$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=close .*tunnel=echo .*stopped=1')" -eq 2 ] ||
 		t_fail "round $round: a stream was not ended by the stop signal"
-	! tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q 'result=forced' ||
+	! tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'result=forced' >/dev/null ||
 		t_fail "round $round: shutdown had to be forced"
 	echo "ok: round $round: stopped with downloads in flight, status 0, nothing left"
 done

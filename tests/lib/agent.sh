@@ -80,7 +80,7 @@ agent_start() {
 }
 
 _agent_ready() { # FROM: the ready line since FROM; fails the test if it died
-	tail -n +"$1" "$T/agent.log" 2>/dev/null | grep -q 'event=ready' && return 0
+	tail -n +"$1" "$T/agent.log" 2>/dev/null | grep -c 'event=ready' >/dev/null && return 0
 	kill -0 "$AGENT_PID" 2>/dev/null || {
 		cat "$T/agent.log" >&2
 		t_fail "mtls-agent exited during start-up"
@@ -118,5 +118,5 @@ agent_log_wait() {
 }
 
 _agent_log_has() { # PATTERN
-	tail -n +"${AGENT_LOG_FROM:-1}" "$T/agent.log" 2>/dev/null | grep -qE -- "$1"
+	tail -n +"${AGENT_LOG_FROM:-1}" "$T/agent.log" 2>/dev/null | grep -cE -- "$1" >/dev/null
 }
