@@ -4,19 +4,22 @@
 
 #include "p11_internal.h"
 
-mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
-			 size_t *der_len, struct mtls_error *err)
+mtls_err_t p11_certs_read(struct p11_token *t, const char *uri,
+			  uint8_t **der, size_t *der_len, unsigned max,
+			  unsigned *n, struct mtls_error *err)
 {
 	char shown[P11_URI_MAX];
-	CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
+	CK_OBJECT_HANDLE h[P11_CERTS_MAX];
+	CK_ULONG found = 0;
 	CK_ATTRIBUTE *cls;
 	struct p11_session s;
-	CK_OBJECT_HANDLE h;
 	P11KitUri *u;
 	mtls_err_t r;
 	CK_RV rv = CKR_OK;
 
-	*der = NULL;
+	*n = 0;
+	if (max > P11_CERTS_MAX)
+		max = P11_CERTS_MAX;
 	r = p11_uri_parse(uri, &u, err);
 	if (r != MTLS_OK)
 		return r;
@@ -33,39 +36,89 @@ mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
 		p11_kit_uri_free(u);
 		return r;
 	}
-	r = p11_find_one(t, s.h, u, shown, CKO_CERTIFICATE, &h, err);
-	if (r != MTLS_OK)
-		goto out;
-	rv = t->m->fn->C_GetAttributeValue(s.h, h, &a, 1);
-	if (rv != CKR_OK) {
-		r = p11_rv_error(err, rv, "C_GetAttributeValue(CKA_VALUE)",
-				 shown);
-		goto out;
+	r = p11_find_all(t, s.h, u, shown, CKO_CERTIFICATE, h, max, &found,
+			 err);
+	for (CK_ULONG i = 0; r == MTLS_OK && i < found; i++) {
+		CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
+
+		rv = t->m->fn->C_GetAttributeValue(s.h, h[i], &a, 1);
+		if (rv != CKR_OK) {
+			r = p11_rv_error(err, rv,
+					 "C_GetAttributeValue(CKA_VALUE)",
+					 shown);
+			break;
+		}
+		if (a.ulValueLen == 0 || a.ulValueLen > P11_CERT_MAX) {
+			r = mtls_error_set(err, MTLS_ERR_CERT,
+					   "certificate of %lu bytes (%s)",
+					   (unsigned long)a.ulValueLen, shown);
+			break;
+		}
+		a.pValue = malloc(a.ulValueLen);
+		if (a.pValue == NULL) {
+			r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+			break;
+		}
+		rv = t->m->fn->C_GetAttributeValue(s.h, h[i], &a, 1);
+		if (rv != CKR_OK) {
+			free(a.pValue);
+			r = p11_rv_error(err, rv,
+					 "C_GetAttributeValue(CKA_VALUE)",
+					 shown);
+			break;
+		}
+		der[*n] = a.pValue;
+		der_len[*n] = a.ulValueLen;
+		(*n)++;
 	}
-	if (a.ulValueLen == 0 || a.ulValueLen > P11_CERT_MAX) {
-		r = mtls_error_set(err, MTLS_ERR_CERT,
-				   "certificate of %lu bytes (%s)",
-				   (unsigned long)a.ulValueLen, shown);
-		goto out;
-	}
-	a.pValue = malloc(a.ulValueLen);
-	if (a.pValue == NULL) {
-		r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-		goto out;
-	}
-	rv = t->m->fn->C_GetAttributeValue(s.h, h, &a, 1);
-	if (rv != CKR_OK) {
-		free(a.pValue);
-		r = p11_rv_error(err, rv, "C_GetAttributeValue(CKA_VALUE)",
-				 shown);
-		goto out;
-	}
-	*der = a.pValue;
-	*der_len = a.ulValueLen;
-out:
 	p11_session_put(t, &s, rv);
 	p11_kit_uri_free(u);
+	if (r != MTLS_OK) {
+		for (unsigned i = 0; i < *n; i++)
+			free(der[i]);
+		*n = 0;
+	}
 	return r;
+}
+
+mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
+			 size_t *der_len, struct mtls_error *err)
+{
+	uint8_t *all[2];
+	size_t len[2];
+	unsigned n;
+	mtls_err_t r;
+
+	*der = NULL;
+	r = p11_certs_read(t, uri, all, len, 2, &n, err);
+	if (r != MTLS_OK)
+		return r;
+	if (n > 1) {
+		char shown[P11_URI_MAX];
+
+		p11_uri_redact(uri, shown, sizeof(shown));
+		free(all[0]);
+		free(all[1]);
+		return mtls_error_set(err, MTLS_ERR_AMBIGUOUS,
+				      "several certificates match %s; add "
+				      "object=", shown);
+	}
+	*der = all[0];
+	*der_len = len[0];
+	return MTLS_OK;
+}
+
+struct create_call {
+	CK_ATTRIBUTE *a;
+	CK_ULONG n;
+};
+
+static CK_RV create_on(struct p11_token *t, CK_SESSION_HANDLE s, void *ctx)
+{
+	struct create_call *c = ctx;
+	CK_OBJECT_HANDLE h;
+
+	return t->m->fn->C_CreateObject(s, c->a, c->n, &h);
 }
 
 mtls_err_t p11_cert_store(struct p11_token *t, const uint8_t *der,
@@ -81,10 +134,8 @@ mtls_err_t p11_cert_store(struct p11_token *t, const uint8_t *der,
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE a[8];
 	CK_ULONG n = 0;
-	CK_OBJECT_HANDLE h;
-	struct p11_session s;
+	struct create_call call;
 	mtls_err_t r;
-	CK_RV rv;
 
 	a[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
 	a[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) };
@@ -101,16 +152,11 @@ mtls_err_t p11_cert_store(struct p11_token *t, const uint8_t *der,
 		if (label != NULL)
 			a[n++] = *label;
 	}
-	r = p11_session_get(t, &s, err);
-	if (r != MTLS_OK) {
-		p11_kit_uri_free(u);
-		return r;
-	}
-	rv = t->m->fn->C_CreateObject(s.h, a, n, &h);
-	p11_session_put(t, &s, rv);
+	call.a = a;
+	call.n = n;
+	/* PIV cards (ykcs11) write objects only for their SO. */
+	r = p11_token_as_so(t, create_on, &call, "C_CreateObject(certificate)",
+			    err);
 	p11_kit_uri_free(u);
-	if (rv != CKR_OK)
-		return p11_rv_error(err, rv, "C_CreateObject(certificate)",
-				    t->uri);
-	return MTLS_OK;
+	return r;
 }

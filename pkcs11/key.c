@@ -70,6 +70,16 @@ static mtls_err_t key_describe(struct p11_key *k, struct p11_session *s,
 	if (r != MTLS_OK)
 		return r;
 	k->id_len = a[1].ulValueLen;
+	{
+		/* Optional (PKCS#11 2.20 and later); a token without it has
+		 * no such keys. */
+		CK_BBOOL aa = CK_FALSE;
+		CK_ATTRIBUTE q = { CKA_ALWAYS_AUTHENTICATE, &aa, sizeof(aa) };
+
+		if (k->t->m->fn->C_GetAttributeValue(s->h, h, &q, 1) == CKR_OK &&
+		    q.ulValueLen == sizeof(aa))
+			k->always_auth = aa == CK_TRUE;
+	}
 	if (kt == CKK_EC) {
 		CK_ATTRIBUTE p = { CKA_EC_PARAMS, params, sizeof(params) };
 
@@ -199,18 +209,28 @@ static CK_MECHANISM_TYPE hash_mech(enum p11_hash h, CK_RSA_PKCS_MGF_TYPE *mgf,
 	}
 }
 
+/* One signature on session s. A key with CKA_ALWAYS_AUTHENTICATE (PIV
+ * slot 9c) wants the PIN again between C_SignInit and C_Sign. */
 static CK_RV sign_once(struct p11_key *k, CK_SESSION_HANDLE s,
 		       CK_OBJECT_HANDLE h, CK_MECHANISM *mech,
 		       const uint8_t *in, size_t in_len, uint8_t *sig,
-		       size_t *sig_len)
+		       size_t *sig_len, mtls_err_t *login, struct mtls_error *err)
 {
 	CK_FUNCTION_LIST *fn = k->t->m->fn;
 	CK_ULONG n = (CK_ULONG)*sig_len;
 	CK_RV rv;
 
+	*login = MTLS_OK;
 	rv = fn->C_SignInit(s, mech, h);
 	if (rv != CKR_OK)
 		return rv;
+	if (k->always_auth) {
+		*login = p11_context_login(k->t, s, err);
+		/* Not CKR_OK: the pool closes the session, which ends the
+		 * operation C_SignInit started. */
+		if (*login != MTLS_OK)
+			return CKR_FUNCTION_FAILED;
+	}
 	rv = fn->C_Sign(s, (CK_BYTE *)in, (CK_ULONG)in_len, sig, &n);
 	if (rv == CKR_OK)
 		*sig_len = n;
@@ -226,7 +246,8 @@ mtls_err_t p11_key_sign(struct p11_key *k, enum p11_sign_mech mech,
 	struct p11_session s;
 	CK_OBJECT_HANDLE h;
 	CK_ULONG hlen;
-	mtls_err_t r;
+	size_t cap = *sig_len;
+	mtls_err_t r, login;
 	CK_RV rv;
 
 	switch (mech) {
@@ -256,34 +277,61 @@ mtls_err_t p11_key_sign(struct p11_key *k, enum p11_sign_mech mech,
 		goto wrong_type;
 	}
 
-	r = p11_session_get(k->t, &s, err);
-	if (r != MTLS_OK)
-		return r;
-	r = key_handle(k, &s, 0, &h, err);
-	if (r != MTLS_OK) {
-		p11_session_put(k->t, &s, CKR_OK);
-		return r;
-	}
-	rv = sign_once(k, s.h, h, &m, in, in_len, sig, sig_len);
-	if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-		/* The object was recreated (e.g. token re-initialised under
-		 * us): find it again once. */
-		r = key_handle(k, &s, 1, &h, err);
+	/* Twice at most: a card pulled and put back was reset, so the first
+	 * try on a pooled session fails (CKR_USER_NOT_LOGGED_IN,
+	 * CKR_SESSION_HANDLE_INVALID) and the pool is dropped; the second
+	 * runs on a fresh, logged-in session. */
+	for (int attempt = 0;; attempt++) {
+		*sig_len = cap;
+		r = p11_session_get(k->t, &s, err);
+		if (r != MTLS_OK)
+			return r;
+		r = key_handle(k, &s, 0, &h, err);
 		if (r != MTLS_OK) {
 			p11_session_put(k->t, &s, CKR_OK);
 			return r;
 		}
-		rv = sign_once(k, s.h, h, &m, in, in_len, sig, sig_len);
+		rv = sign_once(k, s.h, h, &m, in, in_len, sig, sig_len, &login,
+			       err);
+		if (rv == CKR_KEY_HANDLE_INVALID ||
+		    rv == CKR_OBJECT_HANDLE_INVALID) {
+			/* The object was recreated (e.g. token re-initialised
+			 * under us): find it again once. */
+			r = key_handle(k, &s, 1, &h, err);
+			if (r != MTLS_OK) {
+				p11_session_put(k->t, &s, CKR_OK);
+				return r;
+			}
+			*sig_len = cap;
+			rv = sign_once(k, s.h, h, &m, in, in_len, sig, sig_len,
+				       &login, err);
+		}
+		p11_session_put(k->t, &s, rv);
+		if (login != MTLS_OK)
+			return login;
+		if (rv == CKR_OK)
+			return MTLS_OK;
+		if (!p11_rv_token_lost(rv) || attempt > 0)
+			break;
+		if (!p11_token_listed(k->t)) {
+			p11_rv_count(rv);
+			return mtls_error_set(err, MTLS_ERR_TOKEN_ABSENT,
+					      "C_Sign: %s, and the token is no "
+					      "longer present (%s)",
+					      p11_rv_name(rv), k->uri);
+		}
 	}
-	p11_session_put(k->t, &s, rv);
-	if (rv != CKR_OK)
-		return p11_rv_error(err, rv, "C_Sign", k->uri);
-	return MTLS_OK;
+	return p11_rv_error(err, rv, "C_Sign", k->uri);
 
 wrong_type:
 	return mtls_error_set(err, MTLS_ERR_MECHANISM,
 			      "mechanism does not fit the key type (%s)",
 			      k->uri);
+}
+
+int p11_key_always_authenticate(const struct p11_key *k)
+{
+	return k->always_auth;
 }
 
 /* The public key object shares the private key's CKA_ID. */

@@ -9,6 +9,63 @@ static const uint8_t oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
 				    0x3d, 0x03, 0x01, 0x07 };
 static const uint8_t oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 
+struct keygen_call {
+	CK_MECHANISM *mech;
+	CK_ATTRIBUTE *pub, *priv;
+	CK_ULONG npub, npriv;
+	int unsafe;	   /* the token made a key that could leave it */
+	int without_extr; /* the template had to go without CKA_EXTRACTABLE */
+};
+
+/* Keeps a key only if the token says it cannot leave: some tokens
+ * (ykcs11) refuse CKA_EXTRACTABLE in the template, their keys are
+ * non-extractable anyway, and this is where that is checked. */
+static CK_RV keygen_checked(struct p11_token *t, CK_SESSION_HANDLE s,
+			    struct keygen_call *c, CK_ULONG npriv)
+{
+	CK_FUNCTION_LIST *fn = t->m->fn;
+	CK_OBJECT_HANDLE hpub, hpriv;
+	CK_BBOOL sens = CK_FALSE, extr = CK_TRUE;
+	CK_ATTRIBUTE q[2] = {
+		{ CKA_SENSITIVE, &sens, sizeof(sens) },
+		{ CKA_EXTRACTABLE, &extr, sizeof(extr) },
+	};
+	CK_RV rv;
+
+	rv = fn->C_GenerateKeyPair(s, c->mech, c->pub, c->npub, c->priv, npriv,
+				   &hpub, &hpriv);
+	if (rv != CKR_OK)
+		return rv;
+	rv = fn->C_GetAttributeValue(s, hpriv, q, 2);
+	if (rv != CKR_OK || sens != CK_TRUE || extr != CK_FALSE) {
+		c->unsafe = 1;
+		(void)fn->C_DestroyObject(s, hpriv);
+		(void)fn->C_DestroyObject(s, hpub);
+		return CKR_GENERAL_ERROR;
+	}
+	return CKR_OK;
+}
+
+static CK_RV keygen_on(struct p11_token *t, CK_SESSION_HANDLE s, void *ctx)
+{
+	struct keygen_call *c = ctx;
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	rv = keygen_checked(t, s, c, c->npriv);
+	if (rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_VALUE_INVALID &&
+	    rv != CKR_TEMPLATE_INCONSISTENT)
+		return rv;
+	/* Once more without CKA_EXTRACTABLE; the check above still holds. */
+	for (CK_ULONG i = 0; i < c->npriv; i++)
+		if (c->priv[i].type != CKA_EXTRACTABLE)
+			c->priv[n++] = c->priv[i];
+	if (n == c->npriv)
+		return rv;
+	c->without_extr = 1;
+	return keygen_checked(t, s, c, n);
+}
+
 mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 		      unsigned bits, const char *label, const uint8_t *id,
 		      size_t id_len, uint8_t id_out[P11_ID_MAX],
@@ -18,14 +75,12 @@ mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 	CK_ULONG mod_bits = bits;
 	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
 	CK_MECHANISM mech = { 0, NULL, 0 };
-	CK_OBJECT_HANDLE hpub, hpriv;
 	CK_ATTRIBUTE pub[10], priv[12];
+	struct keygen_call call = { 0 };
 	CK_ULONG npub = 0, npriv = 0;
 	uint8_t new_id[8];
 	size_t label_len = label != NULL ? strlen(label) : 0;
-	struct p11_session s;
 	mtls_err_t r;
-	CK_RV rv;
 
 	if (id == NULL || id_len == 0) {
 		if (getrandom(new_id, sizeof(new_id), 0) != sizeof(new_id))
@@ -81,14 +136,19 @@ mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 		return mtls_error_set(err, MTLS_ERR_ARG, "unknown key type");
 	}
 
-	r = p11_session_get(t, &s, err);
+	call.mech = &mech;
+	call.pub = pub;
+	call.npub = npub;
+	call.priv = priv;
+	call.npriv = npriv;
+	r = p11_token_as_so(t, keygen_on, &call, "C_GenerateKeyPair", err);
+	if (call.unsafe)
+		return mtls_error_set(err, MTLS_ERR_TOKEN,
+				      "the token made a key that is not "
+				      "sensitive or is extractable; destroyed "
+				      "it (%s)", t->uri);
 	if (r != MTLS_OK)
 		return r;
-	rv = t->m->fn->C_GenerateKeyPair(s.h, &mech, pub, npub, priv, npriv,
-					 &hpub, &hpriv);
-	p11_session_put(t, &s, rv);
-	if (rv != CKR_OK)
-		return p11_rv_error(err, rv, "C_GenerateKeyPair", t->uri);
 	if (id_out != NULL) {
 		memcpy(id_out, id, id_len);
 		*id_out_len = id_len;

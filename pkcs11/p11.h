@@ -72,7 +72,12 @@ struct p11_key_flags {
 struct p11_token_status {
 	int present;       /* token found in a slot */
 	int logged_in;
-	int login_blocked; /* a PIN was refused: no retry until unlock/reload */
+	int login_blocked; /* the last PIN tried was refused */
+	int pin_refused;   /* a refused PIN is remembered: never tried again */
+	/* The token's retry counter flags (CKF_USER_PIN_COUNT_LOW, _FINAL_TRY,
+	 * _LOCKED), read from the token now. */
+	int pin_count_low, pin_final_try, pin_locked;
+	int so_configured; /* an SO credential source is set */
 	unsigned long slot_id;
 	char label[33], serial[17], model[17], manufacturer[33];
 	unsigned sessions_open, sessions_idle;
@@ -98,10 +103,34 @@ mtls_err_t p11_token_open(struct p11_module *m, const char *uri,
 void p11_token_close(struct p11_token *t);
 const char *p11_token_uri(const struct p11_token *t);
 void p11_token_status(struct p11_token *t, struct p11_token_status *st);
-/* Log in now (at start-up) so that a wrong PIN shows before traffic. */
+/* The security officer's credential (PIV: the management key, in hex),
+ * read from its source only when key generation or object writes need it:
+ * file:, credential:, env:, with the PIN's rules. NULL: none, those
+ * operations run as the user (SoftHSM, TPM). */
+mtls_err_t p11_token_set_so_source(struct p11_token *t, const char *source,
+				   struct mtls_error *err);
+
+/* What happened to a token's PIN, for the log: called from the thread that
+ * saw it (with the token's lock held: the observer must not call back into
+ * pkcs11/). */
+enum p11_pin_event {
+	P11_PIN_EVENT_OK,	 /* the counter is back to its full value */
+	P11_PIN_EVENT_REFUSED,	 /* C_Login said CKR_PIN_INCORRECT */
+	P11_PIN_EVENT_COUNT_LOW, /* CKF_USER_PIN_COUNT_LOW */
+	P11_PIN_EVENT_FINAL_TRY, /* CKF_USER_PIN_FINAL_TRY */
+	P11_PIN_EVENT_LOCKED,	 /* CKF_USER_PIN_LOCKED */
+};
+typedef void (*p11_pin_observer)(const char *token_uri,
+				 enum p11_pin_event ev);
+void p11_set_pin_observer(p11_pin_observer fn);
+
+/* Log in now (at start-up) so that a wrong PIN shows before traffic.
+ * A PIN the token refused is never sent again in this process (only a
+ * different one is), the last try (CKF_USER_PIN_FINAL_TRY) is left to a
+ * person (mtlsctl unlock), and a locked PIN is not tried. */
 mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err);
-/* Forget a refused PIN so that the next operation tries again (after the
- * operator fixed the PIN source). */
+/* Clears the "last PIN refused" mark shown in status; the refused PIN
+ * itself stays remembered and is not tried again. */
 void p11_token_unblock(struct p11_token *t);
 /* A PIN handed over at run time (mtlsctl unlock): kept locked in memory,
  * used instead of the PIN source, tried now. */
@@ -128,6 +157,9 @@ void p11_key_close(struct p11_key *k);
 enum p11_key_type p11_key_type(const struct p11_key *k);
 unsigned p11_key_bits(const struct p11_key *k);
 const char *p11_key_uri(const struct p11_key *k);
+/* CKA_ALWAYS_AUTHENTICATE: each signature logs in again
+ * (CKU_CONTEXT_SPECIFIC) with the token's PIN. */
+int p11_key_always_authenticate(const struct p11_key *k);
 /* The token's CKA_ID of the key. */
 size_t p11_key_id(const struct p11_key *k, uint8_t id[P11_ID_MAX]);
 
@@ -147,6 +179,13 @@ mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 		      size_t id_len, uint8_t id_out[P11_ID_MAX],
 		      size_t *id_out_len, struct mtls_error *err);
 
+/* Reads every certificate the URI names (at most max, P11_CERTS_MAX):
+ * a PIV card shows its attestation certificates under the key's CKA_ID
+ * beside the key's own. der[i] are malloc'd. */
+#define P11_CERTS_MAX 8
+mtls_err_t p11_certs_read(struct p11_token *t, const char *uri,
+			  uint8_t **der, size_t *der_len, unsigned max,
+			  unsigned *n, struct mtls_error *err);
 /* Reads the one certificate the URI names; *der is malloc'd. */
 mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
 			 size_t *der_len, struct mtls_error *err);

@@ -23,14 +23,18 @@ struct p11_token {
 	char uri[P11_URI_MAX];
 	P11KitUri *kuri;
 	char pin_source[P11_URI_MAX]; /* empty: from the URI */
+	char so_source[P11_URI_MAX];  /* SO credential; empty: none */
 
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cv;
 	int present;
 	CK_SLOT_ID slot;
 	CK_TOKEN_INFO info;
+	char pin_key[160]; /* the physical token, for the refused-PIN memory */
+	CK_FLAGS pin_flags_seen; /* CKF_USER_PIN_* last reported */
 	int logged_in;
-	int login_blocked;
+	int login_blocked; /* the last PIN tried was refused */
+	int so_busy;	   /* an SO operation owns the token's login */
 	/* Bumped whenever sessions are dropped: cached handles of an older
 	 * generation are stale and must be found again. */
 	unsigned long generation;
@@ -49,6 +53,8 @@ struct p11_key {
 	unsigned bits;
 	uint8_t id[P11_ID_MAX];
 	size_t id_len;
+
+	int always_auth; /* CKA_ALWAYS_AUTHENTICATE: a PIN per signature */
 
 	pthread_mutex_t lock;
 	CK_OBJECT_HANDLE handle;
@@ -75,12 +81,44 @@ mtls_err_t p11_session_get(struct p11_token *t, struct p11_session *s,
  * closed and the pool reset; otherwise it goes back to the pool. */
 void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv);
 
-/* Reads the PIN from the token's source into pin. */
+/* Runs fn on a session logged in as the security officer with the token's
+ * SO credential (so_pin_source; PIV: the management key). Every user
+ * operation waits meanwhile: PKCS#11 login state is per application, so
+ * the user is logged out first and logged in again by the next operation.
+ * Without an SO credential fn runs on an ordinary user session. */
+mtls_err_t p11_token_as_so(struct p11_token *t,
+			   CK_RV (*fn)(struct p11_token *t, CK_SESSION_HANDLE s,
+				       void *ctx),
+			   void *ctx, const char *what, struct mtls_error *err);
+/* C_Login(CKU_CONTEXT_SPECIFIC) on s, after C_SignInit with a key that
+ * has CKA_ALWAYS_AUTHENTICATE, with the token's PIN. */
+mtls_err_t p11_context_login(struct p11_token *t, CK_SESSION_HANDLE s,
+			     struct mtls_error *err);
+/* True when the token is listed in a slot now (asks the module). */
+int p11_token_listed(struct p11_token *t);
+
+/* Reads the PIN from the token's source into pin; *from_person is set
+ * when it was handed over by mtlsctl unlock. */
 mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
-			struct mtls_error *err);
+			int *from_person, struct mtls_error *err);
+
+/* PINs a token refused, remembered for the life of the process (across
+ * reloads, which open the token anew) so that the same wrong PIN is never
+ * tried twice: only a different PIN is. key names the physical token. */
+int p11_pin_was_refused(const char *key, const struct mtls_secret *pin);
+void p11_pin_refused(const char *key, const struct mtls_secret *pin);
+void p11_pin_accepted(const char *key);
+int p11_pin_refused_any(const char *key);
 mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 			       struct mtls_error *err);
 
+/* Finds up to max objects of class cls matching the URI's attributes; at
+ * least one, or an error. */
+mtls_err_t p11_find_all(struct p11_token *t, CK_SESSION_HANDLE s,
+			P11KitUri *uri, const char *uri_text,
+			CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *out,
+			CK_ULONG max, CK_ULONG *n_found,
+			struct mtls_error *err);
 /* Finds exactly one object of class cls matching the URI's attributes. */
 mtls_err_t p11_find_one(struct p11_token *t, CK_SESSION_HANDLE s,
 			P11KitUri *uri, const char *uri_text,

@@ -167,11 +167,13 @@ mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 }
 
 mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
-			struct mtls_error *err)
+			int *from_person, struct mtls_error *err)
 {
 	const char *v;
 
+	*from_person = 0;
 	if (t->unlocked_pin != NULL) {
+		*from_person = 1;
 		if (mtls_secret_set(pin, t->unlocked_pin->buf,
 				    t->unlocked_pin->len) != 0)
 			return mtls_error_set(err, MTLS_ERR_PIN_MISSING, "PIN");
@@ -201,4 +203,91 @@ mtls_err_t p11_pin_source_read(const char *source, struct mtls_secret *out,
 			       struct mtls_error *err)
 {
 	return p11_pin_from_source(source, out, err);
+}
+
+/* The refused PINs: a few tokens per agent, each with at most one PIN (the
+ * last refused). Kept in locked memory like every PIN; compared in
+ * constant time. */
+#define REFUSED_MAX 16
+
+static pthread_mutex_t refused_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char key[160];
+	struct mtls_secret *pin;
+} refused[REFUSED_MAX];
+
+static int refused_find(const char *key)
+{
+	for (int i = 0; i < REFUSED_MAX; i++)
+		if (refused[i].pin != NULL && strcmp(refused[i].key, key) == 0)
+			return i;
+	return -1;
+}
+
+static int secret_equal(const struct mtls_secret *a,
+			const struct mtls_secret *b)
+{
+	unsigned char d = 0;
+
+	if (a->len != b->len)
+		return 0;
+	for (size_t i = 0; i < a->len; i++)
+		d |= (unsigned char)(a->buf[i] ^ b->buf[i]);
+	return d == 0;
+}
+
+int p11_pin_was_refused(const char *key, const struct mtls_secret *pin)
+{
+	int i, same = 0;
+
+	pthread_mutex_lock(&refused_lock);
+	i = refused_find(key);
+	if (i >= 0)
+		same = secret_equal(refused[i].pin, pin);
+	pthread_mutex_unlock(&refused_lock);
+	return same;
+}
+
+int p11_pin_refused_any(const char *key)
+{
+	int i;
+
+	pthread_mutex_lock(&refused_lock);
+	i = refused_find(key);
+	pthread_mutex_unlock(&refused_lock);
+	return i >= 0;
+}
+
+void p11_pin_refused(const char *key, const struct mtls_secret *pin)
+{
+	int i;
+
+	pthread_mutex_lock(&refused_lock);
+	i = refused_find(key);
+	for (int j = 0; i < 0 && j < REFUSED_MAX; j++)
+		if (refused[j].pin == NULL &&
+		    (refused[j].pin = mtls_secret_new()) != NULL)
+			i = j;
+	/* No room: forgetting is the only choice, and then the token's own
+	 * counter flags (FINAL_TRY) still stop the last try. */
+	if (i >= 0 && mtls_secret_set(refused[i].pin, pin->buf, pin->len) == 0) {
+		snprintf(refused[i].key, sizeof(refused[i].key), "%s", key);
+	} else if (i >= 0) {
+		mtls_secret_free(refused[i].pin);
+		refused[i].pin = NULL;
+	}
+	pthread_mutex_unlock(&refused_lock);
+}
+
+void p11_pin_accepted(const char *key)
+{
+	int i;
+
+	pthread_mutex_lock(&refused_lock);
+	i = refused_find(key);
+	if (i >= 0) {
+		mtls_secret_free(refused[i].pin);
+		refused[i].pin = NULL;
+	}
+	pthread_mutex_unlock(&refused_lock);
 }

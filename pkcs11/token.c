@@ -5,6 +5,7 @@
  * CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, ...) the pool is dropped
  * and the generation bumped; the next operation looks the token up again,
  * which is how the agent recovers by itself when the token returns. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,20 @@ static mtls_err_t token_locate(struct p11_token *t, struct mtls_error *err)
 	t->slot = found;
 	t->info = found_info;
 	t->present = 1;
+	{
+		char man[33], model[17], serial[17], label[33];
+
+		token_info_fixed(found_info.manufacturerID,
+				 sizeof(found_info.manufacturerID), man);
+		token_info_fixed(found_info.model, sizeof(found_info.model),
+				 model);
+		token_info_fixed(found_info.serialNumber,
+				 sizeof(found_info.serialNumber), serial);
+		token_info_fixed(found_info.label, sizeof(found_info.label),
+				 label);
+		snprintf(t->pin_key, sizeof(t->pin_key), "%s|%s|%s|%s", man,
+			 model, serial, label);
+	}
 	return MTLS_OK;
 }
 
@@ -135,8 +150,107 @@ static void token_reset(struct p11_token *t)
 	pthread_cond_broadcast(&t->idle_cv);
 }
 
-/* Logs in on session s; lock held. A refused PIN blocks further attempts
- * so that nothing burns the token's retry counter in a loop. */
+static _Atomic(p11_pin_observer) pin_observer;
+
+void p11_set_pin_observer(p11_pin_observer fn)
+{
+	atomic_store(&pin_observer, fn);
+}
+
+#define PIN_FLAGS                                                        \
+	(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED)
+
+/* Reads the token's flags again (the retry counter lives on the token) and
+ * reports a change of the PIN counter flags; lock held. The observer only
+ * logs, so calling it under the lock is safe. */
+static void token_flags_refresh(struct p11_token *t)
+{
+	p11_pin_observer fn = atomic_load(&pin_observer);
+	CK_TOKEN_INFO info;
+	CK_FLAGS now;
+
+	if (!t->present || t->m->fn->C_GetTokenInfo(t->slot, &info) != CKR_OK)
+		return;
+	t->info.flags = info.flags;
+	now = info.flags & PIN_FLAGS;
+	if (now == t->pin_flags_seen)
+		return;
+	t->pin_flags_seen = now;
+	if (fn == NULL)
+		return;
+	if (now & CKF_USER_PIN_LOCKED)
+		fn(t->uri, P11_PIN_EVENT_LOCKED);
+	else if (now & CKF_USER_PIN_FINAL_TRY)
+		fn(t->uri, P11_PIN_EVENT_FINAL_TRY);
+	else if (now & CKF_USER_PIN_COUNT_LOW)
+		fn(t->uri, P11_PIN_EVENT_COUNT_LOW);
+	else
+		fn(t->uri, P11_PIN_EVENT_OK);
+}
+
+/* The PIN for C_Login(type) now, or why none may be tried; lock held.
+ * This is the one place that decides whether a PIN reaches the token:
+ * never one it refused before (a reload or a handshake does not count as
+ * a new PIN), never the last try unless a person handed the PIN over
+ * (mtlsctl unlock), never on a locked PIN. */
+static mtls_err_t token_pin_for_login(struct p11_token *t,
+				      struct mtls_secret *pin,
+				      struct mtls_error *err)
+{
+	int from_person;
+	mtls_err_t r;
+
+	token_flags_refresh(t);
+	if (t->info.flags & CKF_USER_PIN_LOCKED)
+		return mtls_error_set(err, MTLS_ERR_PIN_LOCKED,
+				      "the token reports its user PIN locked: "
+				      "unblock it with the PUK or the SO "
+				      "PIN, then mtlsctl unlock (%s)", t->uri);
+	r = p11_pin_read(t, pin, &from_person, err);
+	if (r != MTLS_OK)
+		return r;
+	if (p11_pin_was_refused(t->pin_key, pin)) {
+		t->login_blocked = 1;
+		return mtls_error_set(err, MTLS_ERR_PIN_INCORRECT,
+				      "the token refused this PIN before; "
+				      "not trying it again: give a new PIN "
+				      "(PIN source or mtlsctl unlock) (%s)",
+				      t->uri);
+	}
+	if ((t->info.flags & CKF_USER_PIN_FINAL_TRY) && !from_person)
+		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
+				      "one PIN try left: the agent does not "
+				      "spend it on its own; give the PIN "
+				      "with mtlsctl unlock (%s)", t->uri);
+	return MTLS_OK;
+}
+
+/* After C_Login: remember a refused PIN; lock held. */
+static mtls_err_t token_login_result(struct p11_token *t,
+				     const struct mtls_secret *pin, CK_RV rv,
+				     const char *what, struct mtls_error *err)
+{
+	p11_pin_observer fn = atomic_load(&pin_observer);
+	mtls_err_t r;
+
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		t->login_blocked = 0;
+		p11_pin_accepted(t->pin_key);
+		return MTLS_OK;
+	}
+	r = p11_rv_error(err, rv, what, t->uri);
+	if (r == MTLS_ERR_PIN_INCORRECT) {
+		t->login_blocked = 1;
+		p11_pin_refused(t->pin_key, pin);
+		if (fn != NULL)
+			fn(t->uri, P11_PIN_EVENT_REFUSED);
+	}
+	if (r == MTLS_ERR_PIN_INCORRECT || r == MTLS_ERR_PIN_LOCKED)
+		token_flags_refresh(t);
+	return r;
+}
+
+/* Logs in on session s; lock held. */
 static mtls_err_t token_login_locked(struct p11_token *t, CK_SESSION_HANDLE s,
 				     struct mtls_error *err)
 {
@@ -146,31 +260,40 @@ static mtls_err_t token_login_locked(struct p11_token *t, CK_SESSION_HANDLE s,
 
 	if (t->logged_in)
 		return MTLS_OK;
-	if (t->login_blocked)
-		return mtls_error_set(err, MTLS_ERR_PIN_INCORRECT,
-				      "PIN was refused earlier; not retrying "
-				      "until unlock or reload (%s)", t->uri);
-	if (t->info.flags & CKF_USER_PIN_LOCKED)
-		return mtls_error_set(err, MTLS_ERR_PIN_LOCKED,
-				      "token reports the user PIN locked (%s)",
-				      t->uri);
 	pin = mtls_secret_new();
 	if (pin == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-	r = p11_pin_read(t, pin, err);
-	if (r != MTLS_OK)
-		goto out;
-	rv = t->m->fn->C_Login(s, CKU_USER, (CK_UTF8CHAR *)pin->buf,
-			       (CK_ULONG)pin->len);
-	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
-		t->logged_in = 1;
-		r = MTLS_OK;
-		goto out;
+	r = token_pin_for_login(t, pin, err);
+	if (r == MTLS_OK) {
+		rv = t->m->fn->C_Login(s, CKU_USER, (CK_UTF8CHAR *)pin->buf,
+				       (CK_ULONG)pin->len);
+		r = token_login_result(t, pin, rv, "C_Login", err);
+		if (r == MTLS_OK)
+			t->logged_in = 1;
 	}
-	r = p11_rv_error(err, rv, "C_Login", t->uri);
-	if (r == MTLS_ERR_PIN_INCORRECT || r == MTLS_ERR_PIN_LOCKED)
-		t->login_blocked = 1;
-out:
+	mtls_secret_free(pin);
+	return r;
+}
+
+mtls_err_t p11_context_login(struct p11_token *t, CK_SESSION_HANDLE s,
+			     struct mtls_error *err)
+{
+	struct mtls_secret *pin = mtls_secret_new();
+	mtls_err_t r;
+	CK_RV rv;
+
+	if (pin == NULL)
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	pthread_mutex_lock(&t->lock);
+	r = token_pin_for_login(t, pin, err);
+	if (r == MTLS_OK) {
+		rv = t->m->fn->C_Login(s, CKU_CONTEXT_SPECIFIC,
+				       (CK_UTF8CHAR *)pin->buf,
+				       (CK_ULONG)pin->len);
+		r = token_login_result(t, pin, rv,
+				       "C_Login(CKU_CONTEXT_SPECIFIC)", err);
+	}
+	pthread_mutex_unlock(&t->lock);
 	mtls_secret_free(pin);
 	return r;
 }
@@ -280,18 +403,29 @@ mtls_err_t p11_session_get(struct p11_token *t, struct p11_session *s,
 	deadline.tv_sec += POOL_WAIT_SEC;
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
+		if (t->so_busy)
+			goto wait;
 		if (!t->present) {
 			r = token_locate(t, err);
 			if (r != MTLS_OK)
 				goto out;
 		}
 		if (t->n_idle > 0) {
-			s->h = t->idle[--t->n_idle];
+			h = t->idle[--t->n_idle];
+			/* Logged out meanwhile (an SO operation): log in on
+			 * this session; the login holds for all of them. */
+			r = token_login_locked(t, h, err);
+			if (r != MTLS_OK) {
+				t->idle[t->n_idle++] = h;
+				goto out;
+			}
+			s->h = h;
 			s->gen = t->generation;
 			goto out;
 		}
 		if (t->n_open < t->max_sessions)
 			break;
+wait:
 		if (pthread_cond_timedwait(&t->idle_cv, &t->lock, &deadline)) {
 			r = mtls_error_set(err, MTLS_ERR_TIMEOUT,
 					   "no free session on %s after %d s",
@@ -321,6 +455,128 @@ out:
 	return r;
 }
 
+mtls_err_t p11_token_set_so_source(struct p11_token *t, const char *source,
+				   struct mtls_error *err)
+{
+	if (source != NULL && strlen(source) >= sizeof(t->so_source))
+		return mtls_error_set(err, MTLS_ERR_CONFIG,
+				      "SO credential source too long");
+	pthread_mutex_lock(&t->lock);
+	snprintf(t->so_source, sizeof(t->so_source), "%s",
+		 source != NULL ? source : "");
+	pthread_mutex_unlock(&t->lock);
+	return MTLS_OK;
+}
+
+mtls_err_t p11_token_as_so(struct p11_token *t,
+			   CK_RV (*fn)(struct p11_token *t, CK_SESSION_HANDLE s,
+				       void *ctx),
+			   void *ctx, const char *what, struct mtls_error *err)
+{
+	struct mtls_secret *so = NULL;
+	struct timespec deadline;
+	struct p11_session ps;
+	mtls_err_t r;
+	CK_RV rv;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->so_source[0] == '\0') {
+		pthread_mutex_unlock(&t->lock);
+		r = p11_session_get(t, &ps, err);
+		if (r != MTLS_OK)
+			return r;
+		rv = fn(t, ps.h, ctx);
+		p11_session_put(t, &ps, rv);
+		if (rv == CKR_USER_TYPE_INVALID)
+			return mtls_error_set(err, MTLS_ERR_TOKEN,
+					      "%s: CKR_USER_TYPE_INVALID: this "
+					      "token wants its security "
+					      "officer for that: set "
+					      "so_pin_source (%s)", what, t->uri);
+		return rv == CKR_OK ? MTLS_OK :
+				      p11_rv_error(err, rv, what, t->uri);
+	}
+	/* One SO operation at a time, and no user operation under way: the
+	 * logout below would pull the login out from under it. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += POOL_WAIT_SEC;
+	while (t->so_busy || t->n_idle != t->n_open) {
+		if (pthread_cond_timedwait(&t->idle_cv, &t->lock, &deadline)) {
+			pthread_mutex_unlock(&t->lock);
+			return mtls_error_set(err, MTLS_ERR_TIMEOUT,
+					      "%s: token busy for %d s (%s)",
+					      what, POOL_WAIT_SEC, t->uri);
+		}
+	}
+	t->so_busy = 1;
+	r = MTLS_OK;
+	if (!t->present)
+		r = token_locate(t, err);
+	ps.h = CK_INVALID_HANDLE;
+	if (r == MTLS_OK && t->n_idle > 0) {
+		ps.h = t->idle[--t->n_idle];
+	} else if (r == MTLS_OK) {
+		rv = t->m->fn->C_OpenSession(t->slot,
+					     CKF_SERIAL_SESSION | CKF_RW_SESSION,
+					     NULL, NULL, &ps.h);
+		if (rv != CKR_OK) {
+			if (p11_rv_token_lost(rv))
+				token_reset(t);
+			r = p11_rv_error(err, rv, "C_OpenSession", t->uri);
+		} else {
+			t->n_open++;
+		}
+	}
+	ps.gen = t->generation;
+	if (r == MTLS_OK && t->logged_in) {
+		(void)t->m->fn->C_Logout(ps.h);
+		t->logged_in = 0;
+	}
+	if (r == MTLS_OK && (so = mtls_secret_new()) == NULL)
+		r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	if (r == MTLS_OK)
+		r = p11_pin_from_source(t->so_source, so, err);
+	pthread_mutex_unlock(&t->lock);
+
+	rv = CKR_OK;
+	if (r == MTLS_OK) {
+		rv = t->m->fn->C_Login(ps.h, CKU_SO, (CK_UTF8CHAR *)so->buf,
+				       (CK_ULONG)so->len);
+		mtls_secret_free(so);
+		so = NULL;
+		if (rv != CKR_OK) {
+			r = p11_rv_error(err, rv, "C_Login(CKU_SO)", t->uri);
+		} else {
+			rv = fn(t, ps.h, ctx);
+			if (rv != CKR_OK)
+				r = p11_rv_error(err, rv, what, t->uri);
+			(void)t->m->fn->C_Logout(ps.h);
+		}
+	}
+	mtls_secret_free(so);
+
+	pthread_mutex_lock(&t->lock);
+	t->so_busy = 0;
+	if (ps.h != CK_INVALID_HANDLE)
+		p11_session_put_locked(t, &ps, rv == CKR_OK ? CKR_OK : rv);
+	if (t->n_open == 0)
+		t->logged_in = 0;
+	pthread_cond_broadcast(&t->idle_cv);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int p11_token_listed(struct p11_token *t)
+{
+	struct mtls_error ignored;
+	int listed;
+
+	pthread_mutex_lock(&t->lock);
+	listed = t->present || token_locate(t, &ignored) == MTLS_OK;
+	pthread_mutex_unlock(&t->lock);
+	return listed;
+}
+
 void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
 {
 	pthread_mutex_lock(&t->lock);
@@ -329,7 +585,9 @@ void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
 	 * C_CloseSession): the next session must log in again. */
 	if (t->n_open == 0)
 		t->logged_in = 0;
-	pthread_cond_signal(&t->idle_cv);
+	/* Broadcast: an SO operation waits for the pool to be idle, beside
+	 * signers waiting for a session. */
+	pthread_cond_broadcast(&t->idle_cv);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -382,6 +640,13 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 	st->slot_id = t->slot;
 	st->sessions_open = t->n_open;
 	st->sessions_idle = t->n_idle;
+	st->so_configured = t->so_source[0] != '\0';
+	if (t->present && !t->so_busy)
+		token_flags_refresh(t);
+	st->pin_count_low = (t->info.flags & CKF_USER_PIN_COUNT_LOW) != 0;
+	st->pin_final_try = (t->info.flags & CKF_USER_PIN_FINAL_TRY) != 0;
+	st->pin_locked = (t->info.flags & CKF_USER_PIN_LOCKED) != 0;
+	st->pin_refused = t->present && p11_pin_refused_any(t->pin_key);
 	if (t->present) {
 		token_info_fixed(t->info.label, sizeof(t->info.label),
 				 st->label);

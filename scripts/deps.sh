@@ -21,6 +21,10 @@ PACKAGES=(
 	prometheus systemd
 	# TPM tests (tests/lib/tpm.sh): swtpm and tpm2-pkcs11
 	swtpm tpm2-tools libtpm2-pkcs11-1 libtss2-tcti-swtpm0
+	# smartcard tests (../shared/tools/virtual-piv): a virtual PIV card
+	# behind a private pcscd, used through ykcs11 and OpenSC
+	pcscd vsmartcard-vpcd openjdk-17-jre-headless libbcprov-java ykcs11
+	yubico-piv-tool
 )
 
 command -v dpkg-query >/dev/null || {

@@ -59,7 +59,8 @@ int ctl_token_open(struct ctl *ctl, const struct cfg_identity *ci,
 	memset(ct, 0, sizeof(*ct));
 	if (p11_module_open(tok->module, &ct->m, err) != MTLS_OK ||
 	    p11_token_open(ct->m, tok->uri, tok->pin_source, 2, &ct->t, err) !=
-		    MTLS_OK)
+		    MTLS_OK ||
+	    p11_token_set_so_source(ct->t, tok->so_pin_source, err) != MTLS_OK)
 		return -1;
 	return 0;
 }

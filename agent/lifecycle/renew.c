@@ -291,6 +291,29 @@ static mtls_err_t retire(struct renew_env *e, struct renew_state *st,
 	return save(e, st, err);
 }
 
+/* Is this certificate on the token under the pending id already? Others
+ * may be there too: a PIV card shows the slot's attestation certificate
+ * (and right after keygen a placeholder) under the same CKA_ID. */
+static int cert_already_stored(struct p11_token *t, const char *uri,
+			       const struct identity *id)
+{
+	uint8_t *der[P11_CERTS_MAX];
+	size_t len[P11_CERTS_MAX];
+	struct mtls_error ignored;
+	unsigned n;
+	int found = 0;
+
+	if (p11_certs_read(t, uri, der, len, P11_CERTS_MAX, &n, &ignored) !=
+	    MTLS_OK)
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		found |= len[i] == id->chain_len[0] &&
+			 memcmp(der[i], id->chain_der[0], len[i]) == 0;
+		free(der[i]);
+	}
+	return found;
+}
+
 static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 			struct mtls_error *err)
 {
@@ -299,8 +322,6 @@ static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 	char pending[1024], chain[1024], uri[256], label_uri[256];
 	WOLFSSL_X509 *x = NULL;
 	unsigned char *subj = NULL;
-	uint8_t *existing = NULL;
-	size_t existing_len;
 	int subj_len;
 	mtls_err_t ret;
 
@@ -311,8 +332,7 @@ static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 		return ret;
 	/* A crash between storing and recording it must not store twice. */
 	renew_id_uri(st->pending_id, st->pending_id_len, "cert", uri, sizeof(uri));
-	if (p11_cert_read(e->token, uri, &existing, &existing_len, err) !=
-	    MTLS_OK) {
+	if (!cert_already_stored(e->token, uri, id)) {
 		x = wolfSSL_X509_d2i(NULL, id->chain_der[0], (int)id->chain_len[0]);
 		subj_len = x ? wolfSSL_i2d_X509_NAME(
 				       wolfSSL_X509_get_subject_name(x), &subj) :
@@ -370,7 +390,6 @@ static mtls_err_t store(struct renew_env *e, struct renew_state *st,
 		free(buf);
 	}
 out:
-	free(existing);
 	free(subj);
 	wolfSSL_X509_free(x);
 	identity_free(id);

@@ -425,6 +425,15 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 					"credential:NAME, env:VAR or unlock");
 		return set_str(st, &t->pin_source, v);
 	}
+	if (strcmp(k, "so_pin_source") == 0) {
+		/* A person cannot be asked for it mid-renewal: no unlock. */
+		if (strncmp(v, "file:", 5) != 0 &&
+		    strncmp(v, "credential:", 11) != 0 &&
+		    strncmp(v, "env:", 4) != 0)
+			return fail(st, "so_pin_source: file:PATH, "
+					"credential:NAME or env:VAR");
+		return set_str(st, &t->so_pin_source, v);
+	}
 	if (strcmp(k, "max_sessions") == 0) {
 		if (parse_uint(v, 32, &n) != 0 || n == 0)
 			return fail(st, "max_sessions: 1..32");
@@ -1071,6 +1080,7 @@ void config_free(struct config *c)
 		free(c->tokens[i].module);
 		free(c->tokens[i].uri);
 		free(c->tokens[i].pin_source);
+		free(c->tokens[i].so_pin_source);
 	}
 	for (unsigned i = 0; i < c->n_identities; i++) {
 		free(c->identities[i].key);

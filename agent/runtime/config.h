@@ -66,6 +66,7 @@ struct cfg_token {
 	char *module;     /* p11-kit module name or path */
 	char *uri;        /* pkcs11: URI selecting the token */
 	char *pin_source; /* file:, credential:, env: or NULL */
+	char *so_pin_source; /* SO credential (PIV management key) or NULL */
 	unsigned max_sessions;
 	int line;
 };

@@ -129,6 +129,9 @@ static mtls_err_t runtime_build(struct config *cfg,
 			goto fail;
 		r = p11_token_open(rt->modules[i], ct->uri, ct->pin_source,
 				   ct->max_sessions, &rt->tokens[i], err);
+		if (r == MTLS_OK)
+			r = p11_token_set_so_source(rt->tokens[i],
+						    ct->so_pin_source, err);
 		if (r != MTLS_OK)
 			goto fail;
 		{

@@ -100,9 +100,9 @@ fail:
 	return r;
 }
 
-/* Does the certificate's public key equal the token key's? */
-static mtls_err_t check_key_matches(struct identity *id, WOLFSSL_X509 *x,
-				    struct mtls_error *err)
+/* Does a certificate's public key (SPKI DER) equal the token key's? */
+static mtls_err_t spki_matches(struct identity *id, const uint8_t *spki,
+			       size_t spki_len, struct mtls_error *err)
 {
 	struct p11_pubkey pub;
 	mtls_err_t r;
@@ -119,8 +119,7 @@ static mtls_err_t check_key_matches(struct identity *id, WOLFSSL_X509 *x,
 
 		if (wc_ecc_init(&k) != 0)
 			return mtls_error_set(err, MTLS_ERR_CRYPTO, "ecc init");
-		if (wc_EccPublicKeyDecode(id->spki, &idx, &k,
-					  (word32)id->spki_len) == 0 &&
+		if (wc_EccPublicKeyDecode(spki, &idx, &k, (word32)spki_len) == 0 &&
 		    wc_ecc_export_x963(&k, point, &point_len) == 0)
 			ok = point_len == pub.ec_point_len &&
 			     memcmp(point, pub.ec_point, point_len) == 0;
@@ -133,19 +132,110 @@ static mtls_err_t check_key_matches(struct identity *id, WOLFSSL_X509 *x,
 
 		if (wc_InitRsaKey(&k, NULL) != 0)
 			return mtls_error_set(err, MTLS_ERR_CRYPTO, "rsa init");
-		if (wc_RsaPublicKeyDecode(id->spki, &idx, &k,
-					  (word32)id->spki_len) == 0 &&
+		if (wc_RsaPublicKeyDecode(spki, &idx, &k, (word32)spki_len) == 0 &&
 		    wc_RsaFlattenPublicKey(&k, e, &e_len, n, &n_len) == 0)
 			ok = n_len == pub.modulus_len &&
 			     memcmp(n, pub.modulus, n_len) == 0;
 		wc_FreeRsaKey(&k);
 	}
-	(void)x;
 	if (!ok)
 		return mtls_error_set(err, MTLS_ERR_CERT,
 				      "certificate of identity '%s' does not "
 				      "belong to key %s", id->name,
 				      p11_key_uri(id->key));
+	return MTLS_OK;
+}
+
+static mtls_err_t cert_spki(const uint8_t *der, size_t len, uint8_t **spki,
+			    int *spki_len)
+{
+	WOLFSSL_X509 *x = wolfSSL_X509_d2i(NULL, der, (int)len);
+	int sz = 0;
+
+	*spki = NULL;
+	if (x != NULL &&
+	    wolfSSL_X509_get_pubkey_buffer(x, NULL, &sz) == WOLFSSL_SUCCESS &&
+	    sz > 0 && (*spki = malloc((size_t)sz)) != NULL &&
+	    wolfSSL_X509_get_pubkey_buffer(x, *spki, &sz) != WOLFSSL_SUCCESS) {
+		free(*spki);
+		*spki = NULL;
+	}
+	*spki_len = sz;
+	wolfSSL_X509_free(x);
+	return *spki != NULL ? 0 : -1;
+}
+
+/* A YubiKey PIV attestation certificate (extensions under Yubico's arc
+ * 1.3.6.1.4.1.41482.3: firmware, serial, PIN and touch policy): it
+ * certifies that the card made the key, it is no identity. */
+static int is_piv_attestation(const uint8_t *der, size_t len)
+{
+	static const char arc[] = "1.3.6.1.4.1.41482.3.";
+	WOLFSSL_X509 *x = wolfSSL_X509_d2i(NULL, der, (int)len);
+	int n, found = 0;
+
+	if (x == NULL)
+		return 0;
+	n = wolfSSL_X509_get_ext_count(x);
+	for (int i = 0; i < n && !found; i++) {
+		WOLFSSL_X509_EXTENSION *e = wolfSSL_X509_get_ext(x, i);
+		WOLFSSL_ASN1_OBJECT *o = e ? wolfSSL_X509_EXTENSION_get_object(e) :
+					     NULL;
+		char oid[64];
+
+		if (o != NULL &&
+		    wolfSSL_OBJ_obj2txt(oid, (int)sizeof(oid), o, 1) > 0)
+			found = strncmp(oid, arc, sizeof(arc) - 1) == 0;
+	}
+	wolfSSL_X509_free(x);
+	return found;
+}
+
+/* The certificate on the token that the URI names and that belongs to the
+ * key. A URI by CKA_ID alone may name several: a PIV card (ykcs11) lists
+ * the slot's attestation certificate under the same CKA_ID, for the same
+ * public key. */
+static mtls_err_t cert_for_key(struct identity *id, const char *uri,
+			       struct mtls_error *err)
+{
+	uint8_t *der[P11_CERTS_MAX];
+	size_t len[P11_CERTS_MAX];
+	unsigned n, pick = 0, matches = 0;
+	mtls_err_t r;
+
+	r = p11_certs_read(id->token, uri, der, len, P11_CERTS_MAX, &n, err);
+	if (r != MTLS_OK)
+		return r;
+	for (unsigned i = 0; n > 1 && i < n; i++) {
+		struct mtls_error ignored;
+		uint8_t *spki = NULL;
+		int spki_len;
+
+		if (!is_piv_attestation(der[i], len[i]) &&
+		    cert_spki(der[i], len[i], &spki, &spki_len) == 0 &&
+		    spki_matches(id, spki, (size_t)spki_len, &ignored) == MTLS_OK) {
+			if (matches++ == 0)
+				pick = i;
+		}
+		free(spki);
+	}
+	if (n > 1 && matches != 1) {
+		r = mtls_error_set(err, matches == 0 ? MTLS_ERR_CERT :
+						       MTLS_ERR_AMBIGUOUS,
+				   "identity '%s': %u certificates match %s, "
+				   "%u of them for its key (attestations "
+				   "left out); name one with object=",
+				   id->name, n, uri, matches);
+		pick = n;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (i != pick)
+			free(der[i]);
+	if (r != MTLS_OK)
+		return r;
+	id->chain_der[0] = der[pick];
+	id->chain_len[0] = len[pick];
+	id->n_chain = 1;
 	return MTLS_OK;
 }
 
@@ -172,11 +262,9 @@ mtls_err_t identity_load(const char *name, struct p11_token *token,
 		goto fail;
 
 	if (strncmp(cert, "pkcs11:", 7) == 0) {
-		r = p11_cert_read(token, cert, &id->chain_der[0],
-				  &id->chain_len[0], err);
+		r = cert_for_key(id, cert, err);
 		if (r != MTLS_OK)
 			goto fail;
-		id->n_chain = 1;
 	} else {
 		r = pem_read_certs(cert, id->chain_der, id->chain_len,
 				   IDENTITY_CHAIN_MAX, &id->n_chain, err);
@@ -236,7 +324,7 @@ mtls_err_t identity_load(const char *name, struct p11_token *token,
 			wolfSSL_X509_NAME_oneline(iss, id->issuer,
 						  (int)sizeof(id->issuer));
 	}
-	r = check_key_matches(id, x, err);
+	r = spki_matches(id, id->spki, id->spki_len, err);
 	if (r != MTLS_OK)
 		goto fail;
 	wolfSSL_X509_free(x);
