@@ -46,24 +46,35 @@ static CK_RV keygen_checked(struct p11_token *t, CK_SESSION_HANDLE s,
 	return CKR_OK;
 }
 
+static CK_ULONG template_without(CK_ATTRIBUTE *a, CK_ULONG n,
+				 CK_ATTRIBUTE_TYPE t1, CK_ATTRIBUTE_TYPE t2)
+{
+	CK_ULONG kept = 0;
+
+	for (CK_ULONG i = 0; i < n; i++)
+		if (a[i].type != t1 && a[i].type != t2)
+			a[kept++] = a[i];
+	return kept;
+}
+
 static CK_RV keygen_on(struct p11_token *t, CK_SESSION_HANDLE s, void *ctx)
 {
 	struct keygen_call *c = ctx;
-	CK_ULONG n = 0;
+	CK_ULONG npriv;
 	CK_RV rv;
 
 	rv = keygen_checked(t, s, c, c->npriv);
 	if (rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_VALUE_INVALID &&
 	    rv != CKR_TEMPLATE_INCONSISTENT)
 		return rv;
-	/* Once more without CKA_EXTRACTABLE; the check above still holds. */
-	for (CK_ULONG i = 0; i < c->npriv; i++)
-		if (c->priv[i].type != CKA_EXTRACTABLE)
-			c->priv[n++] = c->priv[i];
-	if (n == c->npriv)
+	/* Once more without what such tokens refuse (CKA_EXTRACTABLE, and
+	 * the cosmetic CKA_LABEL); the check above still holds. */
+	npriv = template_without(c->priv, c->npriv, CKA_EXTRACTABLE, CKA_LABEL);
+	c->npub = template_without(c->pub, c->npub, CKA_LABEL, CKA_LABEL);
+	if (npriv == c->npriv)
 		return rv;
 	c->without_extr = 1;
-	return keygen_checked(t, s, c, n);
+	return keygen_checked(t, s, c, npriv);
 }
 
 mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,

@@ -240,11 +240,15 @@ int ctl_status_agent(struct ctl *ctl, int json)
 		json_object *t = json_object_array_get_idx(a, i);
 		int present = (int)num(t, "present", 0);
 
-		printf("  %-12s %-8s %s%s%s\n", str(t, "name"),
+		printf("  %-12s %-8s %s%s%s%s\n", str(t, "name"),
 		       present ? "present" : "ABSENT",
 		       present ? str(t, "label") : "",
 		       num(t, "locked", 0) ? "  LOCKED: mtlsctl unlock" : "",
-		       num(t, "pin_refused", 0) ? "  PIN REFUSED: fix it, then reload" : "");
+		       num(t, "pin_refused", 0) ? "  PIN REFUSED: not tried again; "
+						  "give a new PIN" : "",
+		       ctl_pin_state(num(t, "pin_count_low", 0),
+				     num(t, "pin_final_try", 0),
+				     num(t, "pin_locked", 0)));
 	}
 	printf("\nIDENTITIES (soonest expiry first)\n");
 	json_object_object_get_ex(r, "identities", &a);

@@ -168,8 +168,10 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 			ctl_token_close(&o);
 			continue;
 		}
-		printf("  token:       present: %s (serial %s, %s)\n", ts.label,
-		       ts.serial, ts.model);
+		printf("  token:       present: %s (serial %s, %s)%s\n", ts.label,
+		       ts.serial, ts.model,
+		       ctl_pin_state(ts.pin_count_low, ts.pin_final_try,
+				     ts.pin_locked));
 		renew_identity_source(ctl->cfg, i, &st, key, cert, chain,
 				      sizeof(key));
 		if (identity_load(ci->name, o.t, key, cert, chain[0] ? chain : NULL,

@@ -12,6 +12,7 @@
 #include "identity.h"
 #include "mtlsctl.h"
 #include "p11.h"
+#include "renew_state.h"
 
 /* An identity's token, opened and logged in. */
 struct ctl_id_token {
@@ -297,6 +298,7 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 	struct p11_key_flags f;
 	uint8_t id[P11_ID_MAX];
 	size_t id_len;
+	char key_uri[1024], cert_uri[1024], chain[1024];
 	int rc = 1;
 
 	if (argc != 2) {
@@ -305,7 +307,19 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 	}
 	if (token_open(ctl, argv[1], &ct, &err) != 0)
 		return 1;
-	if (p11_key_open(ct.tok.t, ct.id->key, &key, &err) != MTLS_OK ||
+	{
+		/* The key in service: after a renewal, the generation's. */
+		struct renew_state st;
+		struct mtls_error ignored;
+		int idx = config_find_identity(ctl->cfg, argv[1]);
+
+		if (renew_state_load(ctl->cfg->agent.state_dir, argv[1], &st,
+				     &ignored) != MTLS_OK)
+			memset(&st, 0, sizeof(st));
+		renew_identity_source(ctl->cfg, (unsigned)idx, &st, key_uri,
+				      cert_uri, chain, sizeof(key_uri));
+	}
+	if (p11_key_open(ct.tok.t, key_uri, &key, &err) != MTLS_OK ||
 	    p11_key_flags(key, &f, &err) != MTLS_OK) {
 		ctl_fail(&err);
 		goto out;
@@ -318,11 +332,13 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 		printf("%02x", id[i]);
 	printf("\ntoken: %s\nprivate: %s\nsensitive: %s\nextractable: %s\n"
 	       "always_sensitive: %s\nnever_extractable: %s\n"
-	       "secret_value_read: %s\n",
+	       "secret_value_read: %s\nalways_authenticate: %s\n",
 	       f.token ? "yes" : "no", f.private_ ? "yes" : "no",
 	       f.sensitive ? "yes" : "no", f.extractable ? "yes" : "no",
 	       f.always_sensitive ? "yes" : "no",
-	       f.never_extractable ? "yes" : "no", f.secret_read_rv);
+	       f.never_extractable ? "yes" : "no", f.secret_read_rv,
+	       p11_key_always_authenticate(key) ? "yes (a PIN per signature)" :
+						  "no");
 	rc = 0;
 out:
 	p11_key_close(key);

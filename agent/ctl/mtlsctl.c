@@ -71,6 +71,20 @@ void ctl_token_close(struct ctl_token *ct)
 	p11_module_close(ct->m);
 }
 
+const char *ctl_pin_state(long long count_low, long long final_try,
+			  long long locked)
+{
+	if (locked)
+		return "  PIN LOCKED: unblock it with the PUK (PIV: "
+		       "yubico-piv-tool -a unblock-pin), then mtlsctl unlock";
+	if (final_try)
+		return "  PIN: ONE TRY LEFT: the agent will not spend it; "
+		       "mtlsctl unlock";
+	if (count_low)
+		return "  PIN: few tries left";
+	return "";
+}
+
 /* "29d 23h", "5h 2m", "3m 10s": how far off a time is (sign dropped). */
 void ctl_fmt_span(int64_t s, char *out, size_t cap)
 {

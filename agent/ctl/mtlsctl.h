@@ -47,6 +47,9 @@ int ctl_token_open(struct ctl *ctl, const struct cfg_identity *ci,
 void ctl_token_close(struct ctl_token *ct);
 
 void ctl_fmt_span(int64_t seconds, char *out, size_t cap);
+/* What a person should know of a token's PIN counter flags; "" if none. */
+const char *ctl_pin_state(long long count_low, long long final_try,
+			  long long locked);
 void ctl_fmt_time(int64_t t, char *out, size_t cap);
 
 /* Prints "mtlsctl: <reason>: <detail>" and returns 1. */

@@ -312,6 +312,39 @@ static int drain(struct runtime *rt, int stop_fd)
 	return atomic_load(&g_stats.connections_active) > 0 ? -1 : 0;
 }
 
+/* The token's PIN counter, in the log, with what to do (the token's URI:
+ * the observer runs inside pkcs11/, which knows no configuration names). */
+static void log_pin_event(const char *uri, enum p11_pin_event ev)
+{
+	switch (ev) {
+	case P11_PIN_EVENT_OK:
+		log_info("event=token_pin_ok token_uri=\"%s\"", uri);
+		break;
+	case P11_PIN_EVENT_REFUSED:
+		log_err("event=token_pin_refused token_uri=\"%s\" hint=\"the "
+			"token refused the PIN and counted a try; it is not tried "
+			"again: fix the PIN source and reload, or mtlsctl unlock\"",
+			uri);
+		break;
+	case P11_PIN_EVENT_COUNT_LOW:
+		log_notice("event=token_pin_count_low token_uri=\"%s\" hint=\"few "
+			   "PIN tries left; check the PIN source before the next "
+			   "reload\"", uri);
+		break;
+	case P11_PIN_EVENT_FINAL_TRY:
+		log_err("event=token_pin_final_try token_uri=\"%s\" hint=\"one "
+			"PIN try left; the agent will not spend it: give the PIN "
+			"with mtlsctl unlock\"", uri);
+		break;
+	case P11_PIN_EVENT_LOCKED:
+		log_err("event=token_pin_locked token_uri=\"%s\" hint=\"the PIN "
+			"is locked: unblock it with the PUK (PIV: yubico-piv-tool "
+			"-a unblock-pin) or the SO PIN, then mtlsctl unlock\"",
+			uri);
+		break;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -384,6 +417,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tls_set_sign_observer(stats_observe_sign);
+	p11_set_pin_observer(log_pin_event);
 	if (check) {
 		struct config *cfg;
 

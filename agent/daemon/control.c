@@ -81,7 +81,11 @@ static json_object *status(struct runtime *rt)
 		json_object_object_add(t, "present", json_object_new_boolean(ts.present));
 		json_object_object_add(t, "logged_in", json_object_new_boolean(ts.logged_in));
 		json_object_object_add(t, "locked", json_object_new_boolean(rt->locked[i]));
-		json_object_object_add(t, "pin_refused", json_object_new_boolean(ts.login_blocked));
+		json_object_object_add(t, "pin_refused", json_object_new_boolean(ts.pin_refused));
+		/* The token's retry counter flags, read from it now. */
+		json_object_object_add(t, "pin_count_low", json_object_new_boolean(ts.pin_count_low));
+		json_object_object_add(t, "pin_final_try", json_object_new_boolean(ts.pin_final_try));
+		json_object_object_add(t, "pin_locked", json_object_new_boolean(ts.pin_locked));
 		json_object_object_add(t, "label", json_object_new_string(ts.label));
 		json_object_object_add(t, "serial", json_object_new_string(ts.serial));
 		json_object_object_add(t, "model", json_object_new_string(ts.model));

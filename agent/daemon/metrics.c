@@ -73,6 +73,7 @@ size_t metrics_render(char *buf, size_t cap)
 {
 	struct out o = { buf, 0, cap };
 	struct runtime *rt = current_get();
+	struct p11_token_status tss[CFG_MAX_TOKENS];
 
 	head(&o, "mtls_handshakes_total", "counter",
 	     "TLS handshakes by result and reason.");
@@ -139,14 +140,32 @@ size_t metrics_render(char *buf, size_t cap)
 				    renew_warning(&rt->cfg->identities[i].renew.sched,
 						  rt->ids[i]->not_after,
 						  (int64_t)time(NULL)) >= 0);
+		/* Read once per scrape: the PIN flags come from the token. */
+		for (unsigned i = 0; i < rt->cfg->n_tokens; i++)
+			p11_token_status(rt->tokens[i], &tss[i]);
 		head(&o, "mtls_token_present", "gauge",
 		     "1 when the token is in its slot, 0 when absent.");
-		for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {
-			struct p11_token_status ts;
-
-			p11_token_status(rt->tokens[i], &ts);
+		for (unsigned i = 0; i < rt->cfg->n_tokens; i++)
 			put(&o, "mtls_token_present{token=\"%s\"} %d\n",
-			    rt->cfg->tokens[i].name, ts.present);
+			    rt->cfg->tokens[i].name, tss[i].present);
+		head(&o, "mtls_token_pin_state", "gauge",
+		     "The token's PIN retry counter by state, 1 for the one that holds "
+		     "(ok, count_low, final_try, locked); refused is 1 while a refused "
+		     "PIN is kept from being tried again.");
+		for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {
+			static const char *const states[] = { "ok", "count_low",
+							      "final_try", "locked" };
+			const struct p11_token_status *ts = &tss[i];
+			const char *now = ts->pin_locked ? "locked" :
+					  ts->pin_final_try ? "final_try" :
+					  ts->pin_count_low ? "count_low" : "ok";
+
+			for (unsigned k = 0; k < 4; k++)
+				put(&o, "mtls_token_pin_state{token=\"%s\",state=\"%s\"} %d\n",
+				    rt->cfg->tokens[i].name, states[k],
+				    strcmp(states[k], now) == 0);
+			put(&o, "mtls_token_pin_state{token=\"%s\",state=\"refused\"} %d\n",
+			    rt->cfg->tokens[i].name, ts->pin_refused);
 		}
 		runtime_put(rt);
 	}

@@ -396,6 +396,65 @@ out:
 	return ret;
 }
 
+static int same_id(const uint8_t *a, size_t alen, const uint8_t *b,
+		   size_t blen)
+{
+	return alen == blen && alen > 0 && memcmp(a, b, alen) == 0;
+}
+
+/* The CKA_ID of the next key: random, or from key_ids the first that is
+ * neither in service nor the previous generation's, else the previous
+ * one's slot (its key is then overwritten: it is given up here). */
+static mtls_err_t pending_id_choose(struct renew_env *e, struct renew_state *st,
+				    struct mtls_error *err)
+{
+	const struct cfg_renew *r = &e->cfg->identities[e->index].renew;
+	uint8_t cur[P11_ID_MAX];
+	size_t cur_len = 0;
+	int pick = -1;
+
+	if (r->n_key_ids == 0) {
+		if (getrandom(st->pending_id, 8, 0) != 8)
+			return mtls_error_set(err, MTLS_ERR_IO, "getrandom");
+		st->pending_id_len = 8;
+		return MTLS_OK;
+	}
+	if (e->current != NULL) {
+		cur_len = p11_key_id(e->current->key, cur);
+	} else if (st->key_id_len > 0) {
+		memcpy(cur, st->key_id, st->key_id_len);
+		cur_len = st->key_id_len;
+	}
+	for (int pass = 0; pass < 2 && pick < 0; pass++)
+		for (unsigned i = 0; i < r->n_key_ids && pick < 0; i++) {
+			const uint8_t *id = r->key_ids[i];
+			size_t len = r->key_id_len[i];
+
+			if (same_id(id, len, cur, cur_len))
+				continue;
+			if (pass == 0 && same_id(id, len, st->prev_id, st->prev_id_len))
+				continue;
+			pick = (int)i;
+		}
+	if (pick < 0)
+		return mtls_error_set(err, MTLS_ERR_CONFIG,
+				      "[identity %s] key_ids: every id is in "
+				      "service", e->cfg->identities[e->index].name);
+	memcpy(st->pending_id, r->key_ids[pick], r->key_id_len[pick]);
+	st->pending_id_len = r->key_id_len[pick];
+	if (same_id(st->pending_id, st->pending_id_len, st->prev_id,
+		    st->prev_id_len)) {
+		st->prev_id_len = 0;
+		log_info("event=renew_reuse_slot identity=%s note=\"the previous "
+			 "generation's key is overwritten\"",
+			 e->cfg->identities[e->index].name);
+	}
+	if (same_id(st->pending_id, st->pending_id_len, st->retire_id,
+		    st->retire_id_len))
+		st->retire_id_len = 0;
+	return MTLS_OK;
+}
+
 mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		     int *switched, int *retry_after, struct mtls_error *err)
 {
@@ -422,9 +481,9 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		size_t out_len;
 
 		key_type(e, &kt, &bits);
-		if (getrandom(st->pending_id, 8, 0) != 8)
-			return mtls_error_set(err, MTLS_ERR_IO, "getrandom");
-		st->pending_id_len = 8;
+		ret = pending_id_choose(e, st, err);
+		if (ret != MTLS_OK)
+			return ret;
 		st->step = RENEW_KEYGEN;
 		ret = save(e, st, err);
 		if (ret != MTLS_OK)

@@ -443,6 +443,47 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 	return fail(st, "unknown key '%s' in [%s]", k, st->section);
 }
 
+/* key_ids = 01, 05: hex CKA_IDs, at least two (a renewal never generates
+ * over the key in service), each once. */
+static int parse_key_ids(struct parse_state *st, struct cfg_renew *r,
+			 const char *v)
+{
+	const char *p = v;
+
+	r->n_key_ids = 0;
+	while (*p != '\0') {
+		size_t n = 0;
+		uint8_t *id;
+
+		p += strspn(p, " ,\t");
+		if (*p == '\0')
+			break;
+		if (r->n_key_ids == CFG_KEY_IDS_MAX)
+			return fail(st, "key_ids: at most %d", CFG_KEY_IDS_MAX);
+		id = r->key_ids[r->n_key_ids];
+		while (isxdigit((unsigned char)p[0]) &&
+		       isxdigit((unsigned char)p[1])) {
+			unsigned byte;
+
+			if (n == CFG_KEY_ID_MAX || sscanf(p, "%2x", &byte) != 1)
+				return fail(st, "key_ids: an id is 1 to %d "
+						"bytes of hex", CFG_KEY_ID_MAX);
+			id[n++] = (uint8_t)byte;
+			p += 2;
+		}
+		if (n == 0 || (*p != '\0' && strchr(" ,\t", *p) == NULL))
+			return fail(st, "key_ids: hex CKA_IDs like 01, 05");
+		for (unsigned j = 0; j < r->n_key_ids; j++)
+			if (r->key_id_len[j] == n && memcmp(r->key_ids[j], id, n) == 0)
+				return fail(st, "key_ids: an id twice");
+		r->key_id_len[r->n_key_ids++] = n;
+	}
+	if (r->n_key_ids < 2)
+		return fail(st, "key_ids: at least two, so that a renewal never "
+				"generates over the key in service");
+	return 1;
+}
+
 /* "66%" or "0.66" -> permille */
 static int parse_share(const char *v, unsigned *permille)
 {
@@ -526,6 +567,8 @@ static int renew_key(struct parse_state *st, struct cfg_renew *r,
 					"or rsa-3072");
 		return set_str(st, &r->key_type, v);
 	}
+	if (strcmp(k, "key_ids") == 0)
+		return parse_key_ids(st, r, v);
 	if (strcmp(k, "subject") == 0)
 		return set_str(st, &r->subject, v);
 	if (strcmp(k, "sans") == 0)

@@ -43,6 +43,9 @@ struct cfg_agent {
 enum cfg_enroll { CFG_ENROLL_NONE, CFG_ENROLL_EST, CFG_ENROLL_EXEC };
 
 /* How an identity gets and renews its certificate. */
+#define CFG_KEY_IDS_MAX 8
+#define CFG_KEY_ID_MAX 16
+
 struct cfg_renew {
 	enum cfg_enroll enroll;
 	char *est_host;      /* from est_url = https://HOST:PORT/PATH */
@@ -58,6 +61,12 @@ struct cfg_renew {
 	char *subject;       /* default: the current certificate's */
 	char *sans;          /* comma-separated DNS:/URI:/email:; default: current */
 	char *cert_file;     /* also write the chain here (PEM, atomically) */
+	/* key_ids: the CKA_IDs a renewal may generate its key under, in turn,
+	 * for tokens whose keys live in fixed slots (PIV: 01 = 9a, 05.. =
+	 * retired slots). None: a fresh random id each time. */
+	uint8_t key_ids[CFG_KEY_IDS_MAX][CFG_KEY_ID_MAX];
+	size_t key_id_len[CFG_KEY_IDS_MAX];
+	unsigned n_key_ids;
 	struct renew_params sched;
 };
 

@@ -47,9 +47,17 @@ card_up() {
 card_remove() { "$VPIV_KIT/card.sh" "$CARD_DIR" remove >/dev/null || t_fail "card.sh remove"; }
 card_insert() { "$VPIV_KIT/card.sh" "$CARD_DIR" insert >/dev/null || t_fail "card.sh insert"; }
 
-# card_pin_tries: what the card says is left, without spending a try.
+# card_pin_tries: what the card says is left, without spending a try
+# (VERIFY with no PIN). yubico-piv-tool fails now and then while another
+# process holds the card in a transaction: asked again, for up to 30 s.
 card_pin_tries() {
-	yubico-piv-tool -a status 2>/dev/null | sed -n 's/^PIN tries left:[[:space:]]*//p'
+	local out i
+	for ((i = 0; i < 150; i++)); do
+		out=$(yubico-piv-tool -a status 2>/dev/null | sed -n 's/^PIN tries left:[[:space:]]*//p')
+		[[ $out =~ ^[0-9]+$ ]] && { echo "$out"; return 0; }
+		sleep 0.2
+	done
+	echo "unknown"
 }
 
 # card_conf FILE NAME MODULE URI: [agent] (state_dir $T/state) on first use
@@ -61,6 +69,7 @@ card_conf() {
 		[agent]
 		log_level = debug
 		state_dir = $T/state
+		control = $T/control.sock
 		handshake_timeout = 20s
 		shutdown_grace = 3s
 		resume = no
