@@ -110,6 +110,10 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st);
 mtls_err_t p11_token_set_so_source(struct p11_token *t, const char *source,
 				   struct mtls_error *err);
 
+/* Where refusals of PINs read from files are kept across restarts (the
+ * agent's state folder); NULL or "" keeps them in memory only. */
+void p11_pin_refusals_file(const char *path);
+
 /* What happened to a token's PIN, for the log: called from the thread that
  * saw it (with the token's lock held: the observer must not call back into
  * pkcs11/). */

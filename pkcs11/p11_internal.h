@@ -97,10 +97,22 @@ mtls_err_t p11_context_login(struct p11_token *t, CK_SESSION_HANDLE s,
 /* True when the token is listed in a slot now (asks the module). */
 int p11_token_listed(struct p11_token *t);
 
-/* Reads the PIN from the token's source into pin; *from_person is set
- * when it was handed over by mtlsctl unlock. */
+/* Where a PIN came from: a person (mtlsctl unlock), or which version of
+ * which file (empty file: neither, e.g. env: or the URI). */
+struct p11_pin_origin {
+	int person;
+	char file[1024];
+	unsigned long long dev, ino;
+	long long size, mtime_ns, ctime_ns;
+};
+
+/* Reads the PIN from the token's source into pin. */
 mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
-			int *from_person, struct mtls_error *err);
+			struct p11_pin_origin *origin, struct mtls_error *err);
+/* The refusals that survive a restart (p11_pin_refusals_file). */
+void p11_pin_refusal_record(const char *key, const struct p11_pin_origin *o);
+void p11_pin_refusal_clear(const char *key);
+int p11_pin_refusal_known(const char *key, const struct p11_pin_origin *o);
 
 /* PINs a token refused, remembered for the life of the process (across
  * reloads, which open the token anew) so that the same wrong PIN is never

@@ -12,7 +12,9 @@
 #include "p11_internal.h"
 
 static mtls_err_t pin_from_file(const char *path, int check_mode,
-				struct mtls_secret *pin, struct mtls_error *err)
+				struct mtls_secret *pin,
+				struct p11_pin_origin *origin,
+				struct mtls_error *err)
 {
 	char buf[MTLS_SECRET_MAX + 2];
 	struct stat st;
@@ -29,6 +31,18 @@ static mtls_err_t pin_from_file(const char *path, int check_mode,
 		r = mtls_error_set(err, MTLS_ERR_PIN_MISSING,
 				   "%s: not a regular file", path);
 		goto out;
+	}
+	if (origin != NULL) {
+		/* Which file, in which version: a refused PIN is known again
+		 * by these after a restart, without keeping the PIN. */
+		snprintf(origin->file, sizeof(origin->file), "%s", path);
+		origin->dev = (unsigned long long)st.st_dev;
+		origin->ino = (unsigned long long)st.st_ino;
+		origin->size = (long long)st.st_size;
+		origin->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL +
+				   st.st_mtim.tv_nsec;
+		origin->ctime_ns = (long long)st.st_ctim.tv_sec * 1000000000LL +
+				   st.st_ctim.tv_nsec;
 	}
 	/* Like ssh with private keys: a PIN others can read is no secret. */
 	if (check_mode && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -135,13 +149,14 @@ out:
 	return r;
 }
 
-mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
-			       struct mtls_error *err)
+static mtls_err_t pin_from_source(const char *source, struct mtls_secret *pin,
+				  struct p11_pin_origin *origin,
+				  struct mtls_error *err)
 {
 	if (strncmp(source, "file:", 5) == 0)
-		return pin_from_file(source + 5, 1, pin, err);
+		return pin_from_file(source + 5, 1, pin, origin, err);
 	if (source[0] == '/')
-		return pin_from_file(source, 1, pin, err);
+		return pin_from_file(source, 1, pin, origin, err);
 	if (strncmp(source, "credential:", 11) == 0) {
 		const char *dir = getenv("CREDENTIALS_DIRECTORY");
 		const char *name = source + 11;
@@ -157,7 +172,7 @@ mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 					      "%s: bad credential name", source);
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		/* systemd owns the credential's permissions. */
-		return pin_from_file(path, 0, pin, err);
+		return pin_from_file(path, 0, pin, origin, err);
 	}
 	if (strncmp(source, "env:", 4) == 0)
 		return pin_from_env(source, pin, err);
@@ -166,14 +181,20 @@ mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 			      "env:)", source);
 }
 
+mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
+			       struct mtls_error *err)
+{
+	return pin_from_source(source, pin, NULL, err);
+}
+
 mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
-			int *from_person, struct mtls_error *err)
+			struct p11_pin_origin *origin, struct mtls_error *err)
 {
 	const char *v;
 
-	*from_person = 0;
+	memset(origin, 0, sizeof(*origin));
 	if (t->unlocked_pin != NULL) {
-		*from_person = 1;
+		origin->person = 1;
 		if (mtls_secret_set(pin, t->unlocked_pin->buf,
 				    t->unlocked_pin->len) != 0)
 			return mtls_error_set(err, MTLS_ERR_PIN_MISSING, "PIN");
@@ -184,7 +205,7 @@ mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
 				      "token locked: give its PIN with "
 				      "mtlsctl unlock (%s)", t->uri);
 	if (t->pin_source[0] != '\0')
-		return p11_pin_from_source(t->pin_source, pin, err);
+		return pin_from_source(t->pin_source, pin, origin, err);
 	v = p11_kit_uri_get_pin_value(t->kuri);
 	if (v != NULL) {
 		if (mtls_secret_set(pin, v, strlen(v)) != 0)
@@ -194,7 +215,7 @@ mtls_err_t p11_pin_read(const struct p11_token *t, struct mtls_secret *pin,
 	}
 	v = p11_kit_uri_get_pin_source(t->kuri);
 	if (v != NULL)
-		return p11_pin_from_source(v, pin, err);
+		return pin_from_source(v, pin, origin, err);
 	return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
 			      "no PIN source for %s", t->uri);
 }
@@ -290,4 +311,121 @@ void p11_pin_accepted(const char *key)
 		refused[i].pin = NULL;
 	}
 	pthread_mutex_unlock(&refused_lock);
+}
+
+/* Refusals that outlive the process: for a PIN read from a file, the
+ * token and the file's identity (device, inode, size, mtime, ctime) in one
+ * line each of a 0600 file in the agent's state folder. No PIN and nothing
+ * derived from it is written: the same file, unchanged, is the same PIN;
+ * any change to it is a new one. */
+#define REFUSALS_LINE_MAX 1400
+
+static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
+static char refusals_path[1024];
+
+void p11_pin_refusals_file(const char *path)
+{
+	pthread_mutex_lock(&refusals_lock);
+	snprintf(refusals_path, sizeof(refusals_path), "%s",
+		 path != NULL ? path : "");
+	pthread_mutex_unlock(&refusals_lock);
+}
+
+static void origin_line(const char *key, const struct p11_pin_origin *o,
+			char *out, size_t cap)
+{
+	/* Tabs and newlines cannot be in either: token fields are printable
+	 * and the PIN file path is the configuration's. */
+	snprintf(out, cap, "%s\t%s\t%llu:%llu:%lld:%lld:%lld\n", key, o->file,
+		 o->dev, o->ino, o->size, o->mtime_ns, o->ctime_ns);
+}
+
+/* Rewrites the file without key's line, plus add (a line) if given;
+ * refusals_lock held. Best effort: the in-process memory still holds. */
+static void refusals_rewrite(const char *key, const char *add)
+{
+	char tmp[1100], line[REFUSALS_LINE_MAX];
+	size_t klen = strlen(key);
+	FILE *in, *out;
+	int fd;
+
+	if (refusals_path[0] == '\0')
+		return;
+	if (add == NULL) { /* nothing to drop: no write */
+		int found = 0;
+
+		in = fopen(refusals_path, "re");
+		while (in != NULL && !found && fgets(line, sizeof(line), in))
+			found = strncmp(line, key, klen) == 0 && line[klen] == '\t';
+		if (in != NULL)
+			fclose(in);
+		if (!found)
+			return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", refusals_path);
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0)
+		return;
+	out = fdopen(fd, "w");
+	if (out == NULL) {
+		close(fd);
+		(void)unlink(tmp);
+		return;
+	}
+	in = fopen(refusals_path, "re");
+	while (in != NULL && fgets(line, sizeof(line), in) != NULL)
+		if (!(strncmp(line, key, klen) == 0 && line[klen] == '\t'))
+			fputs(line, out);
+	if (in != NULL)
+		fclose(in);
+	if (add != NULL)
+		fputs(add, out);
+	if (fflush(out) != 0 || fsync(fileno(out)) != 0) {
+		fclose(out);
+		(void)unlink(tmp);
+		return;
+	}
+	fclose(out);
+	if (rename(tmp, refusals_path) != 0)
+		(void)unlink(tmp);
+}
+
+void p11_pin_refusal_record(const char *key, const struct p11_pin_origin *o)
+{
+	char line[REFUSALS_LINE_MAX];
+
+	if (o->file[0] == '\0')
+		return;
+	origin_line(key, o, line, sizeof(line));
+	pthread_mutex_lock(&refusals_lock);
+	refusals_rewrite(key, line);
+	pthread_mutex_unlock(&refusals_lock);
+}
+
+void p11_pin_refusal_clear(const char *key)
+{
+	pthread_mutex_lock(&refusals_lock);
+	refusals_rewrite(key, NULL);
+	pthread_mutex_unlock(&refusals_lock);
+}
+
+int p11_pin_refusal_known(const char *key, const struct p11_pin_origin *o)
+{
+	char want[REFUSALS_LINE_MAX], line[REFUSALS_LINE_MAX];
+	int found = 0;
+	FILE *in;
+
+	if (o->file[0] == '\0')
+		return 0;
+	origin_line(key, o, want, sizeof(want));
+	pthread_mutex_lock(&refusals_lock);
+	in = refusals_path[0] != '\0' ? fopen(refusals_path, "re") : NULL;
+	while (in != NULL && !found && fgets(line, sizeof(line), in) != NULL)
+		found = strcmp(line, want) == 0;
+	if (in != NULL)
+		fclose(in);
+	pthread_mutex_unlock(&refusals_lock);
+	return found;
 }

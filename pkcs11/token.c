@@ -195,21 +195,17 @@ static void token_flags_refresh(struct p11_token *t)
  * (mtlsctl unlock), never on a locked PIN. */
 static mtls_err_t token_pin_for_login(struct p11_token *t,
 				      struct mtls_secret *pin,
+				      struct p11_pin_origin *origin,
 				      struct mtls_error *err)
 {
-	int from_person;
 	mtls_err_t r;
 
 	token_flags_refresh(t);
-	if (t->info.flags & CKF_USER_PIN_LOCKED)
-		return mtls_error_set(err, MTLS_ERR_PIN_LOCKED,
-				      "the token reports its user PIN locked: "
-				      "unblock it with the PUK or the SO "
-				      "PIN, then mtlsctl unlock (%s)", t->uri);
-	r = p11_pin_read(t, pin, &from_person, err);
+	r = p11_pin_read(t, pin, origin, err);
 	if (r != MTLS_OK)
 		return r;
-	if (p11_pin_was_refused(t->pin_key, pin)) {
+	if (p11_pin_was_refused(t->pin_key, pin) ||
+	    p11_pin_refusal_known(t->pin_key, origin)) {
 		t->login_blocked = 1;
 		return mtls_error_set(err, MTLS_ERR_PIN_INCORRECT,
 				      "the token refused this PIN before; "
@@ -217,7 +213,17 @@ static mtls_err_t token_pin_for_login(struct p11_token *t,
 				      "(PIN source or mtlsctl unlock) (%s)",
 				      t->uri);
 	}
-	if ((t->info.flags & CKF_USER_PIN_FINAL_TRY) && !from_person)
+	/* A person may try even so: the counter may have been reset by the
+	 * PUK meanwhile, which some modules (ykcs11) only notice at a login;
+	 * a locked PIN stays locked, whatever is tried. */
+	if (origin->person)
+		return MTLS_OK;
+	if (t->info.flags & CKF_USER_PIN_LOCKED)
+		return mtls_error_set(err, MTLS_ERR_PIN_LOCKED,
+				      "the token reports its user PIN locked: "
+				      "unblock it with the PUK or the SO "
+				      "PIN, then mtlsctl unlock (%s)", t->uri);
+	if (t->info.flags & CKF_USER_PIN_FINAL_TRY)
 		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
 				      "one PIN try left: the agent does not "
 				      "spend it on its own; give the PIN "
@@ -227,13 +233,16 @@ static mtls_err_t token_pin_for_login(struct p11_token *t,
 
 /* After C_Login: remember a refused PIN; lock held. */
 static mtls_err_t token_login_result(struct p11_token *t,
-				     const struct mtls_secret *pin, CK_RV rv,
-				     const char *what, struct mtls_error *err)
+				     const struct mtls_secret *pin,
+				     const struct p11_pin_origin *origin,
+				     CK_RV rv, const char *what,
+				     struct mtls_error *err)
 {
 	p11_pin_observer fn = atomic_load(&pin_observer);
 	mtls_err_t r;
 
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		p11_pin_refusal_clear(t->pin_key);
 		t->login_blocked = 0;
 		p11_pin_accepted(t->pin_key);
 		return MTLS_OK;
@@ -242,6 +251,7 @@ static mtls_err_t token_login_result(struct p11_token *t,
 	if (r == MTLS_ERR_PIN_INCORRECT) {
 		t->login_blocked = 1;
 		p11_pin_refused(t->pin_key, pin);
+		p11_pin_refusal_record(t->pin_key, origin);
 		if (fn != NULL)
 			fn(t->uri, P11_PIN_EVENT_REFUSED);
 	}
@@ -254,6 +264,7 @@ static mtls_err_t token_login_result(struct p11_token *t,
 static mtls_err_t token_login_locked(struct p11_token *t, CK_SESSION_HANDLE s,
 				     struct mtls_error *err)
 {
+	struct p11_pin_origin origin;
 	struct mtls_secret *pin;
 	mtls_err_t r;
 	CK_RV rv;
@@ -263,11 +274,11 @@ static mtls_err_t token_login_locked(struct p11_token *t, CK_SESSION_HANDLE s,
 	pin = mtls_secret_new();
 	if (pin == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-	r = token_pin_for_login(t, pin, err);
+	r = token_pin_for_login(t, pin, &origin, err);
 	if (r == MTLS_OK) {
 		rv = t->m->fn->C_Login(s, CKU_USER, (CK_UTF8CHAR *)pin->buf,
 				       (CK_ULONG)pin->len);
-		r = token_login_result(t, pin, rv, "C_Login", err);
+		r = token_login_result(t, pin, &origin, rv, "C_Login", err);
 		if (r == MTLS_OK)
 			t->logged_in = 1;
 	}
@@ -279,18 +290,19 @@ mtls_err_t p11_context_login(struct p11_token *t, CK_SESSION_HANDLE s,
 			     struct mtls_error *err)
 {
 	struct mtls_secret *pin = mtls_secret_new();
+	struct p11_pin_origin origin;
 	mtls_err_t r;
 	CK_RV rv;
 
 	if (pin == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 	pthread_mutex_lock(&t->lock);
-	r = token_pin_for_login(t, pin, err);
+	r = token_pin_for_login(t, pin, &origin, err);
 	if (r == MTLS_OK) {
 		rv = t->m->fn->C_Login(s, CKU_CONTEXT_SPECIFIC,
 				       (CK_UTF8CHAR *)pin->buf,
 				       (CK_ULONG)pin->len);
-		r = token_login_result(t, pin, rv,
+		r = token_login_result(t, pin, &origin, rv,
 				       "C_Login(CKU_CONTEXT_SPECIFIC)", err);
 	}
 	pthread_mutex_unlock(&t->lock);

@@ -4,6 +4,8 @@
 
 #include <wolfssl/ssl.h>
 
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,14 @@ static mtls_err_t runtime_build(struct config *cfg,
 static mtls_err_t tunnel_build(struct runtime *rt, struct tunnel *t,
 			       struct mtls_error *err);
 
+static int token_final_try(struct p11_token *t)
+{
+	struct p11_token_status ts;
+
+	p11_token_status(t, &ts);
+	return ts.pin_final_try;
+}
+
 mtls_err_t runtime_new(struct config *cfg, struct runtime **out,
 		       struct mtls_error *err)
 {
@@ -118,6 +128,19 @@ static mtls_err_t runtime_build(struct config *cfg,
 	for (unsigned i = 0; i < CFG_MAX_TUNNELS; i++)
 		rt->tunnels[i].listen_fd = -1;
 
+	{
+		/* PINs a token refused stay refused across restarts. */
+		char path[1024];
+
+		/* Made here, not only by the first renewal: the refusals
+		 * file lives in it. */
+		if (mkdir(cfg->agent.state_dir, 0700) != 0 && errno != EEXIST)
+			log_warn("event=state_dir_missing path=%s error=\"%s\"",
+				 cfg->agent.state_dir, strerror(errno));
+		snprintf(path, sizeof(path), "%s/pin-refusals",
+			 cfg->agent.state_dir);
+		p11_pin_refusals_file(path);
+	}
 	for (unsigned i = 0; i < cfg->n_tokens; i++) {
 		const struct cfg_token *ct = &cfg->tokens[i];
 
@@ -150,6 +173,26 @@ static mtls_err_t runtime_build(struct config *cfg,
 			log_notice("event=token_locked token=%s hint=\"mtlsctl "
 				   "unlock %s\"", ct->name, ct->name);
 			rt->locked[i] = 1;
+			rt->lock_reason[i] = r;
+			continue;
+		}
+		if (r == MTLS_ERR_PIN_INCORRECT || r == MTLS_ERR_PIN_LOCKED ||
+		    (r == MTLS_ERR_PIN_MISSING && token_final_try(rt->tokens[i]))) {
+			/* Not a reason to exit: a service manager would start
+			 * the agent again, and each start would spend a try
+			 * of the token's counter. The agent waits for a new
+			 * PIN (reload, mtlsctl unlock) instead. */
+			{
+				char msg[512];
+
+				log_err("event=token_locked token=%s reason=%s "
+					"detail=\"%s\"", ct->name,
+					mtls_err_name(err->code),
+					mtls_error_str(err, msg, sizeof(msg)));
+			}
+			rt->locked[i] = 1;
+			rt->lock_reason[i] = r;
+			r = MTLS_OK;
 			continue;
 		}
 		if (r != MTLS_OK)
@@ -300,9 +343,14 @@ mtls_err_t runtime_tunnel_ctx(struct runtime *rt, struct tunnel *t,
 	mtls_err_t r;
 
 	*out = NULL;
-	if (t->id == NULL)
-		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
-				      "token locked: mtlsctl unlock");
+	if (t->id == NULL) {
+		int tok = rt->cfg->identities[t->cfg->identity].token;
+
+		return mtls_error_set(err, rt->lock_reason[tok] ? rt->lock_reason[tok] :
+								  MTLS_ERR_PIN_MISSING,
+				      "token %s waits for a PIN: mtlsctl unlock",
+				      rt->cfg->tokens[tok].name);
+	}
 	/* Without a profile there is no CRL: the context built at start
 	 * serves until the next reload. */
 	pthread_mutex_lock(&rt->routes_lock);
@@ -322,11 +370,15 @@ mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 	mtls_err_t r;
 
 	*out = NULL;
-	if (rt->ids[identity] == NULL)
-		return mtls_error_set(err, MTLS_ERR_PIN_MISSING,
-				      "identity '%s': its token is locked "
-				      "(mtlsctl unlock)",
+	if (rt->ids[identity] == NULL) {
+		int tok = rt->cfg->identities[identity].token;
+
+		return mtls_error_set(err, rt->lock_reason[tok] ? rt->lock_reason[tok] :
+								  MTLS_ERR_PIN_MISSING,
+				      "identity '%s': its token waits for a "
+				      "PIN (mtlsctl unlock)",
 				      rt->cfg->identities[identity].name);
+	}
 	snprintf(what, sizeof(what), "identity=%s",
 		 rt->cfg->identities[identity].name);
 	pthread_mutex_lock(&rt->routes_lock);

@@ -47,7 +47,12 @@ struct runtime {
 	struct config *cfg;
 	struct p11_module *modules[CFG_MAX_TOKENS];
 	struct p11_token *tokens[CFG_MAX_TOKENS];
-	int locked[CFG_MAX_TOKENS]; /* pin_source = unlock, no PIN yet */
+	/* Waiting for a PIN: pin_source = unlock and none given yet, or the
+	 * token refused the PIN (never retried: a new one must come), or it
+	 * has one try left, or its PIN is locked. lock_reason says which
+	 * (MTLS_ERR_PIN_*), the reason connections fail with. */
+	int locked[CFG_MAX_TOKENS];
+	mtls_err_t lock_reason[CFG_MAX_TOKENS];
 	struct identity *ids[CFG_MAX_IDENTITIES];
 	struct tunnel tunnels[CFG_MAX_TUNNELS];
 	unsigned n_tunnels;
