@@ -113,17 +113,30 @@ before=$(logins)
 for i in $(seq 1 20); do req >/dev/null || true; done
 after=$(logins)
 [ $((after - before)) -eq 1 ] || t_fail "$((after - before)) C_Login calls for 20 requests"
-agent_log_wait 'reason=pin_incorrect .*PIN was refused earlier; not retrying'
-echo "ok: a refused PIN: 1 C_Login for 20 requests, then 'not retrying until unlock or reload'"
+agent_log_wait 'reason=pin_incorrect .*refused this PIN before; not trying it again'
+echo "ok: a refused PIN: 1 C_Login for 20 requests, then 'not trying it again'"
 agent_stop
+# A restart with the same PIN file does not try it either.
+before=$(logins)
+agent_start "$conf"
+agent_log_wait 'event=token_locked token=soft reason=pin_incorrect .*refused this PIN before'
+[ $(($(logins) - before)) -eq 0 ] || t_fail "the refused PIN file was tried again after a restart"
+agent_stop
+echo "ok: restarted: the refused PIN file was not tried again"
 
-# 4. A locked PIN at start-up: a clear error, one attempt.
+# 4. A locked PIN at start-up: a clear error, one attempt, and the agent
+# waits for a PIN instead of exiting (a service manager would restart it,
+# and each start would try again). The PIN file is written anew: for the
+# agent that is a new PIN.
+printf '%s\n' "$SOFTHSM_PIN" >"$T/pin.new" && chmod 600 "$T/pin.new" && mv "$T/pin.new" "$T/pin"
 fault login=CKR_PIN_LOCKED
 before=$(logins)
-rc=0
-"$MTLS_AGENT" -c "$conf" >"$T/start.log" 2>&1 || rc=$?
-[ $rc -eq 1 ] || t_fail "agent started with a locked PIN ($rc)"
-t_assert_contains "$T/start.log" 'reason=pin_locked .*CKR_PIN_LOCKED \(pkcs11:token=itoken\)'
-[ $(($(logins) - before)) -eq 1 ] || t_fail "more than one C_Login with a locked PIN"
-echo "ok: PIN locked: start-up refused with CKR_PIN_LOCKED after one C_Login"
+agent_start "$conf"
+agent_log_wait 'event=token_locked token=soft reason=pin_locked .*CKR_PIN_LOCKED \(pkcs11:token=itoken\)'
+[ $(($(logins) - before)) -eq 1 ] || t_fail "more than one C_Login with a locked PIN at start"
+kill -0 "$AGENT_PID" || t_fail "the agent exited on a locked PIN"
+req >/dev/null && t_fail "a handshake succeeded with the PIN locked"
+agent_log_wait 'result=fail reason=pin_locked'
+agent_stop
+echo "ok: PIN locked: the agent waits (reason pin_locked) after one C_Login at start"
 t_pass "token faults"
