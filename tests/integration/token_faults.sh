@@ -11,6 +11,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/pki.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/agent.sh"
+. "$(dirname "$0")/../lib/slow_token.sh"
 
 t_init token_faults
 : "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
@@ -68,42 +69,9 @@ fd1=$(fds) th1=$(threads)
 [ "$th1" -le $((th0 + 1)) ] || t_fail "threads $th0 -> $th1"
 echo "ok: recovered by itself when the token returned (fds $fd0 -> $fd1, threads $th0 -> $th1)"
 
-# 2. A slow token: established connections keep their rate. The rate
-#    alone is measured before and after, and the slower one counts: other
-#    tests running beside this one change the machine's speed.
-t() { date +%s%N; }
-alone() { # prints the ms the 200 MiB take with nothing else going on
-	local s
-	s=$(t)
-	curl -sS --max-time 120 --unix-socket "$T/web.sock" -o /dev/null http://localhost/files/big.bin
-	echo $((($(t) - s) / 1000000))
-}
-base_ms=$(alone)
-fault sign_delay_ms=300
-# The transfer's own handshake first, then 16 new handshakes queue beside it.
-agent_log_mark
-exec 3< <(curl -sS --max-time 120 --unix-socket "$T/web.sock" \
-	-w '%{time_appconnect} %{time_starttransfer} %{time_total}\n' -o /dev/null \
-	http://localhost/files/big.bin)
-agent_log_wait 'event=handshake conn=[0-9]+ tunnel=web result=ok'
-s=$(t)
-pids=()
-for i in $(seq 1 16); do
-	( req >/dev/null; echo $((($(t) - s) / 1000000)) >>"$T/slow_hs.ms" ) &
-	pids+=($!)
-done
-read -r _ first total <&3
-wait "${pids[@]}" # not a bare wait: the agent is a child too
-slow_ms=$(awk -v a="$first" -v b="$total" 'BEGIN { printf "%d", (b - a) * 1000 }')
-max_hs=$(sort -n "$T/slow_hs.ms" | tail -1)
-fault
-after_ms=$(alone)
-[ "$after_ms" -le "$base_ms" ] || base_ms=$after_ms
-echo "ok: 300 ms signatures: 200 MiB took ${slow_ms} ms while 16 handshakes queued (last done after ${max_hs} ms); alone it took ${base_ms} ms"
-echo "slow_token base_ms=$base_ms slow_ms=$slow_ms max_handshake_ms=$max_hs" >"$T/slow.result"
-[ "$slow_ms" -le $((base_ms * 2 + 300)) ] || t_fail "the established transfer slowed from $base_ms to $slow_ms ms"
-[ "$max_hs" -ge 900 ] || t_fail "16 handshakes on a 300 ms token finished in $max_hs ms: not queued?"
-
+# 2. A slow token: established connections keep their rate
+#    (tests/lib/slow_token.sh).
+slow_token_check 300 16
 # 3. A PIN the token refuses: one C_Login, then no retry loop.
 logins() { grep -c C_Login "$T/fault.calls" || true; }
 fault removed

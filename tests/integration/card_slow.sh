@@ -1,0 +1,63 @@
+#!/bin/bash
+# A slow card: the virtual PIV card signs in ~5-10 ms; behind
+# tests/faultmod with 300 ms more per signature (a real card's RSA-2048 or
+# a touch-policy key), an established 200 MiB transfer keeps its rate while
+# 16 handshakes queue for the card. Also measured, to be documented:
+# handshakes per second on the card itself through one card session
+# (max_sessions = 1), one client after another and four at once.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/pki.sh"
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/agent.sh"
+. "$(dirname "$0")/../lib/card.sh"
+. "$(dirname "$0")/../lib/slow_token.sh"
+
+t_init card_slow
+: "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
+card_up "$T/card"
+pki_ca "$T/ca" "Card CA"
+pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
+port=$(t_free_port)
+nginx_start "$T/ngx" "$port" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+head -c 200M /dev/zero >"$T/ngx/www/big.bin"
+
+conf=$T/agent.conf
+card_conf "$conf" card "$CARD_YKCS11" "$CARD_YKCS11_URI"
+card_conf_identity "$conf" dev card 01 "$T/ca/ca.pem"
+identity_provision "$conf" dev ec-p256 "$T/ca" "CN=slow-card"
+agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
+req() { curl -sS --max-time 60 --unix-socket "$T/web.sock" http://localhost/ 2>&1; }
+
+# Handshakes per second through one card session.
+sed -i '/^so_pin_source/a max_sessions = 1' "$conf"
+agent_start "$conf"
+[[ $(req) == *"dn=CN=slow-card"* ]] || t_fail "baseline request"
+ms() { echo $(($(date +%s%N) / 1000000)); }
+s=$(ms)
+for _ in $(seq 1 30); do [[ $(req) == *"dn=CN=slow-card"* ]] || t_fail "sequential handshake"; done
+seq_ms=$(($(ms) - s))
+s=$(ms)
+pids=()
+for _ in 1 2 3 4; do
+	( for _ in $(seq 1 10); do [[ $(req) == *"dn=CN=slow-card"* ]] || exit 1; done ) &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || t_fail "a concurrent client failed"; done
+par_ms=$(($(ms) - s))
+signs=$(grep -c 'event=handshake .*result=ok .*token_signs=1' "$T/agent.log")
+[ "$signs" -ge 71 ] || t_fail "$signs full handshakes, want 71 (resume is off)"
+echo "card session: 30 handshakes one after another in $seq_ms ms ($((30000 / seq_ms)).$(((30000000 / seq_ms) % 1000 / 100))/s); 40 from 4 clients at once in $par_ms ms ($((40000 / par_ms)).$(((40000000 / par_ms) % 1000 / 100))/s)" |
+	tee "$T/card_rate.result"
+agent_stop
+
+# 300 ms more per signature: the established transfer is not held up.
+export FAULT_P11_MODULE=$CARD_YKCS11 FAULT_P11_CONTROL=$T/fault.ctl FAULT_P11_LOG=$T/fault.calls
+: >"$T/fault.ctl"
+fault() { printf '%s\n' "$@" >"$T/fault.ctl.new" && mv "$T/fault.ctl.new" "$T/fault.ctl"; }
+sed -i -e "s#^module = .*#module = $FAULT_MODULE#" -e '/^max_sessions/d' "$conf"
+agent_start "$conf"
+[[ $(req) == *"dn=CN=slow-card"* ]] || t_fail "baseline request through faultmod"
+slow_token_check 300 16
+[ "$(card_pin_tries)" = 5 ] || t_fail "PIN tries: $(card_pin_tries)"
+t_pass "a 300 ms card does not hold up established connections"
