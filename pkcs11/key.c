@@ -460,7 +460,12 @@ mtls_err_t p11_key_flags(struct p11_key *k, struct p11_key_flags *f,
 					NULL, 0 };
 		CK_RV srv = k->t->m->fn->C_GetAttributeValue(s.h, h, &secret, 1);
 
+		CK_BBOOL dec = CK_FALSE;
+		CK_ATTRIBUTE d = { CKA_DECRYPT, &dec, sizeof(dec) };
+
 		f->secret_read_rv = p11_rv_name(srv);
+		f->decrypt = k->t->m->fn->C_GetAttributeValue(s.h, h, &d, 1) == CKR_OK ?
+				     dec == CK_TRUE : -1;
 	}
 	p11_session_put(k->t, &s, rv);
 	if (r != MTLS_OK)

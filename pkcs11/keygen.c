@@ -116,9 +116,11 @@ mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof(yes) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_UNWRAP, &no, sizeof(no) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_DERIVE, &no, sizeof(no) };
-	/* ...but tpm2-pkcs11 signs with RSA through TPM2_RSA_Decrypt, so an
-	 * RSA key must keep its decrypt attribute. */
-	if (type == P11_KEY_EC)
+	/* ...except that tpm2-pkcs11 signs with RSA through
+	 * TPM2_RSA_Decrypt: its RSA keys keep the decrypt attribute (the
+	 * token's default), or signing fails with "inconsistent
+	 * attributes". */
+	if (type == P11_KEY_EC || !t->m->rsa_signs_by_decrypt)
 		priv[npriv++] = (CK_ATTRIBUTE){ CKA_DECRYPT, &no, sizeof(no) };
 	priv[npriv++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
 	if (label_len > 0) {

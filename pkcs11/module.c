@@ -73,6 +73,15 @@ mtls_err_t p11_module_open(const char *name_or_path, struct p11_module **out,
 		free(m);
 		return MTLS_ERR_MODULE;
 	}
+	{
+		static const char tpm2[] = "tpm2-software.github.io";
+		CK_INFO info;
+
+		if (m->fn->C_GetInfo(&info) == CKR_OK)
+			m->rsa_signs_by_decrypt =
+				memcmp(info.manufacturerID, tpm2,
+				       sizeof(tpm2) - 1) == 0;
+	}
 	*out = m;
 	return MTLS_OK;
 }

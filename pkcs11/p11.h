@@ -63,6 +63,7 @@ struct p11_pubkey {
 struct p11_key_flags {
 	int token, private_, sensitive, extractable, always_sensitive,
 		never_extractable, sign;
+	int decrypt; /* -1: the token does not say */
 	/* What the token answered when asked for the secret value
 	 * (CKA_VALUE / CKA_PRIVATE_EXPONENT): CKR_ATTRIBUTE_SENSITIVE for a
 	 * key that stays on the token. */

@@ -16,6 +16,9 @@
 struct p11_module {
 	CK_FUNCTION_LIST *fn;
 	char name[256];
+	/* tpm2-pkcs11 makes RSA signatures with TPM2_RSA_Decrypt: its RSA
+	 * keys must keep CKA_DECRYPT (C_GetInfo's manufacturerID says). */
+	int rsa_signs_by_decrypt;
 };
 
 struct p11_token {

@@ -332,13 +332,16 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 		printf("%02x", id[i]);
 	printf("\ntoken: %s\nprivate: %s\nsensitive: %s\nextractable: %s\n"
 	       "always_sensitive: %s\nnever_extractable: %s\n"
-	       "secret_value_read: %s\nalways_authenticate: %s\n",
+	       "secret_value_read: %s\nalways_authenticate: %s\n"
+	       "sign: %s\ndecrypt: %s\n",
 	       f.token ? "yes" : "no", f.private_ ? "yes" : "no",
 	       f.sensitive ? "yes" : "no", f.extractable ? "yes" : "no",
 	       f.always_sensitive ? "yes" : "no",
 	       f.never_extractable ? "yes" : "no", f.secret_read_rv,
 	       p11_key_always_authenticate(key) ? "yes (a PIN per signature)" :
-						  "no");
+						  "no",
+	       f.sign ? "yes" : "no",
+	       f.decrypt < 0 ? "unknown" : f.decrypt ? "yes" : "no");
 	rc = 0;
 out:
 	p11_key_close(key);

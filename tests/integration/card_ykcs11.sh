@@ -60,6 +60,7 @@ for id in ec rsa sig; do
 	t_assert_contains "$T/$id.info" "never_extractable: yes"
 done
 t_assert_contains "$T/rsa.info" "type: rsa-2048"
+t_assert_contains "$T/rsa.info" "sign: yes"
 t_assert_contains "$T/sig.info" "always_authenticate: yes"
 t_assert_contains "$T/ec.info" "always_authenticate: no"
 # The keys are the card's: ykcs11 lists them in their PIV slots.

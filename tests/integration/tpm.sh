@@ -140,6 +140,10 @@ provision() {
 		"always_sensitive: yes" "never_extractable: yes"; do
 		grep -qx "$want" <<<"$info" || t_fail "key-info $name lacks '$want': $info"
 	done
+	# tpm2-pkcs11 signs RSA through TPM2_RSA_Decrypt: only there does an
+	# RSA key keep CKA_DECRYPT.
+	case $type in rsa-*) want="decrypt: yes" ;; *) want="decrypt: no" ;; esac
+	grep -qx "$want" <<<"$info" || t_fail "key-info $name lacks '$want': $info"
 	no_transient "after mtlsctl csr, import-cert and key-info of $name"
 	echo "ok: $name: CSR signed in the TPM, certificate stored, key sensitive and never extractable"
 }

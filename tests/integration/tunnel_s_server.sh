@@ -29,6 +29,11 @@ agent_conf_identity "$conf" ec "$T/ca/ca.pem" "$T/ec.pem"
 agent_conf_identity "$conf" rsa "$T/ca/ca.pem"
 identity_provision "$conf" ec ec-p256 "$T/ca" "CN=s-ec"
 identity_provision "$conf" rsa rsa-2048 "$T/ca" "CN=s-rsa"
+# Signing keys sign, nothing else (the TPM's RSA keys are the exception).
+for id in ec rsa; do
+	"$MTLSCTL" -c "$conf" key-info $id | grep -qx "decrypt: no" ||
+		t_fail "the $id key on SoftHSM2 may decrypt"
+done
 # A second view of the same token, selected the other ways RFC 7512 allows:
 # module by its p11-kit name, token by serial, model, manufacturer and
 # slot-id, PIN from the URI's pin-value, key by CKA_ID.
