@@ -198,6 +198,48 @@ static void test_load_missing_file(void **state)
 	assert_non_null(strstr(err.detail, "/nonexistent/mtls.conf"));
 }
 
+/* A PIV card: the SO credential and the slots renewals may use. */
+static void test_card_keys(void **state)
+{
+	static const char base[] =
+		"[token card]\nmodule = /usr/lib/x86_64-linux-gnu/libykcs11.so\n"
+		"uri = pkcs11:model=YubiKey%%20YK4\npin_source = file:/p\n"
+		"so_pin_source = %s\n"
+		"[identity i]\ntoken = card\nkey = pkcs11:id=%%01;type=private\n"
+		"cert = pkcs11:id=%%01;type=cert\nca = /ca.pem\nkey_ids = %s\n";
+	char buf[1024];
+	struct config *c;
+
+	(void)state;
+	snprintf(buf, sizeof(buf), base, "file:/mgmt", "01, 05 0a0b");
+	c = parse_ok(buf);
+	assert_string_equal(c->tokens[0].so_pin_source, "file:/mgmt");
+	assert_int_equal(c->identities[0].renew.n_key_ids, 3);
+	assert_int_equal(c->identities[0].renew.key_id_len[0], 1);
+	assert_int_equal(c->identities[0].renew.key_ids[1][0], 0x05);
+	assert_int_equal(c->identities[0].renew.key_id_len[2], 2);
+	assert_int_equal(c->identities[0].renew.key_ids[2][1], 0x0b);
+	config_free(c);
+	snprintf(buf, sizeof(buf), base, "unlock", "01, 05");
+	expect_error(buf, "t.conf:5: so_pin_source: file:PATH");
+	snprintf(buf, sizeof(buf), base, "file:/m", "01");
+	expect_error(buf, "t.conf:11: key_ids: at least two");
+	snprintf(buf, sizeof(buf), base, "file:/m", "01, 01");
+	expect_error(buf, "key_ids: an id twice");
+	snprintf(buf, sizeof(buf), base, "file:/m", "01, 5");
+	expect_error(buf, "key_ids: hex CKA_IDs");
+	snprintf(buf, sizeof(buf), base, "file:/m", "01, 0g");
+	expect_error(buf, "key_ids: hex CKA_IDs");
+	snprintf(buf, sizeof(buf), base, "file:/m",
+		 "01, 000102030405060708090a0b0c0d0e0f10");
+	expect_error(buf, "key_ids: an id is 1 to 16 bytes");
+	snprintf(buf, sizeof(buf), base, "file:/m", "1 2 3 4 5 6 7 8 9");
+	expect_error(buf, "key_ids: hex CKA_IDs");
+	snprintf(buf, sizeof(buf), base, "file:/m",
+		 "01 02 03 04 05 06 07 08 09");
+	expect_error(buf, "key_ids: at most 8");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_load_missing_file),
+		cmocka_unit_test(test_card_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
