@@ -83,16 +83,6 @@ for id in ec rsa sig; do
 done
 agent_start "$conf"
 
-check() { # SOCKET CN PROTOCOL SIGTYPE
-	local page
-	page=$(curl -sS --max-time 60 --unix-socket "$1" http://localhost/) ||
-		t_fail "$1: no answer"
-	grep -qE "Subject: CN ?= ?$2\$" <<<"$page" ||
-		t_fail "$1: s_server did not report client CN $2"
-	grep -q "Protocol *: *$3" <<<"$page" || t_fail "$1: not $3"
-	grep -q "^Peer signature type: $4\$" <<<"$page" ||
-		t_fail "$1: signature type $(grep 'Peer signature type' <<<"$page"), want $4"
-}
 check_nginx() { # SOCKET CN
 	local page
 	page=$(curl -sS --max-time 60 --unix-socket "$1" http://localhost/) ||
@@ -100,12 +90,12 @@ check_nginx() { # SOCKET CN
 	[[ $page == "dn=CN=$2 verify=SUCCESS proto=TLSv1.3" ]] ||
 		t_fail "$1: nginx saw '$page'"
 }
-check "$T/ec13.sock" card-ec TLSv1.3 ECDSA
-check "$T/ec12.sock" card-ec TLSv1.2 ECDSA
-check "$T/rsa13.sock" card-rsa TLSv1.3 RSA-PSS
-check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
-check "$T/sig13.sock" card-sig TLSv1.3 ECDSA
-check "$T/sig12.sock" card-sig TLSv1.2 ECDSA
+s_server_check "$T/ec13.sock" card-ec TLSv1.3 ECDSA
+s_server_check "$T/ec12.sock" card-ec TLSv1.2 ECDSA
+s_server_check "$T/rsa13.sock" card-rsa TLSv1.3 RSA-PSS
+s_server_check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
+s_server_check "$T/sig13.sock" card-sig TLSv1.3 ECDSA
+s_server_check "$T/sig12.sock" card-sig TLSv1.2 ECDSA
 for id in ec rsa sig; do check_nginx "$T/${id}n.sock" card-$id; done
 echo "ok: 9a, 9c and 9e keys signed TLS 1.3 and 1.2 handshakes on the card"
 
@@ -196,7 +186,7 @@ ok_again() {
 		grep -qE "Subject: CN ?= ?card-ec\$"
 }
 t_until 120 ok_again || t_fail "no handshake after the card came back"
-check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
+s_server_check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
 kill -0 "$AGENT_PID" || t_fail "the agent died"
 [ "$(card_pin_tries)" = 5 ] || t_fail "PIN tries after all this: $(card_pin_tries)"
 t_pass "PIV card through ykcs11: keygen, import, TLS 1.3/1.2, 9c, renewals, removal"

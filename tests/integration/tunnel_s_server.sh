@@ -61,21 +61,11 @@ for id in ec rsa; do
 done
 agent_start "$conf"
 
-check() { # SOCKET CN PROTOCOL SIGTYPE
-	local page
-	page=$(curl -sS --max-time 30 --unix-socket "$1" http://localhost/)
-	grep -qE "Subject: CN ?= ?$2\$" <<<"$page" ||
-		t_fail "$1: s_server did not report client CN $2"
-	grep -q "Protocol *: *$3" <<<"$page" || t_fail "$1: not $3"
-	grep -q "^Peer signature type: $4\$" <<<"$page" ||
-		t_fail "$1: signature type $(grep 'Peer signature type' <<<"$page"), want $4"
-	echo "ok: $1 $2 $3 $4"
-}
-check "$T/ec13.sock" s-ec TLSv1.3 ECDSA
-check "$T/ec12.sock" s-ec TLSv1.2 ECDSA
-check "$T/rsa13.sock" s-rsa TLSv1.3 RSA-PSS
-check "$T/rsa12.sock" s-rsa TLSv1.2 RSA
-check "$T/byid.sock" s-rsa TLSv1.3 RSA-PSS
+s_server_check "$T/ec13.sock" s-ec TLSv1.3 ECDSA
+s_server_check "$T/ec12.sock" s-ec TLSv1.2 ECDSA
+s_server_check "$T/rsa13.sock" s-rsa TLSv1.3 RSA-PSS
+s_server_check "$T/rsa12.sock" s-rsa TLSv1.2 RSA
+s_server_check "$T/byid.sock" s-rsa TLSv1.3 RSA-PSS
 # The PIN given in the URI is never shown.
 grep -q 'pin-value=tPIN-4711xq' "$T/agent.log" && t_fail "pin-value logged"
 t_pass "s_server verified ECDSA, RSA-PSS and RSA PKCS#1 signatures made on the token"

@@ -117,6 +117,20 @@ s_server_start() {
 	t_wait_port "$port" 30 $!
 }
 
+# s_server_check SOCKET CN PROTOCOL SIGTYPE: through the agent's tunnel at
+# SOCKET, s_server's -www page names client CN, PROTOCOL (TLSv1.3) and the
+# client's signature type (ECDSA, RSA-PSS, RSA).
+s_server_check() {
+	local page
+	page=$(curl -sS --max-time 60 --unix-socket "$1" http://localhost/) ||
+		t_fail "$1: no answer"
+	grep -qE "Subject: CN ?= ?$2\$" <<<"$page" ||
+		t_fail "$1: s_server did not report client CN $2"
+	grep -q "Protocol *: *$3" <<<"$page" || t_fail "$1: not $3"
+	grep -q "^Peer signature type: $4\$" <<<"$page" ||
+		t_fail "$1: signature type $(grep 'Peer signature type' <<<"$page"), want $4"
+}
+
 # curl_p11 TOKEN OBJECT PIN CERT CAFILE URL [curl args...]: curl with
 # libp11's engine and the private key OBJECT on the SoftHSM token TOKEN
 # (URI values as-is: labels must need no %-encoding).
