@@ -434,6 +434,22 @@ int main(int argc, char **argv)
 			log_error("check_failed", &err);
 			goto out;
 		}
+		/* A token that waits for a PIN because it refused one (or has
+		 * one try left, or is locked) fails the check; one configured
+		 * to wait for mtlsctl unlock does not. */
+		for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {
+			const char *src = rt->cfg->tokens[i].pin_source;
+
+			if (rt->locked[i] &&
+			    !(src != NULL && strcmp(src, "unlock") == 0)) {
+				log_err("event=check_failed token=%s reason=%s",
+					rt->cfg->tokens[i].name,
+					mtls_err_name(rt->lock_reason[i]));
+				runtime_put(rt);
+				rt = NULL;
+				goto out;
+			}
+		}
 		printf("%s: ok (%u tokens, %u identities, %u tunnels)\n", path,
 		       rt->cfg->n_tokens, rt->cfg->n_identities,
 		       rt->n_tunnels);

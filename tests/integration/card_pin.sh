@@ -81,6 +81,10 @@ agent_stop
 agent_start "$conf"
 agent_log_wait "event=token_locked token=card reason=pin_incorrect detail=.*refused this PIN before" 30
 tries 4 "after a restart with the same PIN file"
+# mtls-agent --check says so, without a try either.
+"$MTLS_AGENT" --check -c "$conf" >"$T/check.out" 2>&1 && t_fail "--check passed with a refused PIN"
+t_assert_contains "$T/check.out" "event=check_failed token=card reason=pin_incorrect"
+tries 4 "after mtls-agent --check"
 
 # ykcs11 reads the counter when it starts and at each login, so other
 # programs' wrong PINs show at the agent's next start.
