@@ -334,6 +334,42 @@ int p11_key_always_authenticate(const struct p11_key *k)
 	return k->always_auth;
 }
 
+mtls_err_t p11_key_sign_init_probe(struct p11_key *k, CK_MECHANISM_TYPE type,
+				   CK_RV *rv, struct mtls_error *err)
+{
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	CK_MECHANISM m = { type, NULL, 0 };
+	struct p11_session s;
+	CK_OBJECT_HANDLE h;
+	CK_ULONG hlen;
+	mtls_err_t r;
+
+	if (type == CKM_RSA_PKCS_PSS) {
+		pss.hashAlg = hash_mech(P11_HASH_SHA256, &pss.mgf, &hlen);
+		pss.sLen = hlen;
+		m.pParameter = &pss;
+		m.ulParameterLen = sizeof(pss);
+	}
+	r = p11_session_get(k->t, &s, err);
+	if (r != MTLS_OK)
+		return r;
+	r = key_handle(k, &s, 0, &h, err);
+	if (r != MTLS_OK) {
+		p11_session_put(k->t, &s, CKR_OK);
+		return r;
+	}
+	*rv = k->t->m->fn->C_SignInit(s.h, &m, h);
+	if (p11_rv_token_lost(*rv)) {
+		p11_session_put(k->t, &s, *rv);
+		return p11_rv_error(err, *rv, "C_SignInit", k->uri);
+	}
+	/* PKCS#11 2.40 has no way to end a signing operation without
+	 * signing: the session goes, and the operation with it (any result
+	 * but CKR_OK closes it in p11_session_put). */
+	p11_session_put(k->t, &s, *rv == CKR_OK ? CKR_OPERATION_ACTIVE : *rv);
+	return MTLS_OK;
+}
+
 /* The public key object shares the private key's CKA_ID. */
 mtls_err_t p11_key_public(struct p11_key *k, struct p11_pubkey *pub,
 			  struct mtls_error *err)

@@ -9,9 +9,10 @@
  * card pulled out and another put in under the same URI is asked anew.
  *
  * A token that does not list a mechanism may still do it (and one that
- * lists it may refuse a key): the list is what the token says, C_Sign has
- * the last word. Where the list is missing or ambiguous the answers here
- * lean towards "can", so that nothing that used to work stops working. */
+ * lists it may refuse a key): the list is what the token says, where it
+ * says no C_SignInit is asked, and C_Sign has the last word. Where the list
+ * is missing or ambiguous the answers here lean towards "can", so that
+ * nothing that used to work stops working. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +338,7 @@ mtls_err_t p11_key_sign_caps(struct p11_key *k, struct p11_sign_caps *caps,
 			     struct mtls_error *err)
 {
 	struct p11_token *t = k->t;
+	int ask[3] = { 0 };
 	mtls_err_t r;
 
 	memset(caps, 0, sizeof(*caps));
@@ -352,6 +354,7 @@ mtls_err_t p11_key_sign_caps(struct p11_key *k, struct p11_sign_caps *caps,
 		char *why = caps->why[s];
 		size_t len = sizeof(caps->why[s]);
 
+		ask[s] = fits_type && caps->listed;
 		if (!fits_type) {
 			snprintf(why, len, "not for %s keys",
 				 k->type == P11_KEY_EC ? "EC" : "RSA");
@@ -371,8 +374,30 @@ mtls_err_t p11_key_sign_caps(struct p11_key *k, struct p11_sign_caps *caps,
 				 "%lu..%lu", k->bits, m->min_key, m->max_key);
 		} else {
 			caps->can |= 1u << s;
+			ask[s] = 0;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
+	/* Lists are not always complete (tpm2-pkcs11 1.9 signs with
+	 * CKM_RSA_PKCS_PSS but does not list it): where the list says no,
+	 * the token's own C_SignInit with this key has the last word. */
+	for (int s = 0; s < 3; s++) {
+		size_t used = strlen(caps->why[s]);
+		CK_RV rv;
+
+		if (!ask[s])
+			continue;
+		r = p11_key_sign_init_probe(k, sign_types[s], &rv, err);
+		if (r != MTLS_OK)
+			return r;
+		if (rv == CKR_OK) {
+			caps->can |= 1u << s;
+			snprintf(caps->why[s] + used, sizeof(caps->why[s]) - used,
+				 ", but C_SignInit accepts it");
+		} else {
+			snprintf(caps->why[s] + used, sizeof(caps->why[s]) - used,
+				 "; C_SignInit: %s", p11_rv_name(rv));
+		}
+	}
 	return MTLS_OK;
 }

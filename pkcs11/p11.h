@@ -187,14 +187,17 @@ struct p11_mech {
 
 /* Can the token sign with each of enum p11_sign_mech for this key? A
  * mechanism counts when the token lists it, C_GetMechanismInfo gives it
- * CKF_SIGN and the key's size is within its range. listed == 0: the token
- * gives no mechanism list (C_GetMechanismList failed: rv); then every
+ * CKF_SIGN and the key's size is within its range; where the list says
+ * no, when C_SignInit with the key accepts it all the same (a session is
+ * closed for that; nothing is signed). listed == 0: the token gives no
+ * mechanism list (C_GetMechanismList failed: list_rv); then every
  * mechanism of the key's type is assumed, as before the list was read. */
 struct p11_sign_caps {
 	unsigned can;   /* bit 1u << P11_SIGN_x */
 	int listed;
 	unsigned long list_rv;
-	char why[3][128]; /* per enum p11_sign_mech: why not, or "" */
+	/* per enum p11_sign_mech: why not, or why despite the list; "" */
+	char why[3][160];
 };
 mtls_err_t p11_key_sign_caps(struct p11_key *k, struct p11_sign_caps *caps,
 			     struct mtls_error *err);

@@ -155,6 +155,13 @@ mtls_err_t p11_find_one(struct p11_token *t, CK_SESSION_HANDLE s,
 
 mtls_err_t p11_uri_parse(const char *text, P11KitUri **out,
 			 struct mtls_error *err);
+/* Asks the token whether it would sign with mechanism type and key k:
+ * *rv is C_SignInit's answer, after which the session is closed (nothing
+ * is signed). An error when the question could not be asked (no session,
+ * key not found, token lost). */
+mtls_err_t p11_key_sign_init_probe(struct p11_key *k, CK_MECHANISM_TYPE type,
+				   CK_RV *rv, struct mtls_error *err);
+
 /* Does a key of type and bits fit a mechanism's ulMinKeySize..
  * ulMaxKeySize? (Units: see mech.c.) */
 int p11_mech_key_size_ok(enum p11_key_type type, unsigned bits,

@@ -79,7 +79,8 @@ agent_stop
 fault hide_mech=CKM_RSA_PKCS_PSS
 out=$(info rsa)
 for want in "sign CKM_RSA_PKCS: yes" \
-	"sign CKM_RSA_PKCS_PSS: no, not in the token's mechanism list" "tls: 1.2" \
+	"sign CKM_RSA_PKCS_PSS: no, not in the token's mechanism list; C_SignInit: CKR_MECHANISM_INVALID" \
+	"tls: 1.2" \
 	"tls1.3_schemes: none" "tls1.2_schemes: rsa_pkcs1_sha256,rsa_pkcs1_sha384,rsa_pkcs1_sha512"; do
 	grep -qx "$want" <<<"$out" || t_fail "key-info rsa (PSS hidden) lacks '$want': $out"
 done
@@ -158,6 +159,6 @@ rc=0
 [ $rc -ne 0 ] || t_fail "--check accepted an EC key without CKM_ECDSA"
 t_assert_contains "$T/check.out" "\[identity ec\]: identity 'ec' on token 'soft': the token cannot sign with this EC key \(no usable CKM_ECDSA\)"
 out=$(info ec)
-grep -qx "sign CKM_ECDSA: no, not in the token's mechanism list" <<<"$out" || t_fail "key-info ec (ECDSA hidden): $out"
+grep -qx "sign CKM_ECDSA: no, not in the token's mechanism list; C_SignInit: CKR_MECHANISM_INVALID" <<<"$out" || t_fail "key-info ec (ECDSA hidden): $out"
 echo "ok: no RSA mechanism, or no CKM_ECDSA for an EC key: refused at load"
 t_pass "the agent signs only with what the token offers"

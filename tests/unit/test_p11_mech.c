@@ -1,7 +1,8 @@
 /* pkcs11/mech.c: mechanism names and flags, the key-size check with its
  * units, and what a key can sign with, against a mock module that answers
- * C_GetMechanismList / C_GetMechanismInfo only (a pooled session stands
- * in for the rest; the integration test token_mech uses a real token). */
+ * C_GetMechanismList, C_GetMechanismInfo and C_SignInit (a token already
+ * found, a key handle already cached; the integration test token_mech
+ * uses a real token). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,7 +75,56 @@ static struct {
 	CK_RV info_rv[8];
 	CK_ULONG n;
 	unsigned list_calls;
+	CK_RV sign_init_rv;       /* what C_SignInit answers */
+	CK_MECHANISM_TYPE probed[4];
+	unsigned n_probed, opened, closed;
 } mock;
+
+static CK_RV mock_sign_init(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m,
+			    CK_OBJECT_HANDLE key)
+{
+	assert_int_equal(key, 5);
+	(void)s;
+	if (m->mechanism == CKM_RSA_PKCS_PSS) {
+		CK_RSA_PKCS_PSS_PARAMS *p = m->pParameter;
+
+		assert_int_equal(m->ulParameterLen, sizeof(*p));
+		assert_int_equal(p->hashAlg, CKM_SHA256);
+		assert_int_equal(p->mgf, CKG_MGF1_SHA256);
+		assert_int_equal(p->sLen, 32);
+	}
+	if (mock.n_probed < 4)
+		mock.probed[mock.n_probed++] = m->mechanism;
+	return mock.sign_init_rv;
+}
+
+static CK_RV mock_open(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app,
+		       CK_NOTIFY notify, CK_SESSION_HANDLE_PTR s)
+{
+	(void)flags;
+	(void)app;
+	(void)notify;
+	assert_int_equal(slot, 7);
+	*s = 100 + ++mock.opened;
+	return CKR_OK;
+}
+
+static CK_RV mock_close(CK_SESSION_HANDLE s)
+{
+	(void)s;
+	mock.closed++;
+	return CKR_OK;
+}
+
+static CK_RV mock_login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin,
+			CK_ULONG len)
+{
+	(void)s;
+	(void)u;
+	(void)pin;
+	(void)len;
+	return CKR_OK;
+}
 
 static CK_RV mock_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
 		       CK_ULONG_PTR n)
@@ -126,6 +176,10 @@ static void mock_token(struct p11_token *t, struct p11_key *k,
 	memset(&mock_fn, 0, sizeof(mock_fn));
 	mock_fn.C_GetMechanismList = mock_list;
 	mock_fn.C_GetMechanismInfo = mock_info;
+	mock_fn.C_SignInit = mock_sign_init;
+	mock_fn.C_OpenSession = mock_open;
+	mock_fn.C_CloseSession = mock_close;
+	mock_fn.C_Login = mock_login;
 	mock_module.fn = &mock_fn;
 	memset(t, 0, sizeof(*t));
 	t->m = &mock_module;
@@ -138,16 +192,25 @@ static void mock_token(struct p11_token *t, struct p11_key *k,
 	t->idle[0] = 1;
 	t->n_idle = t->n_open = 1;
 	t->max_sessions = 1;
+	/* A probe closes its session; the next one is opened and logs in. */
+	t->unlocked_pin = mtls_secret_new();
+	assert_non_null(t->unlocked_pin);
+	assert_int_equal(mtls_secret_set(t->unlocked_pin, "1234", 4), 0);
 	memset(k, 0, sizeof(*k));
 	k->t = t;
 	k->type = type;
 	k->bits = bits;
+	k->handle = 5;
+	k->handle_gen = t->generation;
+	pthread_mutex_init(&k->lock, NULL);
 }
 
-static void mock_done(struct p11_token *t)
+static void mock_done(struct p11_token *t, struct p11_key *k)
 {
+	pthread_mutex_destroy(&k->lock);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->idle_cv);
+	mtls_secret_free(t->unlocked_pin);
 	memset(&mock, 0, sizeof(mock));
 }
 
@@ -181,20 +244,30 @@ static void test_caps_rsa(void **state)
 	assert_int_equal(mock.list_calls, 2);
 	assert_int_equal(p11_key_sign_caps(&k, &c, NULL), MTLS_OK);
 	assert_int_equal(mock.list_calls, 2);
+	assert_int_equal(mock.n_probed, 0); /* the list said yes */
 	/* The token was reset (removed, found again): read again, and this
-	 * one has no PSS. */
+	 * one has no PSS, and its C_SignInit says so too. */
 	mock.n = 2;
+	mock.sign_init_rv = CKR_MECHANISM_INVALID;
 	t.generation++;
+	k.handle_gen = t.generation;
 	assert_int_equal(p11_key_sign_caps(&k, &c, NULL), MTLS_OK);
 	assert_int_equal(mock.list_calls, 4);
 	assert_int_equal(c.can, CAN(P11_SIGN_RSA_PKCS));
 	assert_string_equal(c.why[P11_SIGN_RSA_PSS],
-			    "not in the token's mechanism list");
+			    "not in the token's mechanism list; C_SignInit: "
+			    "CKR_MECHANISM_INVALID");
+	assert_int_equal(mock.n_probed, 1);
+	assert_int_equal(mock.probed[0], CKM_RSA_PKCS_PSS);
+	/* The probe's session was closed, not pooled with an operation
+	 * active in it. */
+	assert_int_equal(mock.closed, 1);
+	assert_int_equal(t.n_idle, 0);
 	/* Fewer copied than the token has. */
 	assert_int_equal(p11_token_mechanisms(&t, list, 1, &n, NULL), MTLS_OK);
 	assert_int_equal(n, 2);
 	assert_int_equal(list[0].type, CKM_SHA256);
-	mock_done(&t);
+	mock_done(&t, &k);
 }
 
 static void test_caps_refusals(void **state)
@@ -209,21 +282,56 @@ static void test_caps_refusals(void **state)
 	mock_add(CKM_RSA_PKCS_PSS, 0, 0, 0, CKR_MECHANISM_INVALID);
 	mock_add(CKM_ECDSA, 256, 384, CKF_SIGN, CKR_OK);
 	mock_token(&t, &k, P11_KEY_RSA, 2048);
+	mock.sign_init_rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
 	assert_int_equal(p11_key_sign_caps(&k, &c, NULL), MTLS_OK);
 	assert_int_equal(c.can, 0);
-	assert_string_equal(c.why[P11_SIGN_RSA_PKCS], "listed without CKF_SIGN");
+	assert_string_equal(c.why[P11_SIGN_RSA_PKCS],
+			    "listed without CKF_SIGN; C_SignInit: "
+			    "CKR_KEY_FUNCTION_NOT_PERMITTED");
 	assert_string_equal(c.why[P11_SIGN_RSA_PSS],
-			    "C_GetMechanismInfo: CKR_MECHANISM_INVALID");
-	mock_done(&t);
+			    "C_GetMechanismInfo: CKR_MECHANISM_INVALID; "
+			    "C_SignInit: CKR_KEY_FUNCTION_NOT_PERMITTED");
+	/* Each probe took its own session; the second was opened anew. */
+	assert_int_equal(mock.n_probed, 2);
+	assert_int_equal(mock.opened, 1);
+	assert_int_equal(mock.closed, 2);
+	mock_done(&t, &k);
 
 	mock_add(CKM_ECDSA, 256, 384, CKF_SIGN, CKR_OK);
 	mock_token(&t, &k, P11_KEY_EC, 521);
+	mock.sign_init_rv = CKR_KEY_SIZE_RANGE;
 	assert_int_equal(p11_key_sign_caps(&k, &c, NULL), MTLS_OK);
 	assert_int_equal(c.can, 0);
 	assert_string_equal(c.why[P11_SIGN_ECDSA],
-			    "key of 521 bits outside the token's 256..384");
+			    "key of 521 bits outside the token's 256..384; "
+			    "C_SignInit: CKR_KEY_SIZE_RANGE");
 	assert_string_equal(c.why[P11_SIGN_RSA_PKCS], "not for EC keys");
-	mock_done(&t);
+	mock_done(&t, &k);
+}
+
+static void test_caps_unlisted_but_accepted(void **state)
+{
+	struct p11_token t;
+	struct p11_key k;
+	struct p11_sign_caps c;
+
+	(void)state;
+	/* tpm2-pkcs11 1.9: RSA-PSS works but is not in the list. */
+	mock_add(CKM_RSA_PKCS, 1024, 3072, CKF_HW | CKF_SIGN, CKR_OK);
+	mock_add(CKM_ECDSA, 192, 638, CKF_HW | CKF_SIGN, CKR_OK);
+	mock_token(&t, &k, P11_KEY_RSA, 2048);
+	mock.sign_init_rv = CKR_OK;
+	assert_int_equal(p11_key_sign_caps(&k, &c, NULL), MTLS_OK);
+	assert_int_equal(c.can, CAN(P11_SIGN_RSA_PKCS) | CAN(P11_SIGN_RSA_PSS));
+	assert_string_equal(c.why[P11_SIGN_RSA_PSS],
+			    "not in the token's mechanism list, but C_SignInit "
+			    "accepts it");
+	assert_string_equal(c.why[P11_SIGN_RSA_PKCS], "");
+	assert_int_equal(mock.n_probed, 1);
+	/* Accepted: the operation it began ended with its session. */
+	assert_int_equal(mock.closed, 1);
+	assert_int_equal(t.n_idle, 0);
+	mock_done(&t, &k);
 }
 
 static void test_caps_no_list(void **state)
@@ -245,7 +353,7 @@ static void test_caps_no_list(void **state)
 	assert_int_equal(c.can, CAN(P11_SIGN_RSA_PKCS) | CAN(P11_SIGN_RSA_PSS));
 	assert_int_equal(p11_token_mechanisms(&t, list, 1, &n, NULL), MTLS_OK);
 	assert_int_equal(n, 0);
-	mock_done(&t);
+	mock_done(&t, &k);
 
 	/* A token that went away: an error with the CK_RV, not a guess. */
 	mock.list_rv = CKR_DEVICE_REMOVED;
@@ -258,7 +366,7 @@ static void test_caps_no_list(void **state)
 		assert_non_null(strstr(err.detail, "C_GetMechanismList: "
 					"CKR_DEVICE_REMOVED"));
 	}
-	mock_done(&t);
+	mock_done(&t, &k);
 }
 
 int main(void)
@@ -268,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_key_size_units),
 		cmocka_unit_test(test_caps_rsa),
 		cmocka_unit_test(test_caps_refusals),
+		cmocka_unit_test(test_caps_unlisted_but_accepted),
 		cmocka_unit_test(test_caps_no_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
