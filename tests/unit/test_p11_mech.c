@@ -116,6 +116,7 @@ static CK_RV mock_close(CK_SESSION_HANDLE s)
 	return CKR_OK;
 }
 
+/* A probe must not log the token out: no C_Login follows it. */
 static CK_RV mock_login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin,
 			CK_ULONG len)
 {
@@ -123,7 +124,8 @@ static CK_RV mock_login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin
 	(void)u;
 	(void)pin;
 	(void)len;
-	return CKR_OK;
+	fail_msg("C_Login: the token was logged out");
+	return CKR_GENERAL_ERROR;
 }
 
 static CK_RV mock_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
@@ -168,8 +170,8 @@ static void mock_add(CK_MECHANISM_TYPE type, CK_ULONG min, CK_ULONG max,
 static CK_FUNCTION_LIST mock_fn;
 static struct p11_module mock_module;
 
-/* A token found in slot 7 with one idle session, so that no C_OpenSession
- * or C_Login is needed; and a key of that token. */
+/* A token found in slot 7, logged in, with one idle session of two, and a
+ * key of that token with its handle found. */
 static void mock_token(struct p11_token *t, struct p11_key *k,
 		       enum p11_key_type type, unsigned bits)
 {
@@ -191,11 +193,7 @@ static void mock_token(struct p11_token *t, struct p11_key *k,
 	t->logged_in = 1;
 	t->idle[0] = 1;
 	t->n_idle = t->n_open = 1;
-	t->max_sessions = 1;
-	/* A probe closes its session; the next one is opened and logs in. */
-	t->unlocked_pin = mtls_secret_new();
-	assert_non_null(t->unlocked_pin);
-	assert_int_equal(mtls_secret_set(t->unlocked_pin, "1234", 4), 0);
+	t->max_sessions = 2;
 	memset(k, 0, sizeof(*k));
 	k->t = t;
 	k->type = type;
@@ -210,7 +208,6 @@ static void mock_done(struct p11_token *t, struct p11_key *k)
 	pthread_mutex_destroy(&k->lock);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->idle_cv);
-	mtls_secret_free(t->unlocked_pin);
 	memset(&mock, 0, sizeof(mock));
 }
 
@@ -259,10 +256,13 @@ static void test_caps_rsa(void **state)
 			    "CKR_MECHANISM_INVALID");
 	assert_int_equal(mock.n_probed, 1);
 	assert_int_equal(mock.probed[0], CKM_RSA_PKCS_PSS);
-	/* The probe's session was closed, not pooled with an operation
-	 * active in it. */
+	/* The probe's own session was closed, not pooled with an operation
+	 * active in it; the pooled one stayed, and with it the login. */
+	assert_int_equal(mock.opened, 1);
 	assert_int_equal(mock.closed, 1);
-	assert_int_equal(t.n_idle, 0);
+	assert_int_equal(t.n_idle, 1);
+	assert_int_equal(t.n_open, 1);
+	assert_true(t.logged_in);
 	/* Fewer copied than the token has. */
 	assert_int_equal(p11_token_mechanisms(&t, list, 1, &n, NULL), MTLS_OK);
 	assert_int_equal(n, 2);
@@ -291,10 +291,11 @@ static void test_caps_refusals(void **state)
 	assert_string_equal(c.why[P11_SIGN_RSA_PSS],
 			    "C_GetMechanismInfo: CKR_MECHANISM_INVALID; "
 			    "C_SignInit: CKR_KEY_FUNCTION_NOT_PERMITTED");
-	/* Each probe took its own session; the second was opened anew. */
+	/* Each probe opened a session of its own and closed it. */
 	assert_int_equal(mock.n_probed, 2);
-	assert_int_equal(mock.opened, 1);
+	assert_int_equal(mock.opened, 2);
 	assert_int_equal(mock.closed, 2);
+	assert_int_equal(t.n_open, 1);
 	mock_done(&t, &k);
 
 	mock_add(CKM_ECDSA, 256, 384, CKF_SIGN, CKR_OK);
@@ -330,7 +331,27 @@ static void test_caps_unlisted_but_accepted(void **state)
 	assert_int_equal(mock.n_probed, 1);
 	/* Accepted: the operation it began ended with its session. */
 	assert_int_equal(mock.closed, 1);
-	assert_int_equal(t.n_idle, 0);
+	assert_int_equal(t.n_idle, 1);
+	mock_done(&t, &k);
+}
+
+static void test_probe_full_pool(void **state)
+{
+	struct p11_token t;
+	struct p11_key k;
+	struct p11_sign_caps c;
+
+	(void)state;
+	/* No room for a second session: the pooled one asks and goes. */
+	mock_add(CKM_RSA_PKCS, 1024, 3072, CKF_SIGN, CKR_OK);
+	mock_token(&t, &k, P11_KEY_RSA, 2048);
+	t.max_sessions = 1;
+	assert_int_equal(p11_key_sign_caps(&k, &c, NULL), MTLS_OK);
+	assert_int_equal(c.can, CAN(P11_SIGN_RSA_PKCS) | CAN(P11_SIGN_RSA_PSS));
+	assert_int_equal(mock.opened, 0);
+	assert_int_equal(mock.closed, 1);
+	assert_int_equal(t.n_open, 0);
+	assert_false(t.logged_in);
 	mock_done(&t, &k);
 }
 
@@ -377,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_caps_rsa),
 		cmocka_unit_test(test_caps_refusals),
 		cmocka_unit_test(test_caps_unlisted_but_accepted),
+		cmocka_unit_test(test_probe_full_pool),
 		cmocka_unit_test(test_caps_no_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
