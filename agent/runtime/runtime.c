@@ -155,6 +155,7 @@ static mtls_err_t rules_plan_check(struct runtime *rt, struct mtls_error *err)
 	}
 	return MTLS_OK;
 }
+
 static mtls_err_t tunnel_build(struct runtime *rt, struct tunnel *t,
 			       struct mtls_error *err);
 
