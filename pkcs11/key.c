@@ -334,6 +334,52 @@ int p11_key_always_authenticate(const struct p11_key *k)
 	return k->always_auth;
 }
 
+mtls_err_t p11_key_sign_init_probe(struct p11_key *k, CK_MECHANISM_TYPE type,
+				   CK_RV *rv, struct mtls_error *err)
+{
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	CK_MECHANISM m = { type, NULL, 0 };
+	struct p11_token *t = k->t;
+	struct p11_session a, b, *use = &a;
+	CK_OBJECT_HANDLE h;
+	CK_ULONG hlen;
+	mtls_err_t r;
+	int room;
+
+	if (type == CKM_RSA_PKCS_PSS) {
+		pss.hashAlg = hash_mech(P11_HASH_SHA256, &pss.mgf, &hlen);
+		pss.sLen = hlen;
+		m.pParameter = &pss;
+		m.ulParameterLen = sizeof(pss);
+	}
+	r = p11_session_get(t, &a, err);
+	if (r != MTLS_OK)
+		return r;
+	/* PKCS#11 2.40 has no way to end a signing operation without
+	 * signing: the session that asked goes, and the operation with it.
+	 * A second session does the asking while the first stays open, so
+	 * that closing it does not log the token out (the last session's
+	 * close would: the next operation would need a C_Login). Only when
+	 * the pool has no room does the first one go. */
+	pthread_mutex_lock(&t->lock);
+	room = t->n_idle > 0 || t->n_open < t->max_sessions;
+	pthread_mutex_unlock(&t->lock);
+	if (room && p11_session_get(t, &b, err) == MTLS_OK)
+		use = &b;
+	r = key_handle(k, use, 0, &h, err);
+	if (r == MTLS_OK) {
+		*rv = t->m->fn->C_SignInit(use->h, &m, h);
+		if (p11_rv_token_lost(*rv))
+			r = p11_rv_error(err, *rv, "C_SignInit", k->uri);
+	}
+	/* Any result but CKR_OK closes the session in p11_session_put. */
+	p11_session_put(t, use, r != MTLS_OK ? CKR_OK :
+			p11_rv_token_lost(*rv) ? *rv : CKR_OPERATION_ACTIVE);
+	if (use == &b)
+		p11_session_put(t, &a, CKR_OK);
+	return r;
+}
+
 /* The public key object shares the private key's CKA_ID. */
 mtls_err_t p11_key_public(struct p11_key *k, struct p11_pubkey *pub,
 			  struct mtls_error *err)

@@ -176,6 +176,45 @@ mtls_err_t p11_key_public(struct p11_key *k, struct p11_pubkey *pub,
 mtls_err_t p11_key_flags(struct p11_key *k, struct p11_key_flags *f,
 			 struct mtls_error *err);
 
+/* What the token says it can do (C_GetMechanismList, C_GetMechanismInfo
+ * on its slot), read when first asked and again after the token was reset
+ * (removed and found again: it may be another card under the same URI). */
+struct p11_mech {
+	unsigned long type;             /* CKM_ value */
+	unsigned long min_key, max_key; /* ulMin/MaxKeySize, as given */
+	unsigned long flags;            /* CKF_SIGN, CKF_VERIFY, ... */
+	unsigned long info_rv;          /* C_GetMechanismInfo's CK_RV (0: ok) */
+};
+
+/* Can the token sign with each of enum p11_sign_mech for this key? A
+ * mechanism counts when the token lists it, C_GetMechanismInfo gives it
+ * CKF_SIGN and the key's size is within its range; where the list says
+ * no, when C_SignInit with the key accepts it all the same (a session is
+ * closed for that; nothing is signed). listed == 0: the token gives no
+ * mechanism list (C_GetMechanismList failed: list_rv); then every
+ * mechanism of the key's type is assumed, as before the list was read. */
+struct p11_sign_caps {
+	unsigned can;   /* bit 1u << P11_SIGN_x */
+	int listed;
+	unsigned long list_rv;
+	/* per enum p11_sign_mech: why not, or why despite the list; "" */
+	char why[3][160];
+};
+mtls_err_t p11_key_sign_caps(struct p11_key *k, struct p11_sign_caps *caps,
+			     struct mtls_error *err);
+/* "CKM_ECDSA", "CKM_RSA_PKCS", "CKM_RSA_PKCS_PSS". */
+const char *p11_sign_mech_name(enum p11_sign_mech mech);
+
+/* The token's mechanisms, in the token's order: *n is how many it has, at
+ * most max are copied into out. */
+mtls_err_t p11_token_mechanisms(struct p11_token *t, struct p11_mech *out,
+				size_t max, size_t *n, struct mtls_error *err);
+/* Name of a CKM_ value, e.g. "CKM_RSA_PKCS_PSS"; "CKM_0x..." for unknown
+ * ones (then in a per-thread buffer, valid until the next call). */
+const char *p11_mech_name(unsigned long type);
+/* The CKF_ flags of a mechanism as words: "sign verify encrypt ...". */
+void p11_mech_flags_text(unsigned long flags, char *buf, size_t len);
+
 /* Generates a key pair on the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE
  * true, CKA_EXTRACTABLE false. bits: 256/384 for EC, 2048.. for RSA.
  * id may be NULL: a random 8-byte CKA_ID is chosen and returned in id_out. */

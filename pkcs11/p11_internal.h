@@ -12,6 +12,20 @@
 
 #define P11_URI_MAX 1024
 #define P11_POOL_MAX 32
+#define P11_MECH_MAX 256 /* mechanisms kept for display; SoftHSM has ~70 */
+
+/* A token's mechanisms as read at generation gen (mech.c; under the
+ * token's lock). The three signature mechanisms are kept apart, so that
+ * a token listing more than P11_MECH_MAX still answers for them. */
+struct p11_mech_cache {
+	int loaded;
+	unsigned long gen;
+	CK_RV list_rv;   /* of C_GetMechanismList; not CKR_OK: no list */
+	size_t n;        /* how many the token has */
+	struct p11_mech list[P11_MECH_MAX];
+	struct p11_mech sign[3]; /* per enum p11_sign_mech... */
+	int sign_listed[3];      /* ...when the token lists it */
+};
 
 struct p11_module {
 	CK_FUNCTION_LIST *fn;
@@ -46,6 +60,8 @@ struct p11_token {
 	unsigned n_open;
 	unsigned max_sessions;
 	struct mtls_secret *unlocked_pin; /* from p11_token_unlock, or NULL */
+	/* mech.c's; zeroed by p11_token_open's calloc, nothing to free */
+	struct p11_mech_cache mech;
 };
 
 struct p11_key {
@@ -142,6 +158,18 @@ mtls_err_t p11_find_one(struct p11_token *t, CK_SESSION_HANDLE s,
 
 mtls_err_t p11_uri_parse(const char *text, P11KitUri **out,
 			 struct mtls_error *err);
+/* Asks the token whether it would sign with mechanism type and key k:
+ * *rv is C_SignInit's answer, after which the session is closed (nothing
+ * is signed). An error when the question could not be asked (no session,
+ * key not found, token lost). */
+mtls_err_t p11_key_sign_init_probe(struct p11_key *k, CK_MECHANISM_TYPE type,
+				   CK_RV *rv, struct mtls_error *err);
+
+/* Does a key of type and bits fit a mechanism's ulMinKeySize..
+ * ulMaxKeySize? (Units: see mech.c.) */
+int p11_mech_key_size_ok(enum p11_key_type type, unsigned bits,
+			 unsigned long min, unsigned long max);
+
 /* Copies a URI for display with its pin-value replaced by "***". */
 void p11_uri_redact(const char *in, char *out, size_t len);
 

@@ -13,6 +13,7 @@
 #include "mtlsctl.h"
 #include "p11.h"
 #include "renew_state.h"
+#include "sig_plan.h"
 
 /* An identity's token, opened and logged in. */
 struct ctl_id_token {
@@ -290,6 +291,60 @@ out:
 	return rc;
 }
 
+/* What the token can sign with the key, the TLS versions and schemes that
+ * leaves (as the agent would use them), and every mechanism it has. */
+static int print_mechanisms(struct p11_token *t, struct p11_key *key,
+			    struct mtls_error *err)
+{
+	static struct p11_mech list[256];
+	struct p11_sign_caps caps;
+	struct tls_sig_plan plan;
+	char text[512];
+	size_t n;
+
+	if (p11_key_sign_caps(key, &caps, err) != MTLS_OK ||
+	    p11_token_mechanisms(t, list,
+				 sizeof(list) / sizeof(list[0]), &n,
+				 err) != MTLS_OK)
+		return -1;
+	for (int m = P11_SIGN_ECDSA; m <= P11_SIGN_RSA_PSS; m++) {
+		if ((m == P11_SIGN_ECDSA) != (p11_key_type(key) == P11_KEY_EC))
+			continue;
+		printf("sign %s: %s%s%s\n", p11_sign_mech_name(m),
+		       (caps.can >> m) & 1 ? "yes" : "no",
+		       caps.why[m][0] ? ", " : "", caps.why[m]);
+	}
+	tls_sig_plan_make(p11_key_type(key), p11_key_bits(key), caps.can,
+			  &plan);
+	printf("tls: %s\n", !plan.usable ? "none" :
+	       plan.min_tls == plan.max_tls ?
+	       (plan.max_tls == 13 ? "1.3" : "1.2") : "1.2 1.3");
+	printf("tls1.3_schemes: %s\n",
+	       tls_schemes_text(plan.schemes13, text, sizeof(text)));
+	printf("tls1.2_schemes: %s\n",
+	       tls_schemes_text(plan.schemes12, text, sizeof(text)));
+	if (plan.why[0] != '\0')
+		printf("tls_limit: %s\n", plan.why);
+	if (!caps.listed)
+		printf("mechanisms: none listed (C_GetMechanismList: %s); "
+		       "signing mechanisms assumed\n",
+		       p11_rv_name(caps.list_rv));
+	else
+		printf("mechanisms: %zu\n", n);
+	for (size_t i = 0; i < n && i < sizeof(list) / sizeof(list[0]); i++) {
+		if (list[i].info_rv != 0) {
+			printf("  %s (C_GetMechanismInfo: %s)\n",
+			       p11_mech_name(list[i].type),
+			       p11_rv_name(list[i].info_rv));
+			continue;
+		}
+		p11_mech_flags_text(list[i].flags, text, sizeof(text));
+		printf("  %s %lu..%lu %s\n", p11_mech_name(list[i].type),
+		       list[i].min_key, list[i].max_key, text);
+	}
+	return 0;
+}
+
 int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 {
 	struct mtls_error err = { 0 };
@@ -342,6 +397,10 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 						  "no",
 	       f.sign ? "yes" : "no",
 	       f.decrypt < 0 ? "unknown" : f.decrypt ? "yes" : "no");
+	if (print_mechanisms(ct.tok.t, key, &err) != 0) {
+		ctl_fail(&err);
+		goto out;
+	}
 	rc = 0;
 out:
 	p11_key_close(key);

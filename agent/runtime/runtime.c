@@ -80,6 +80,82 @@ static mtls_err_t load_identity(struct runtime *rt, unsigned i,
 static mtls_err_t runtime_build(struct config *cfg,
 				runtime_recover_fn recover,
 				struct runtime **out, struct mtls_error *err);
+
+/* Can identity i's key sign in contexts of this minimum version? what
+ * names the tunnel or rule asking, for the error. */
+static mtls_err_t plan_allows(struct runtime *rt, int i, int min_tls,
+			      const char *what, struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &rt->cfg->identities[i];
+	char who[CFG_NAME_MAX * 2 + 32];
+
+	snprintf(who, sizeof(who), "identity '%s' on token '%s'", ci->name,
+		 rt->cfg->tokens[ci->token].name);
+	return tls_sig_plan_check(&rt->ids[i]->plan, min_tls, what, who, err);
+}
+
+/* What the token can sign with identity i's key, checked once at load: a
+ * key it cannot sign with at all is refused; one it can sign with in one
+ * TLS version only is noted, with the reason, once. */
+static mtls_err_t identity_plan_check(struct runtime *rt, unsigned i,
+				      struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &rt->cfg->identities[i];
+	const struct identity *id = rt->ids[i];
+	const char *token = rt->cfg->tokens[ci->token].name;
+	char what[CFG_NAME_MAX + 512], schemes[256];
+	mtls_err_t r;
+
+	snprintf(what, sizeof(what), "%s:%d: [identity %s]", rt->cfg->path,
+		 ci->line, ci->name);
+	r = plan_allows(rt, (int)i, 12, what, err);
+	if (r != MTLS_OK)
+		return r;
+	if (!id->caps.listed)
+		log_notice("event=token_mechanisms identity=%s token=%s "
+			   "result=unlisted rv=%s detail=\"the token gives no "
+			   "mechanism list; its signing mechanisms are "
+			   "assumed\"", ci->name, token,
+			   p11_rv_name(id->caps.list_rv));
+	if (id->plan.missing[0] != '\0')
+		log_notice("event=tls_limited identity=%s token=%s "
+			   "key_type=rsa-%u tls=%s schemes=%s reason=\"%s\"",
+			   ci->name, token, p11_key_bits(id->key),
+			   id->plan.max_tls == 12 ? "1.2" : "1.3",
+			   tls_schemes_text(id->plan.max_tls == 12 ?
+					    id->plan.schemes12 :
+					    id->plan.schemes13,
+					    schemes, sizeof(schemes)),
+			   id->plan.why);
+	return MTLS_OK;
+}
+
+/* Every rule that sends an identity to a profile with min_tls = 1.3 must
+ * have a key its token can sign with in TLS 1.3: checked at load, since
+ * the routes' contexts are built at their first connection. */
+static mtls_err_t rules_plan_check(struct runtime *rt, struct mtls_error *err)
+{
+	const struct policy *p = rt->cfg->policy;
+
+	for (unsigned j = 0; p != NULL && j < p->n_rules; j++) {
+		const struct policy_rule *rule = &p->rules[j];
+		char what[CFG_NAME_MAX * 2 + 512];
+		mtls_err_t r;
+
+		if (rule->action != POLICY_ACTION_ALLOW || rule->identity < 0 ||
+		    rule->profile < 0 || rt->ids[rule->identity] == NULL)
+			continue; /* a locked token: checked when unlocked */
+		snprintf(what, sizeof(what), "%s:%d: [rule %s] profile '%s'",
+			 rt->cfg->path, rule->line, rule->name,
+			 p->profiles[rule->profile].name);
+		r = plan_allows(rt, rule->identity,
+				p->profiles[rule->profile].min_tls, what, err);
+		if (r != MTLS_OK)
+			return r;
+	}
+	return MTLS_OK;
+}
+
 static mtls_err_t tunnel_build(struct runtime *rt, struct tunnel *t,
 			       struct mtls_error *err);
 
@@ -216,6 +292,9 @@ static mtls_err_t runtime_build(struct config *cfg,
 								       "rsa",
 			 p11_key_bits(rt->ids[i]->key), rt->ids[i]->subject,
 			 rt->ids[i]->not_after);
+		r = identity_plan_check(rt, i, err);
+		if (r != MTLS_OK)
+			goto fail;
 	}
 	for (unsigned i = 0; i < cfg->n_tunnels; i++) {
 		const struct cfg_tunnel *ct = &cfg->tunnels[i];
@@ -230,11 +309,28 @@ static mtls_err_t runtime_build(struct config *cfg,
 				     &cfg->policy->profiles[ct->profile] : NULL;
 		if (t->id == NULL)
 			continue; /* its token is locked */
+		{
+			char what[CFG_NAME_MAX + 512];
+
+			snprintf(what, sizeof(what), "%s:%d: [tunnel %s]%s%s%s",
+				 cfg->path, ct->line, ct->name,
+				 t->profile != NULL ? " profile '" : "",
+				 t->profile != NULL ? t->profile->name : "",
+				 t->profile != NULL ? "'" : "");
+			r = plan_allows(rt, ct->identity, t->profile != NULL ?
+					t->profile->min_tls : (int)ct->min_tls,
+					what, err);
+			if (r != MTLS_OK)
+				goto fail;
+		}
 		/* Built now, so that a bad CA or CRL stops the start. */
 		r = tunnel_build(rt, t, err);
 		if (r != MTLS_OK)
 			goto fail;
 	}
+	r = rules_plan_check(rt, err);
+	if (r != MTLS_OK)
+		goto fail;
 	*out = rt;
 	return MTLS_OK;
 fail:

@@ -260,6 +260,13 @@ mtls_err_t identity_load(const char *name, struct p11_token *token,
 	r = p11_key_open(token, key_uri, &id->key, err);
 	if (r != MTLS_OK)
 		goto fail;
+	/* Asked once here: a context built later for this identity keeps to
+	 * what the token could do when the identity was loaded. */
+	r = p11_key_sign_caps(id->key, &id->caps, err);
+	if (r != MTLS_OK)
+		goto fail;
+	tls_sig_plan_make(p11_key_type(id->key), p11_key_bits(id->key),
+			  id->caps.can, &id->plan);
 
 	if (strncmp(cert, "pkcs11:", 7) == 0) {
 		r = cert_for_key(id, cert, err);
@@ -334,6 +341,13 @@ fail:
 	wolfSSL_X509_free(x);
 	identity_free(id);
 	return r;
+}
+
+const char *identity_who(const struct identity *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "identity '%s' on token %s", id->name,
+		 p11_token_uri(id->token));
+	return buf;
 }
 
 void identity_free(struct identity *id)

@@ -9,6 +9,7 @@
 
 #include "mtls_err.h"
 #include "p11.h"
+#include "sig_plan.h"
 
 #define IDENTITY_CHAIN_MAX 8
 
@@ -24,6 +25,10 @@ struct identity {
 	char subject[256];
 	char issuer[256];
 	long not_before, not_after; /* seconds since the epoch */
+	/* What the token can sign with this key, asked at load, and the TLS
+	 * versions and schemes that leaves (tls_ctx_new keeps to them). */
+	struct p11_sign_caps caps;
+	struct tls_sig_plan plan;
 };
 
 /* cert: a pkcs11: URI or a PEM file; chain: optional PEM file. */
@@ -32,6 +37,10 @@ mtls_err_t identity_load(const char *name, struct p11_token *token,
 			 const char *chain, struct identity **out,
 			 struct mtls_error *err);
 void identity_free(struct identity *id);
+
+/* "identity 'NAME' on token pkcs11:token=...", for messages. */
+#define IDENTITY_WHO_MAX 256
+const char *identity_who(const struct identity *id, char *buf, size_t len);
 
 /* Reads every certificate of a PEM file as DER (malloc'd), at most max. */
 mtls_err_t pem_read_certs(const char *path, uint8_t **der, size_t *len,

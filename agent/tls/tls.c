@@ -598,10 +598,39 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set key sizes");
 		goto fail;
 	}
+	/* The versions the token can sign in with this key (sig_plan.c):
+	 * the version decides the mechanism wolfSSL asks the token for. */
+	{
+		char what[POLICY_NAME_MAX + 16], who[IDENTITY_WHO_MAX];
+
+		if (profile != NULL)
+			snprintf(what, sizeof(what), "profile '%s'",
+				 profile->name);
+		else
+			snprintf(what, sizeof(what), "TLS %s", min_tls == 13 ?
+				 "1.3" : "1.2");
+		identity_who(id, who, sizeof(who));
+		r = tls_sig_plan_check(&id->plan, min_tls, what, who, err);
+		if (r != MTLS_OK)
+			goto fail;
+	}
+	if (id->plan.min_tls > min_tls)
+		min_tls = id->plan.min_tls;
 	if (wolfSSL_CTX_SetMinVersion(ctx, min_tls == 13 ? WOLFSSL_TLSV1_3 :
 							   WOLFSSL_TLSV1_2) !=
 	    WOLFSSL_SUCCESS) {
 		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set min version");
+		goto fail;
+	}
+	/* wolfSSL_CTX_set1_sigalgs_list would not do here: in 5.5.4 it sets
+	 * only the signature_algorithms the ClientHello offers, which are
+	 * the schemes the *server* may sign with (an RSA-only list fails
+	 * against an ECDSA server), while the client's own CertificateVerify
+	 * scheme follows the version (see sig_plan.c). */
+	if (id->plan.max_tls == 12 &&
+	    wolfSSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) !=
+		    WOLFSSL_SUCCESS) {
+		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set max version");
 		goto fail;
 	}
 	/* Debian's wolfSSL is built without AES-NI: its AES-GCM runs in

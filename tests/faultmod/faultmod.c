@@ -11,6 +11,13 @@
  *                      CKR_SESSION_HANDLE_INVALID)
  *   login=CKR_NAME     C_Login answers CKR_NAME (e.g. CKR_PIN_LOCKED)
  *   sign_delay_ms=N    every C_Sign takes N ms longer (a smartcard)
+ *   hide_mech=CKM_A,CKM_B
+ *                      the token lacks these mechanisms (e.g. a card
+ *                      without CKM_RSA_PKCS_PSS): C_GetMechanismList
+ *                      leaves them out, C_GetMechanismInfo and
+ *                      C_SignInit with them answer CKR_MECHANISM_INVALID.
+ *                      Names as in pkcs11.h (the signing and hashing
+ *                      ones) or 0x hex values; an unknown name is ignored
  *
  * Every C_Login and C_Sign is counted in FAULT_P11_LOG (one line each), so
  * tests can see retries. */
@@ -28,12 +35,68 @@ static CK_FUNCTION_LIST *real;
 static CK_FUNCTION_LIST wrapped;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
+#define HIDE_MAX 16
+
 static struct {
 	struct timespec mtime;
 	int removed;
 	CK_RV sign, session, login;
 	long sign_delay_ms;
+	CK_MECHANISM_TYPE hide[HIDE_MAX];
+	unsigned n_hide;
 } F;
+
+static const struct {
+	const char *name;
+	CK_MECHANISM_TYPE type;
+} mechs[] = {
+	{ "CKM_RSA_PKCS", CKM_RSA_PKCS },
+	{ "CKM_RSA_PKCS_PSS", CKM_RSA_PKCS_PSS },
+	{ "CKM_RSA_X_509", CKM_RSA_X_509 },
+	{ "CKM_ECDSA", CKM_ECDSA },
+	{ "CKM_SHA256_RSA_PKCS", CKM_SHA256_RSA_PKCS },
+	{ "CKM_SHA384_RSA_PKCS", CKM_SHA384_RSA_PKCS },
+	{ "CKM_SHA512_RSA_PKCS", CKM_SHA512_RSA_PKCS },
+	{ "CKM_SHA256_RSA_PKCS_PSS", CKM_SHA256_RSA_PKCS_PSS },
+	{ "CKM_SHA384_RSA_PKCS_PSS", CKM_SHA384_RSA_PKCS_PSS },
+	{ "CKM_SHA512_RSA_PKCS_PSS", CKM_SHA512_RSA_PKCS_PSS },
+	{ "CKM_ECDSA_SHA256", CKM_ECDSA_SHA256 },
+	{ "CKM_ECDSA_SHA384", CKM_ECDSA_SHA384 },
+	{ "CKM_ECDSA_SHA512", CKM_ECDSA_SHA512 },
+	{ "CKM_RSA_PKCS_KEY_PAIR_GEN", CKM_RSA_PKCS_KEY_PAIR_GEN },
+	{ "CKM_EC_KEY_PAIR_GEN", CKM_EC_KEY_PAIR_GEN },
+};
+
+/* Reads "CKM_A,CKM_B,0x1234" into F.hide; lock held. */
+static void hide_parse(char *list)
+{
+	for (char *save = NULL, *w = strtok_r(list, ", ", &save); w != NULL;
+	     w = strtok_r(NULL, ", ", &save)) {
+		char *end;
+		unsigned long v = strtoul(w, &end, 16);
+		int known = strncmp(w, "0x", 2) == 0 && *end == '\0';
+		size_t n = sizeof(mechs) / sizeof(mechs[0]);
+
+		for (size_t i = 0; !known && i < n; i++)
+			if (strcmp(w, mechs[i].name) == 0) {
+				v = mechs[i].type;
+				known = 1;
+			}
+		if (known && F.n_hide < HIDE_MAX)
+			F.hide[F.n_hide++] = v;
+	}
+}
+
+static int hidden(CK_MECHANISM_TYPE m)
+{
+	int h = 0;
+
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < F.n_hide; i++)
+		h = h || F.hide[i] == m;
+	pthread_mutex_unlock(&lock);
+	return h;
+}
 
 static const struct {
 	const char *name;
@@ -88,6 +151,8 @@ static void refresh(void)
 			F.login = rv_of(line + 6);
 		else if (strncmp(line, "sign_delay_ms=", 14) == 0)
 			F.sign_delay_ms = atol(line + 14);
+		else if (strncmp(line, "hide_mech=", 10) == 0)
+			hide_parse(line + 10);
 	}
 	if (f != NULL)
 		fclose(f);
@@ -149,7 +214,56 @@ static CK_RV w_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDL
 		return CKR_DEVICE_REMOVED;
 	if (F.session)
 		return F.session;
+	if (m != NULL && hidden(m->mechanism))
+		return CKR_MECHANISM_INVALID;
 	return real->C_SignInit(s, m, k);
+}
+
+/* The real list without the hidden ones, with PKCS#11's two-call
+ * convention (list NULL: the count; too small: CKR_BUFFER_TOO_SMALL). */
+static CK_RV w_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
+				CK_ULONG_PTR n)
+{
+	CK_MECHANISM_TYPE *all;
+	CK_ULONG total = 0, kept = 0;
+	CK_RV rv;
+
+	refresh();
+	if (F.removed)
+		return CKR_TOKEN_NOT_PRESENT;
+	if (n == NULL)
+		return CKR_ARGUMENTS_BAD;
+	rv = real->C_GetMechanismList(slot, NULL, &total);
+	if (rv != CKR_OK)
+		return rv;
+	all = calloc(total > 0 ? total : 1, sizeof(*all));
+	if (all == NULL)
+		return CKR_HOST_MEMORY;
+	rv = real->C_GetMechanismList(slot, all, &total);
+	for (CK_ULONG i = 0; rv == CKR_OK && i < total; i++)
+		if (!hidden(all[i]))
+			all[kept++] = all[i];
+	if (rv == CKR_OK && list != NULL) {
+		if (*n < kept)
+			rv = CKR_BUFFER_TOO_SMALL;
+		else
+			memcpy(list, all, kept * sizeof(*all));
+	}
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
+		*n = kept;
+	free(all);
+	return rv;
+}
+
+static CK_RV w_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
+				CK_MECHANISM_INFO_PTR info)
+{
+	refresh();
+	if (F.removed)
+		return CKR_TOKEN_NOT_PRESENT;
+	if (hidden(type))
+		return CKR_MECHANISM_INVALID;
+	return real->C_GetMechanismInfo(slot, type, info);
 }
 
 static CK_RV w_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len,
@@ -207,6 +321,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 		wrapped.C_SignInit = w_SignInit;
 		wrapped.C_Sign = w_Sign;
 		wrapped.C_FindObjectsInit = w_FindObjectsInit;
+		wrapped.C_GetMechanismList = w_GetMechanismList;
+		wrapped.C_GetMechanismInfo = w_GetMechanismInfo;
 	}
 	*out = &wrapped;
 	return CKR_OK;
