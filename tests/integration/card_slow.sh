@@ -1,10 +1,14 @@
 #!/bin/bash
-# A slow card: the virtual PIV card signs in ~5-10 ms; behind
+# A slow card, and a card without RSA-PSS.
+# The virtual PIV card signs in ~5-10 ms; behind
 # tests/faultmod with 300 ms more per signature (a real card's RSA-2048 or
 # a touch-policy key), an established 200 MiB transfer keeps its rate while
 # 16 handshakes queue for the card. Also measured, to be documented:
 # handshakes per second on the card itself through one card session
 # (max_sessions = 1), one client after another and four at once.
+# Then the card's RSA key with CKM_RSA_PKCS_PSS hidden by faultmod (cards
+# without PSS exist): the agent uses TLS 1.2 with PKCS#1 v1.5 for it, says
+# why, and mtlsctl key-info shows what the card lacks.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/pki.sh"
@@ -59,5 +63,25 @@ sed -i -e "s#^module = .*#module = $FAULT_MODULE#" -e '/^max_sessions/d' "$conf"
 agent_start "$conf"
 [[ $(req) == *"dn=CN=slow-card"* ]] || t_fail "baseline request through faultmod"
 slow_token_check 300 16
+agent_stop
+
+# An RSA key (9e) on the card, the card's PSS hidden.
+card_conf_identity "$conf" rsa card 04 "$T/ca/ca.pem"
+sed -i -e "s#^module = .*#module = $CARD_YKCS11#" "$conf"
+identity_provision "$conf" rsa rsa-2048 "$T/ca" "CN=card-nopss"
+sed -i -e "s#^module = .*#module = $FAULT_MODULE#" "$conf"
+sp=$(t_free_port)
+s_server_start "$T/s" "$sp" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+agent_conf_tunnel "$conf" rsa "$T/rsa.sock" "localhost:$sp" rsa
+s_server_check "$T/rsa.sock" card-nopss TLSv1.3 RSA-PSS 2>/dev/null || true
+fault hide_mech=CKM_RSA_PKCS_PSS
+"$MTLSCTL" -c "$conf" key-info rsa >"$T/rsa.info"
+t_assert_contains "$T/rsa.info" "^sign CKM_RSA_PKCS_PSS: no"
+t_assert_contains "$T/rsa.info" "^tls: 1.2$"
+agent_start "$conf"
+agent_log_wait "event=tls_limited .*identity=rsa" 30
+s_server_check "$T/rsa.sock" card-nopss TLSv1.2 RSA
+fault
+echo "ok: the card without RSA-PSS: TLS 1.2 with PKCS#1 v1.5, said at load"
 [ "$(card_pin_tries)" = 5 ] || t_fail "PIN tries: $(card_pin_tries)"
 t_pass "a 300 ms card does not hold up established connections"
