@@ -92,10 +92,17 @@ static mtls_err_t token_locate(struct p11_token *t, struct mtls_error *err)
 	CK_RV rv;
 
 	rv = t->m->fn->C_GetSlotList(CK_TRUE, slots, &n);
-	if (rv != CKR_OK) {
+	if (rv != CKR_OK && p11_rv_module_broken(rv)) {
+		/* No slot can be asked for its token: absent, for whoever
+		 * waits on it; the module is re-initialised (module.c). */
 		p11_module_note(t->m, rv);
-		return p11_rv_error(err, rv, "C_GetSlotList", t->uri);
+		p11_rv_count(rv);
+		return mtls_error_set(err, MTLS_ERR_TOKEN_ABSENT,
+				      "C_GetSlotList: %s: the module lists "
+				      "no token (%s)", p11_rv_name(rv), t->uri);
 	}
+	if (rv != CKR_OK)
+		return p11_rv_error(err, rv, "C_GetSlotList", t->uri);
 	want_slot = p11_kit_uri_get_slot_id(t->kuri);
 	for (CK_ULONG i = 0; i < n; i++) {
 		if (want_slot != (CK_SLOT_ID)-1 && slots[i] != want_slot)
