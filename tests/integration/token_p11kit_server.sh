@@ -26,7 +26,8 @@ printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 pki_ca "$T/ca" "Forward CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 nport=$(t_free_port)
-nginx_start "$T/ngx" "$nport" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+# A kept connection waits through the outage: longer than any deadline here.
+NGINX_KEEPALIVE_TIMEOUT=600s nginx_start "$T/ngx" "$nport" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
 sport=$(t_free_port)
 s_server_start "$T/ssrv" "$sport" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
 exec_ca=$(cd "$(dirname "$0")/../lib" && pwd)/exec_ca.sh
