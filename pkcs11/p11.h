@@ -149,6 +149,12 @@ void p11_token_lock(struct p11_token *t);
 void p11_rv_counts(void (*fn)(const char *name, unsigned long count, void *ctx),
 		   void *ctx);
 
+/* Re-initialisations (C_Finalize + C_Initialize) of modules that stopped
+ * answering while their tokens were absent (p11-kit-client whose server
+ * went away, ykcs11 after pcscd restarted): how many succeeded and how
+ * many failed, since start (for metrics). */
+void p11_module_reinits(unsigned long *ok, unsigned long *failed);
+
 /* Reads a secret from a source with the PIN rules: "file:PATH" (owner
  * only), "credential:NAME", "env:VAR"; a bare absolute path is a file. */
 mtls_err_t p11_pin_source_read(const char *source, struct mtls_secret *out,

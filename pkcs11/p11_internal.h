@@ -6,6 +6,8 @@
 #include <p11-kit/pkcs11.h>
 #include <p11-kit/uri.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "mtls_secret.h"
 #include "p11.h"
@@ -33,6 +35,27 @@ struct p11_module {
 	/* tpm2-pkcs11 makes RSA signatures with TPM2_RSA_Decrypt: its RSA
 	 * keys must keep CKA_DECRYPT (C_GetInfo's manufacturerID says). */
 	int rsa_signs_by_decrypt;
+
+	/* Held shared by every user of fn (a borrowed session, a token
+	 * lookup, a logout), exclusively by a re-initialisation: PKCS#11
+	 * leaves C_Finalize undefined while other threads are in calls. */
+	pthread_rwlock_t use;
+	/* Bumped by each C_Finalize + C_Initialize: every session handle
+	 * and login from an older epoch is gone (and its numbers may be
+	 * handed out again by the new instance). */
+	_Atomic unsigned long epoch;
+	/* A module-broken CK_RV was seen in the lookup path and no session
+	 * has worked since: the token lookup re-initialises the module. */
+	_Atomic int suspect;
+
+	pthread_mutex_t lock; /* the fields below */
+	pthread_cond_t reinit_cv; /* signalled when reinit_running ends */
+	int reinit_running;
+	CK_RV suspect_rv;
+	int initialized;  /* the last C_Initialize succeeded */
+	uint64_t next_reinit_ms; /* monotonic; 0: due now */
+	unsigned backoff_ms;
+	unsigned attempts; /* re-initialisations since the last working session */
 };
 
 struct p11_token {
@@ -62,6 +85,7 @@ struct p11_token {
 	struct mtls_secret *unlocked_pin; /* from p11_token_unlock, or NULL */
 	/* mech.c's; zeroed by p11_token_open's calloc, nothing to free */
 	struct p11_mech_cache mech;
+	unsigned long mod_epoch; /* m->epoch the pool's sessions belong to */
 };
 
 struct p11_key {
@@ -86,6 +110,27 @@ struct p11_session {
 	unsigned long gen;
 };
 
+/* The module as a whole (not one token): see module.c.
+ * Lock order: a module's `use` lock before a token's lock; nothing of
+ * pkcs11/ is held while calling p11_module_reinit. */
+void p11_module_enter(struct p11_module *m);
+void p11_module_leave(struct p11_module *m);
+unsigned long p11_module_epoch(struct p11_module *m);
+/* True for CK_RVs that say the module itself stopped working. */
+int p11_rv_module_broken(CK_RV rv);
+/* A lookup-path call (C_GetSlotList, C_GetTokenInfo, C_OpenSession)
+ * answered rv; marks the module suspect if rv says it is broken. */
+void p11_module_note(struct p11_module *m, CK_RV rv);
+/* A session was obtained: the module works. */
+void p11_module_ok(struct p11_module *m);
+/* Re-initialises a suspect module when its backoff allows. seen: the
+ * epoch the caller's failed lookup ran under. Returns 1 when the module
+ * was re-initialised since (by this call or another thread: the caller
+ * looks its token up again), 0 when it was not, -1 when this call's
+ * C_Initialize failed (err says so, MTLS_ERR_TOKEN_ABSENT). */
+int p11_module_reinit(struct p11_module *m, unsigned long seen,
+		      const char *uri, struct mtls_error *err);
+
 /* True for CK_RVs that mean the token or its sessions are gone. */
 int p11_rv_token_lost(CK_RV rv);
 /* Counts a failure for p11_rv_counts. */
@@ -94,6 +139,8 @@ void p11_rv_count(CK_RV rv);
 mtls_err_t p11_rv_error(struct mtls_error *err, CK_RV rv, const char *what,
 			const char *uri);
 
+/* Never while this thread holds another session of the same module: the
+ * module's use lock is held from here to p11_session_put. */
 mtls_err_t p11_session_get(struct p11_token *t, struct p11_session *s,
 			   struct mtls_error *err);
 /* rv: the last result on the session. A session whose token was lost is

@@ -92,14 +92,26 @@ static mtls_err_t token_locate(struct p11_token *t, struct mtls_error *err)
 	CK_RV rv;
 
 	rv = t->m->fn->C_GetSlotList(CK_TRUE, slots, &n);
+	if (rv != CKR_OK && p11_rv_module_broken(rv)) {
+		/* No slot can be asked for its token: absent, for whoever
+		 * waits on it; the module is re-initialised (module.c). */
+		p11_module_note(t->m, rv);
+		p11_rv_count(rv);
+		return mtls_error_set(err, MTLS_ERR_TOKEN_ABSENT,
+				      "C_GetSlotList: %s: the module lists "
+				      "no token (%s)", p11_rv_name(rv), t->uri);
+	}
 	if (rv != CKR_OK)
 		return p11_rv_error(err, rv, "C_GetSlotList", t->uri);
 	want_slot = p11_kit_uri_get_slot_id(t->kuri);
 	for (CK_ULONG i = 0; i < n; i++) {
 		if (want_slot != (CK_SLOT_ID)-1 && slots[i] != want_slot)
 			continue;
-		if (t->m->fn->C_GetTokenInfo(slots[i], &info) != CKR_OK)
+		rv = t->m->fn->C_GetTokenInfo(slots[i], &info);
+		if (rv != CKR_OK) {
+			p11_module_note(t->m, rv);
 			continue;
+		}
 		/* SoftHSM lists an empty, uninitialised slot: never ours. */
 		if (!(info.flags & CKF_TOKEN_INITIALIZED))
 			continue;
@@ -140,8 +152,14 @@ static mtls_err_t token_locate(struct p11_token *t, struct mtls_error *err)
 /* Closes every pooled session and forgets the login; lock held. */
 static void token_reset(struct p11_token *t)
 {
-	for (unsigned i = 0; i < t->n_idle; i++)
+	unsigned long epoch = p11_module_epoch(t->m);
+
+	/* After the module was re-initialised these handles are numbers the
+	 * new instance may give out again (p11-kit-client starts at 17
+	 * each time): forget them, never close them. */
+	for (unsigned i = 0; i < t->n_idle && t->mod_epoch == epoch; i++)
 		(void)t->m->fn->C_CloseSession(t->idle[i]);
+	t->mod_epoch = epoch;
 	t->n_open -= t->n_idle;
 	t->n_idle = 0;
 	t->present = 0;
@@ -332,15 +350,18 @@ mtls_err_t p11_token_open(struct p11_module *m, const char *uri,
 		snprintf(t->pin_source, sizeof(t->pin_source), "%s",
 			 pin_source);
 	t->m = m;
+	t->mod_epoch = p11_module_epoch(m);
 	t->max_sessions = max_sessions == 0 ? 4 : max_sessions;
 	if (t->max_sessions > P11_POOL_MAX)
 		t->max_sessions = P11_POOL_MAX;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->idle_cv, NULL);
 	/* Absent now is fine: it is looked up again on first use. */
+	p11_module_enter(m);
 	pthread_mutex_lock(&t->lock);
 	r = token_locate(t, &ignored);
 	pthread_mutex_unlock(&t->lock);
+	p11_module_leave(m);
 	if (r == MTLS_ERR_AMBIGUOUS) {
 		*err = ignored;
 		p11_token_close(t);
@@ -354,9 +375,11 @@ void p11_token_close(struct p11_token *t)
 {
 	if (t == NULL)
 		return;
+	p11_module_enter(t->m);
 	pthread_mutex_lock(&t->lock);
 	token_reset(t);
 	pthread_mutex_unlock(&t->lock);
+	p11_module_leave(t->m);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->idle_cv);
 	p11_kit_uri_free(t->kuri);
@@ -384,8 +407,9 @@ void p11_token_lock(struct p11_token *t)
 {
 	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
 
+	p11_module_enter(t->m);
 	pthread_mutex_lock(&t->lock);
-	if (t->n_idle > 0)
+	if (t->n_idle > 0 && t->mod_epoch == p11_module_epoch(t->m))
 		s = t->idle[0];
 	if (s != CK_INVALID_HANDLE && t->logged_in)
 		(void)t->m->fn->C_Logout(s);
@@ -393,6 +417,7 @@ void p11_token_lock(struct p11_token *t)
 	mtls_secret_free(t->unlocked_pin);
 	t->unlocked_pin = NULL;
 	pthread_mutex_unlock(&t->lock);
+	p11_module_leave(t->m);
 }
 
 const char *p11_token_uri(const struct p11_token *t)
@@ -409,11 +434,19 @@ mtls_err_t p11_session_get(struct p11_token *t, struct p11_session *s,
 	struct timespec deadline;
 	mtls_err_t r = MTLS_OK;
 	CK_SESSION_HANDLE h;
+	unsigned long epoch;
+	int reinit_tried = 0;
 	CK_RV rv;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += POOL_WAIT_SEC;
+again:
+	/* Held until p11_session_put: the session stays valid while out. */
+	p11_module_enter(t->m);
+	epoch = p11_module_epoch(t->m); /* fixed while entered */
 	pthread_mutex_lock(&t->lock);
+	if (t->mod_epoch != epoch)
+		token_reset(t); /* the module was re-initialised since */
 	for (;;) {
 		if (t->so_busy)
 			goto wait;
@@ -448,6 +481,7 @@ wait:
 	rv = t->m->fn->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
 				     NULL, NULL, &h);
 	if (rv != CKR_OK) {
+		p11_module_note(t->m, rv);
 		if (p11_rv_token_lost(rv))
 			token_reset(t);
 		r = p11_rv_error(err, rv, "C_OpenSession", t->uri);
@@ -464,7 +498,23 @@ wait:
 	s->gen = t->generation;
 out:
 	pthread_mutex_unlock(&t->lock);
-	return r;
+	if (r == MTLS_OK) {
+		p11_module_ok(t->m);
+		return MTLS_OK;
+	}
+	p11_module_leave(t->m);
+	/* A broken module answers the same until it is re-initialised
+	 * (module.c): once per call, when its backoff allows, re-initialise
+	 * it and look again. */
+	switch (reinit_tried ? 0 : p11_module_reinit(t->m, epoch, t->uri, err)) {
+	case 1:
+		reinit_tried = 1;
+		goto again;
+	case -1:
+		return MTLS_ERR_TOKEN_ABSENT;
+	default:
+		return r;
+	}
 }
 
 mtls_err_t p11_token_set_so_source(struct p11_token *t, const char *source,
@@ -508,6 +558,13 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 		return rv == CKR_OK ? MTLS_OK :
 				      p11_rv_error(err, rv, what, t->uri);
 	}
+	/* The module's use lock comes before the token's, and is held to
+	 * the end: the SO session is out meanwhile. */
+	pthread_mutex_unlock(&t->lock);
+	p11_module_enter(t->m);
+	pthread_mutex_lock(&t->lock);
+	if (t->mod_epoch != p11_module_epoch(t->m))
+		token_reset(t);
 	/* One SO operation at a time, and no user operation under way: the
 	 * logout below would pull the login out from under it. */
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -515,6 +572,7 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 	while (t->so_busy || t->n_idle != t->n_open) {
 		if (pthread_cond_timedwait(&t->idle_cv, &t->lock, &deadline)) {
 			pthread_mutex_unlock(&t->lock);
+			p11_module_leave(t->m);
 			return mtls_error_set(err, MTLS_ERR_TIMEOUT,
 					      "%s: token busy for %d s (%s)",
 					      what, POOL_WAIT_SEC, t->uri);
@@ -575,18 +633,31 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 		t->logged_in = 0;
 	pthread_cond_broadcast(&t->idle_cv);
 	pthread_mutex_unlock(&t->lock);
+	p11_module_leave(t->m);
 	return r;
 }
 
 int p11_token_listed(struct p11_token *t)
 {
 	struct mtls_error ignored;
+	unsigned long epoch;
 	int listed;
 
-	pthread_mutex_lock(&t->lock);
-	listed = t->present || token_locate(t, &ignored) == MTLS_OK;
-	pthread_mutex_unlock(&t->lock);
-	return listed;
+	for (int tried = 0;; tried = 1) {
+		p11_module_enter(t->m);
+		epoch = p11_module_epoch(t->m);
+		pthread_mutex_lock(&t->lock);
+		if (t->mod_epoch != epoch)
+			token_reset(t);
+		listed = t->present || token_locate(t, &ignored) == MTLS_OK;
+		pthread_mutex_unlock(&t->lock);
+		p11_module_leave(t->m);
+		/* A broken module lists nothing until it is re-initialised
+		 * (module.c): ask again after that, once. */
+		if (listed || tried ||
+		    p11_module_reinit(t->m, epoch, t->uri, &ignored) != 1)
+			return listed;
+	}
 }
 
 void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
@@ -601,6 +672,7 @@ void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)
 	 * signers waiting for a session. */
 	pthread_cond_broadcast(&t->idle_cv);
 	pthread_mutex_unlock(&t->lock);
+	p11_module_leave(t->m);
 }
 
 static void p11_session_put_locked(struct p11_token *t, struct p11_session *s,
@@ -645,7 +717,10 @@ void p11_token_unblock(struct p11_token *t)
 void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 {
 	memset(st, 0, sizeof(*st));
+	p11_module_enter(t->m); /* the flags are read from the token */
 	pthread_mutex_lock(&t->lock);
+	if (t->mod_epoch != p11_module_epoch(t->m))
+		token_reset(t);
 	st->present = t->present;
 	st->logged_in = t->logged_in;
 	st->login_blocked = t->login_blocked;
@@ -671,4 +746,5 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 				 st->manufacturer);
 	}
 	pthread_mutex_unlock(&t->lock);
+	p11_module_leave(t->m);
 }

@@ -95,6 +95,16 @@ size_t metrics_render(char *buf, size_t cap)
 	head(&o, "mtls_token_errors_total", "counter",
 	     "PKCS#11 failures by CK_RV name.");
 	p11_rv_counts(rv_line, &o);
+	{
+		unsigned long ok, failed;
+
+		p11_module_reinits(&ok, &failed);
+		head(&o, "mtls_token_module_reinits_total", "counter",
+		     "PKCS#11 modules re-initialised after they stopped answering, by result.");
+		put(&o, "mtls_token_module_reinits_total{result=\"ok\"} %lu\n", ok);
+		put(&o, "mtls_token_module_reinits_total{result=\"failed\"} %lu\n",
+		    failed);
+	}
 	head(&o, "mtls_connections_active", "gauge", "Local connections open now.");
 	put(&o, "mtls_connections_active %lu\n",
 	    atomic_load(&g_stats.connections_active));

@@ -18,9 +18,13 @@
  *                      C_SignInit with them answer CKR_MECHANISM_INVALID.
  *                      Names as in pkcs11.h (the signing and hashing
  *                      ones) or 0x hex values; an unknown name is ignored
+ *   wedged             the module breaks as a whole, as ykcs11 does when
+ *                      pcscd restarts: every call answers CKR_DEVICE_ERROR,
+ *                      and goes on doing so after the line is gone, until
+ *                      C_Finalize + C_Initialize
  *
- * Every C_Login and C_Sign is counted in FAULT_P11_LOG (one line each), so
- * tests can see retries. */
+ * Every C_Login, C_Sign and C_Initialize is counted in FAULT_P11_LOG (one
+ * line each), so tests can see retries and re-initialisations. */
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
@@ -44,7 +48,9 @@ static struct {
 	long sign_delay_ms;
 	CK_MECHANISM_TYPE hide[HIDE_MAX];
 	unsigned n_hide;
+	int wedged;
 } F;
+static int broken; /* wedged since; lock held */
 
 static const struct {
 	const char *name;
@@ -153,11 +159,27 @@ static void refresh(void)
 			F.sign_delay_ms = atol(line + 14);
 		else if (strncmp(line, "hide_mech=", 10) == 0)
 			hide_parse(line + 10);
+		else if (strcmp(line, "wedged") == 0)
+			F.wedged = 1;
 	}
 	if (f != NULL)
 		fclose(f);
 out:
+	if (F.wedged)
+		broken = 1;
 	pthread_mutex_unlock(&lock);
+}
+
+/* Re-reads the control file; true while the module is wedged. */
+static int wedged(void)
+{
+	int b;
+
+	refresh();
+	pthread_mutex_lock(&lock);
+	b = broken;
+	pthread_mutex_unlock(&lock);
+	return b;
 }
 
 static void count(const char *what)
@@ -171,9 +193,23 @@ static void count(const char *what)
 	fclose(f);
 }
 
+static CK_RV w_Initialize(CK_VOID_PTR args)
+{
+	CK_RV rv = real->C_Initialize(args);
+
+	count("C_Initialize");
+	refresh();
+	pthread_mutex_lock(&lock);
+	if (rv == CKR_OK && !F.wedged)
+		broken = 0;
+	pthread_mutex_unlock(&lock);
+	return rv;
+}
+
 static CK_RV w_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR n)
 {
-	refresh();
+	if (wedged())
+		return CKR_DEVICE_ERROR;
 	if (F.removed && present) {
 		*n = 0;
 		return CKR_OK;
@@ -183,14 +219,16 @@ static CK_RV w_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR n
 
 static CK_RV w_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
-	refresh();
+	if (wedged())
+		return CKR_DEVICE_ERROR;
 	return F.removed ? CKR_TOKEN_NOT_PRESENT : real->C_GetTokenInfo(slot, info);
 }
 
 static CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app,
 			   CK_NOTIFY notify, CK_SESSION_HANDLE_PTR s)
 {
-	refresh();
+	if (wedged())
+		return CKR_DEVICE_ERROR;
 	return F.removed ? CKR_TOKEN_NOT_PRESENT :
 			   real->C_OpenSession(slot, flags, app, notify, s);
 }
@@ -198,8 +236,11 @@ static CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app,
 static CK_RV w_Login(CK_SESSION_HANDLE s, CK_USER_TYPE t, CK_UTF8CHAR_PTR pin,
 		     CK_ULONG len)
 {
-	refresh();
+	int b = wedged();
+
 	count("C_Login");
+	if (b)
+		return CKR_DEVICE_ERROR;
 	if (F.removed)
 		return CKR_DEVICE_REMOVED;
 	if (F.login)
@@ -209,7 +250,8 @@ static CK_RV w_Login(CK_SESSION_HANDLE s, CK_USER_TYPE t, CK_UTF8CHAR_PTR pin,
 
 static CK_RV w_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 {
-	refresh();
+	if (wedged())
+		return CKR_DEVICE_ERROR;
 	if (F.removed)
 		return CKR_DEVICE_REMOVED;
 	if (F.session)
@@ -270,8 +312,8 @@ static CK_RV w_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len,
 		    CK_BYTE_PTR sig, CK_ULONG_PTR sig_len)
 {
 	CK_RV rv;
+	int b = wedged();
 
-	refresh();
 	count("C_Sign");
 	if (F.sign_delay_ms > 0) {
 		struct timespec d = { F.sign_delay_ms / 1000,
@@ -279,6 +321,8 @@ static CK_RV w_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len,
 
 		nanosleep(&d, NULL);
 	}
+	if (b)
+		return CKR_DEVICE_ERROR;
 	if (F.removed)
 		return CKR_DEVICE_REMOVED;
 	rv = real->C_Sign(s, in, in_len, sig, sig_len);
@@ -287,7 +331,8 @@ static CK_RV w_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len,
 
 static CK_RV w_FindObjectsInit(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n)
 {
-	refresh();
+	if (wedged())
+		return CKR_DEVICE_ERROR;
 	if (F.removed)
 		return CKR_DEVICE_REMOVED;
 	if (F.session)
@@ -314,6 +359,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 		if (rv != CKR_OK)
 			return rv;
 		wrapped = *real;
+		wrapped.C_Initialize = w_Initialize;
 		wrapped.C_GetSlotList = w_GetSlotList;
 		wrapped.C_GetTokenInfo = w_GetTokenInfo;
 		wrapped.C_OpenSession = w_OpenSession;

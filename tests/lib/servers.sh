@@ -22,7 +22,8 @@ server_stop() {
 
 # nginx_start DIR PORT CAFILE CERT KEY [CRL [OCSP_RESPONSE]]: staples the
 # DER OCSP response when given (CRL may be ""); TLS 1.2 and 1.3 unless
-# NGINX_SSL_PROTOCOLS says otherwise (e.g. TLSv1.2); on /, answers
+# NGINX_SSL_PROTOCOLS says otherwise (e.g. TLSv1.2); idle keep-alive
+# connections are closed after NGINX_KEEPALIVE_TIMEOUT (75s); on /, answers
 # "dn=<client DN> verify=<result> proto=<protocol>"; /echo answers with the
 # POSTed body (up to 1 MiB); /files/ serves DIR/www.
 nginx_start() {
@@ -45,6 +46,7 @@ nginx_start() {
 	events { worker_connections ${NGINX_WORKER_CONNECTIONS:-1024}; }
 	http {
 	    access_log off;
+	    keepalive_timeout ${NGINX_KEEPALIVE_TIMEOUT:-75s};
 	    default_type application/octet-stream;
 	    client_body_temp_path $dir/body;
 	    proxy_temp_path $dir/proxy;
