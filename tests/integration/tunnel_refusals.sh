@@ -69,10 +69,17 @@ expect_start_failure() { # CONF REASON PATTERN
 	t_assert_contains "$T/start.log" "reason=$2 .*$3"
 	echo "ok: start-up refused: $2"
 }
+# A wrong PIN does not stop the agent (a service manager would restart it
+# and each start would spend a try): it says so, waits for a new PIN, and
+# mtls-agent --check fails on it.
 sed "s#file:$T/pin#env:WRONG_PIN#" "$T/base.conf" >"$T/wrongpin.conf"
-WRONG_PIN=999999 expect_start_failure "$T/wrongpin.conf" pin_incorrect \
-	'CKR_PIN_INCORRECT \(pkcs11:token=itoken\)'
+rc=0
+WRONG_PIN=999999 "$MTLS_AGENT" --check -c "$T/wrongpin.conf" >"$T/start.log" 2>&1 || rc=$?
+[ $rc -eq 1 ] || t_fail "mtls-agent --check with a wrong PIN exited $rc, expected 1"
+t_assert_contains "$T/start.log" 'event=token_locked token=soft reason=pin_incorrect .*CKR_PIN_INCORRECT \(pkcs11:token=itoken\)'
+t_assert_contains "$T/start.log" 'event=check_failed token=soft reason=pin_incorrect'
 grep -q 999999 "$T/start.log" && t_fail "the PIN was logged"
+echo "ok: --check refused: pin_incorrect"
 sed 's#object=dev-key;#object=missing-key;#' "$T/base.conf" >"$T/nokey.conf"
 expect_start_failure "$T/nokey.conf" key_not_found 'pkcs11:object=missing-key;type=private'
 sed 's#token=itoken#token=absent#' "$T/base.conf" >"$T/absent.conf"
