@@ -237,7 +237,11 @@ static mtls_err_t mech_load_locked(struct p11_token *t, struct mtls_error *err)
 		if (rv != CKR_OK)
 			break;
 		free(list);
-		list = calloc(n > 0 ? n : 1, sizeof(*list));
+		/* One more than asked for: p11-kit-client 0.24.1 (Debian
+		 * 12) removes mechanisms its RPC cannot carry with a memmove
+		 * of one element too many (mechanism_list_purge in
+		 * rpc-client.c), reading past the end of the list (ASan). */
+		list = calloc(n + 1, sizeof(*list));
 		if (list == NULL)
 			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 		rv = fn->C_GetMechanismList(t->slot, list, &n);

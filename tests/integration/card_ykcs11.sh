@@ -76,18 +76,21 @@ p12=$(t_free_port)
 s_server_start "$T/s12" "$p12" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key" -tls1_2
 pn=$(t_free_port)
 nginx_start "$T/ngx" "$pn" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
+pn12=$(t_free_port)
+NGINX_SSL_PROTOCOLS=TLSv1.2 nginx_start "$T/ngx12" "$pn12" "$T/ca/ca.pem" "$T/server.pem" "$T/server.key"
 for id in ec rsa sig; do
 	agent_conf_tunnel "$conf" ${id}13 "$T/${id}13.sock" "localhost:$p13" $id
 	agent_conf_tunnel "$conf" ${id}12 "$T/${id}12.sock" "localhost:$p12" $id
 	agent_conf_tunnel "$conf" ${id}n "$T/${id}n.sock" "localhost:$pn" $id
+	agent_conf_tunnel "$conf" ${id}n12 "$T/${id}n12.sock" "localhost:$pn12" $id
 done
 agent_start "$conf"
 
-check_nginx() { # SOCKET CN
+check_nginx() { # SOCKET CN PROTOCOL
 	local page
 	page=$(curl -sS --max-time 60 --unix-socket "$1" http://localhost/) ||
 		t_fail "$1: no answer"
-	[[ $page == "dn=CN=$2 verify=SUCCESS proto=TLSv1.3" ]] ||
+	[[ $page == "dn=CN=$2 verify=SUCCESS proto=$3" ]] ||
 		t_fail "$1: nginx saw '$page'"
 }
 s_server_check "$T/ec13.sock" card-ec TLSv1.3 ECDSA
@@ -96,7 +99,10 @@ s_server_check "$T/rsa13.sock" card-rsa TLSv1.3 RSA-PSS
 s_server_check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
 s_server_check "$T/sig13.sock" card-sig TLSv1.3 ECDSA
 s_server_check "$T/sig12.sock" card-sig TLSv1.2 ECDSA
-for id in ec rsa sig; do check_nginx "$T/${id}n.sock" card-$id; done
+for id in ec rsa sig; do
+	check_nginx "$T/${id}n.sock" card-$id TLSv1.3
+	check_nginx "$T/${id}n12.sock" card-$id TLSv1.2
+done
 echo "ok: 9a, 9c and 9e keys signed TLS 1.3 and 1.2 handshakes on the card"
 
 # Renewals: the next key on the card, in the other slot key_ids allows.
