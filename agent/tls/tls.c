@@ -555,6 +555,15 @@ mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err)
 	if (pthread_once(&serial_once, serial_init) != 0 || serial_idx < 0)
 		return mtls_error_set(err, MTLS_ERR_TLS,
 				      "no ex_data index for context serials");
+	/* wolfSSL 5.5.4 frees ctx->srp in every wolfSSL_CTX_free, before
+	 * and outside its reference count, without a lock: two threads
+	 * dropping their references to a shared context at once free it
+	 * twice (ASan, tunnel_relay at shutdown). Freed here, while the
+	 * context is still the caller's alone, later frees skip it; the agent
+	 * has no use for SRP. */
+	if (wolfSSL_CTX_up_ref(ctx) != WOLFSSL_SUCCESS)
+		return mtls_error_set(err, MTLS_ERR_TLS, "wolfSSL_CTX_up_ref");
+	wolfSSL_CTX_free(ctx);
 	serial = atomic_fetch_add(&serial_next, 1) + 1;
 	if (wolfSSL_CTX_set_ex_data(ctx, serial_idx, (void *)(uintptr_t)serial) !=
 	    WOLFSSL_SUCCESS)

@@ -48,7 +48,10 @@ void tls_ctx_free(WOLFSSL_CTX *ctx);
  * makes a new context, hence a new serial): what a session may be
  * resumed under. 0 for NULL or a context tls_ctx_new did not build. */
 unsigned long tls_ctx_serial(WOLFSSL_CTX *ctx);
-/* Gives ctx the next serial; tls_ctx_new does it. Public for tests. */
+/* Gives ctx the next serial and makes it safe to share between threads
+ * (wolfSSL 5.5.4's unlocked free of ctx->srp: see tls.c); call it on a
+ * fresh context no other thread holds yet. tls_ctx_new does it. Public
+ * for tests. */
 mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err);
 
 /* A client object on fd for the server name (a host name, or an IPv4 or

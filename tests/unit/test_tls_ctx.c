@@ -8,6 +8,9 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/memory.h>
+#include <wolfssl/wolfcrypt/srp.h>
+#include <stdlib.h>
 
 #include "tls.h"
 
@@ -86,10 +89,80 @@ static void test_serial_threads(void **state)
 	}
 }
 
+/* wolfSSL 5.5.4's wolfSSL_CTX_free frees ctx->srp (a block of
+ * sizeof(Srp)) at every call, unlocked, whatever the reference count: two
+ * threads dropping references to one shared context freed it twice. A
+ * tagged context has given it up already: the frees that share the
+ * context never touch it. */
+static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *srp_block;
+static int srp_frees;
+
+static void *hook_malloc(size_t n)
+{
+	void *p = malloc(n);
+
+	pthread_mutex_lock(&hook_lock);
+	if (n == sizeof(Srp) && srp_block == NULL)
+		srp_block = p;
+	pthread_mutex_unlock(&hook_lock);
+	return p;
+}
+
+static void hook_free(void *p)
+{
+	pthread_mutex_lock(&hook_lock);
+	if (p != NULL && p == srp_block)
+		srp_frees++;
+	pthread_mutex_unlock(&hook_lock);
+	free(p);
+}
+
+static void *hook_realloc(void *p, size_t n)
+{
+	return realloc(p, n);
+}
+
+static void *free_one(void *ctx)
+{
+	tls_ctx_free(ctx);
+	return NULL;
+}
+
+static void test_shared_free_leaves_srp(void **state)
+{
+	wolfSSL_Malloc_cb om;
+	wolfSSL_Free_cb of;
+	wolfSSL_Realloc_cb orr;
+	WOLFSSL_CTX *ctx;
+	pthread_t a, b;
+	int frees_at_tag;
+
+	(void)state;
+	assert_int_equal(wolfSSL_GetAllocators(&om, &of, &orr), 0);
+	assert_int_equal(wolfSSL_SetAllocators(hook_malloc, hook_free, hook_realloc), 0);
+	ctx = ctx_new();
+	assert_non_null(srp_block); /* this build does allocate it */
+	assert_int_equal(tls_ctx_tag(ctx, NULL), MTLS_OK);
+	frees_at_tag = srp_frees;
+	assert_int_equal(frees_at_tag, 1);
+	/* Shared by three: two threads drop theirs at once, then the last. */
+	assert_int_equal(wolfSSL_CTX_up_ref(ctx), WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_CTX_up_ref(ctx), WOLFSSL_SUCCESS);
+	assert_int_equal(pthread_create(&a, NULL, free_one, ctx), 0);
+	assert_int_equal(pthread_create(&b, NULL, free_one, ctx), 0);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	tls_ctx_free(ctx);
+	assert_int_equal(srp_frees, frees_at_tag);
+	assert_int_equal(wolfSSL_SetAllocators(om, of, orr), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serial_unique),
+		cmocka_unit_test(test_shared_free_leaves_srp),
 		cmocka_unit_test(test_serial_threads),
 	};
 	int rc;
