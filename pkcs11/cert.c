@@ -81,33 +81,6 @@ mtls_err_t p11_certs_read(struct p11_token *t, const char *uri,
 	return r;
 }
 
-mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
-			 size_t *der_len, struct mtls_error *err)
-{
-	uint8_t *all[2];
-	size_t len[2];
-	unsigned n;
-	mtls_err_t r;
-
-	*der = NULL;
-	r = p11_certs_read(t, uri, all, len, 2, &n, err);
-	if (r != MTLS_OK)
-		return r;
-	if (n > 1) {
-		char shown[P11_URI_MAX];
-
-		p11_uri_redact(uri, shown, sizeof(shown));
-		free(all[0]);
-		free(all[1]);
-		return mtls_error_set(err, MTLS_ERR_AMBIGUOUS,
-				      "several certificates match %s; add "
-				      "object=", shown);
-	}
-	*der = all[0];
-	*der_len = len[0];
-	return MTLS_OK;
-}
-
 struct create_call {
 	CK_ATTRIBUTE *a;
 	CK_ULONG n;

@@ -14,7 +14,6 @@ struct keygen_call {
 	CK_ATTRIBUTE *pub, *priv;
 	CK_ULONG npub, npriv;
 	int unsafe;	   /* the token made a key that could leave it */
-	int without_extr; /* the template had to go without CKA_EXTRACTABLE */
 };
 
 /* Keeps a key only if the token says it cannot leave: some tokens
@@ -73,7 +72,6 @@ static CK_RV keygen_on(struct p11_token *t, CK_SESSION_HANDLE s, void *ctx)
 	c->npub = template_without(c->pub, c->npub, CKA_LABEL, CKA_LABEL);
 	if (npriv == c->npriv)
 		return rv;
-	c->without_extr = 1;
 	return keygen_checked(t, s, c, npriv);
 }
 

@@ -236,9 +236,6 @@ mtls_err_t p11_keygen(struct p11_token *t, enum p11_key_type type,
 mtls_err_t p11_certs_read(struct p11_token *t, const char *uri,
 			  uint8_t **der, size_t *der_len, unsigned max,
 			  unsigned *n, struct mtls_error *err);
-/* Reads the one certificate the URI names; *der is malloc'd. */
-mtls_err_t p11_cert_read(struct p11_token *t, const char *uri, uint8_t **der,
-			 size_t *der_len, struct mtls_error *err);
 /* Stores a certificate object (CKC_X_509) beside the key with this id;
  * its label is the object= of label_uri (a pkcs11: URI) when given. */
 mtls_err_t p11_cert_store(struct p11_token *t, const uint8_t *der,

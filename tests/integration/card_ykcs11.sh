@@ -45,6 +45,7 @@ cat >>"$conf" <<-EOF
 	exec = $exec_ca $T/ca 3600
 	issuer_ca = $T/ca/ca.pem
 	subject = CN=card-ec
+	cert_file = $T/ec-chain.pem
 	; 9a and the first retired slot (82)
 	key_ids = 01, 05
 	EOF
@@ -108,15 +109,21 @@ echo "ok: 9a, 9c and 9e keys signed TLS 1.3 and 1.2 handshakes on the card"
 # Renewals: the next key on the card, in the other slot key_ids allows.
 serial_of() { openssl x509 -noout -serial -in "$1" | cut -d= -f2; }
 renew_to() { # GENERATION ID: renews ec, then checks where its key is
-	local gen=$1 id=$2 page
+	local gen=$1 id=$2 page want seen
 	agent_log_mark
 	"$MTLSCTL" -c "$conf" renew ec >/dev/null
 	agent_log_wait "event=renewed identity=ec generation=$gen" 120
+	# The new generation serves from the reload the renewal asks for.
+	agent_log_wait "event=reload result=ok" 60
 	"$MTLSCTL" -c "$conf" key-info ec >"$T/ec.info.$gen"
 	t_assert_contains "$T/ec.info.$gen" "id: $id"
 	t_assert_contains "$T/ec.info.$gen" "sensitive: yes"
 	page=$(curl -sS --max-time 60 --unix-socket "$T/ec13.sock" http://localhost/)
 	grep -qE "Subject: CN ?= ?card-ec\$" <<<"$page" || t_fail "generation $gen: wrong client"
+	# the certificate issued for this generation (by serial)
+	want=$(serial_of "$T/ec-chain.pem")
+	seen=$(sed -n 's/^ *Serial Number: [0-9]* (0x\([0-9a-fA-F]*\))$/\1/p' <<<"$page" | tr a-f A-F)
+	[ "$seen" = "$want" ] || t_fail "generation $gen: s_server saw serial $seen, not $want"
 	grep -q "^Peer signature type: ECDSA\$" <<<"$page" || t_fail "generation $gen: not ECDSA"
 }
 renew_to 1 05

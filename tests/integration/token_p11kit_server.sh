@@ -141,6 +141,8 @@ renew_now() { # GENERATION
 	"$MTLSCTL" -c "$conf" renew dev --now >"$T/renew.$1.out" 2>&1 ||
 		t_fail "mtlsctl renew: $(cat "$T/renew.$1.out")"
 	agent_log_wait "event=renewed identity=dev generation=$1" 60
+	# The new generation serves from the reload the renewal asks for.
+	agent_log_wait "event=reload result=ok" 60
 	host_objs >"$T/objs.$1"
 	grep -A4 "label: *dev-g$1\$" "$T/objs.$1" |
 		grep -c 'Access: *sensitive, always sensitive, never extractable' >/dev/null ||
