@@ -15,10 +15,9 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/agent.sh"
 . "$(dirname "$0")/../lib/card.sh"
-. "$(dirname "$0")/../lib/slow_token.sh"
+. "$(dirname "$0")/../lib/fault.sh"
 
 t_init card_slow
-: "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
 card_up "$T/card"
 pki_ca "$T/ca" "Card CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
@@ -56,9 +55,7 @@ echo "card session: 30 handshakes one after another in $seq_ms ms ($((30000 / se
 agent_stop
 
 # 300 ms more per signature: the established transfer is not held up.
-export FAULT_P11_MODULE=$CARD_YKCS11 FAULT_P11_CONTROL=$T/fault.ctl FAULT_P11_LOG=$T/fault.calls
-: >"$T/fault.ctl"
-fault() { printf '%s\n' "$@" >"$T/fault.ctl.new" && mv "$T/fault.ctl.new" "$T/fault.ctl"; }
+fault_init "$CARD_YKCS11"
 sed -i -e "s#^module = .*#module = $FAULT_MODULE#" -e '/^max_sessions/d' "$conf"
 agent_start "$conf"
 [[ $(req) == *"dn=CN=slow-card"* ]] || t_fail "baseline request through faultmod"

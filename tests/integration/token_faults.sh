@@ -11,15 +11,12 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/pki.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/agent.sh"
-. "$(dirname "$0")/../lib/slow_token.sh"
+. "$(dirname "$0")/../lib/fault.sh"
 
 t_init token_faults
-: "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
 softhsm_init itoken 87654321 tPIN-4711xq
 printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
-export FAULT_P11_MODULE=$SOFTHSM_MODULE FAULT_P11_CONTROL=$T/fault.ctl FAULT_P11_LOG=$T/fault.calls
-: >"$T/fault.ctl"
-fault() { printf '%s\n' "$@" >"$T/fault.ctl.new" && mv "$T/fault.ctl.new" "$T/fault.ctl"; }
+fault_init "$SOFTHSM_MODULE"
 pki_ca "$T/ca" "Fault CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 port=$(t_free_port)
@@ -70,7 +67,7 @@ fd1=$(fds) th1=$(threads)
 echo "ok: recovered by itself when the token returned (fds $fd0 -> $fd1, threads $th0 -> $th1)"
 
 # 2. A slow token: established connections keep their rate
-#    (tests/lib/slow_token.sh).
+#    (tests/lib/fault.sh).
 slow_token_check 300 16
 # 3. A PIN the token refuses: one C_Login, then no retry loop.
 logins() { grep -c C_Login "$T/fault.calls" || true; }

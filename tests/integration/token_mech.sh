@@ -17,14 +17,12 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/pki.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/agent.sh"
+. "$(dirname "$0")/../lib/fault.sh"
 
 t_init token_mech
-: "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
 softhsm_init mtoken 87654321 mPIN-8312zk
 printf 'mPIN-8312zk\n' >"$T/pin" && chmod 600 "$T/pin"
-export FAULT_P11_MODULE=$SOFTHSM_MODULE FAULT_P11_CONTROL=$T/fault.ctl FAULT_P11_LOG=$T/fault.calls
-: >"$T/fault.ctl"
-fault() { printf '%s\n' "$@" >"$T/fault.ctl.new" && mv "$T/fault.ctl.new" "$T/fault.ctl"; }
+fault_init "$SOFTHSM_MODULE"
 pki_ca "$T/ca" "Mech CA"
 pki_server_cert "$T/ca" "$T/server" localhost "DNS:localhost"
 # Either version: the agent's offer decides which one runs.

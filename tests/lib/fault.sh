@@ -1,9 +1,27 @@
+# The fault-injecting PKCS#11 module (tests/faultmod) for a test: its
+# path, its control file and call log under $T, and the faults. Sourced
+# after common.sh.
+
+# ctest sets FAULT_MODULE; by hand, the build next to this tree.
+: "${FAULT_MODULE:=$BUILD/tests/faultmod/faultp11.so}"
+
+# fault_init REAL_MODULE: faultmod wraps REAL_MODULE, with no fault yet;
+# calls are counted in $T/fault.calls.
+fault_init() {
+	export FAULT_P11_MODULE=$1 FAULT_P11_CONTROL=$T/fault.ctl FAULT_P11_LOG=$T/fault.calls
+	: >"$T/fault.ctl"
+}
+
+# fault [LINE...]: the faults from now on (none without arguments),
+# replaced at once (faultmod reads the file again when it changes).
+fault() { printf '%s\n' "$@" >"$T/fault.ctl.new" && mv "$T/fault.ctl.new" "$T/fault.ctl"; }
+
 # slow_token_check DELAY_MS N: with every signature DELAY_MS slower (the
 # test's fault function: tests/faultmod), a 200 MiB transfer through the
 # tunnel "web" ($T/web.sock, nginx serving files/big.bin) keeps its rate
 # while N new handshakes queue beside it. The rate alone is measured before
 # and after, and the slower one counts: other tests running beside this one
-# change the machine's speed. Needs fault(), req() and $T from the test.
+# change the machine's speed. Needs req() from the test.
 slow_token_check() {
 	local delay=$1 n=$2 base_ms after_ms slow_ms max_hs s first total i
 	local pids=()
