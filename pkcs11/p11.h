@@ -73,8 +73,9 @@ struct p11_key_flags {
 struct p11_token_status {
 	int present;       /* token found in a slot */
 	int logged_in;
-	int login_blocked; /* the last PIN tried was refused */
-	int pin_refused;   /* a refused PIN is remembered: never tried again */
+	/* The last PIN was refused, or was not tried because the token
+	 * refused it before (in this process or, for a PIN file, earlier). */
+	int pin_refused;
 	/* The token's retry counter flags (CKF_USER_PIN_COUNT_LOW, _FINAL_TRY,
 	 * _LOCKED), read from the token now. */
 	int pin_count_low, pin_final_try, pin_locked;
@@ -130,13 +131,11 @@ typedef void (*p11_pin_observer)(const char *token_uri,
 void p11_set_pin_observer(p11_pin_observer fn);
 
 /* Log in now (at start-up) so that a wrong PIN shows before traffic.
- * A PIN the token refused is never sent again in this process (only a
- * different one is), the last try (CKF_USER_PIN_FINAL_TRY) is left to a
+ * A PIN the token refused is never sent again in this process, nor after
+ * a restart when it came from an unchanged PIN file (only a different one
+ * is), the last try (CKF_USER_PIN_FINAL_TRY) is left to a
  * person (mtlsctl unlock), and a locked PIN is not tried. */
 mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err);
-/* Clears the "last PIN refused" mark shown in status; the refused PIN
- * itself stays remembered and is not tried again. */
-void p11_token_unblock(struct p11_token *t);
 /* A PIN handed over at run time (mtlsctl unlock): kept locked in memory,
  * used instead of the PIN source, tried now. */
 mtls_err_t p11_token_unlock(struct p11_token *t, const struct mtls_secret *pin,

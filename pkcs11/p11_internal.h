@@ -73,7 +73,8 @@ struct p11_token {
 	char pin_key[160]; /* the physical token, for the refused-PIN memory */
 	CK_FLAGS pin_flags_seen; /* CKF_USER_PIN_* last reported */
 	int logged_in;
-	int login_blocked; /* the last PIN tried was refused */
+	int login_blocked; /* the last PIN was refused or not tried (refused
+			    * before): status's pin_refused */
 	int so_busy;	   /* an SO operation owns the token's login */
 	/* Bumped whenever sessions are dropped: cached handles of an older
 	 * generation are stale and must be found again. */
@@ -186,7 +187,6 @@ int p11_pin_refusal_known(const char *key, const struct p11_pin_origin *o);
 int p11_pin_was_refused(const char *key, const struct mtls_secret *pin);
 void p11_pin_refused(const char *key, const struct mtls_secret *pin);
 void p11_pin_accepted(const char *key);
-int p11_pin_refused_any(const char *key);
 mtls_err_t p11_pin_from_source(const char *source, struct mtls_secret *pin,
 			       struct mtls_error *err);
 

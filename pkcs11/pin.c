@@ -269,16 +269,6 @@ int p11_pin_was_refused(const char *key, const struct mtls_secret *pin)
 	return same;
 }
 
-int p11_pin_refused_any(const char *key)
-{
-	int i;
-
-	pthread_mutex_lock(&refused_lock);
-	i = refused_find(key);
-	pthread_mutex_unlock(&refused_lock);
-	return i >= 0;
-}
-
 void p11_pin_refused(const char *key, const struct mtls_secret *pin)
 {
 	int i;

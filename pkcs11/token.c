@@ -707,12 +707,6 @@ mtls_err_t p11_token_login(struct p11_token *t, struct mtls_error *err)
 	return r;
 }
 
-void p11_token_unblock(struct p11_token *t)
-{
-	pthread_mutex_lock(&t->lock);
-	t->login_blocked = 0;
-	pthread_mutex_unlock(&t->lock);
-}
 
 void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 {
@@ -723,7 +717,6 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 		token_reset(t);
 	st->present = t->present;
 	st->logged_in = t->logged_in;
-	st->login_blocked = t->login_blocked;
 	st->slot_id = t->slot;
 	st->sessions_open = t->n_open;
 	st->sessions_idle = t->n_idle;
@@ -733,7 +726,7 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 	st->pin_count_low = (t->info.flags & CKF_USER_PIN_COUNT_LOW) != 0;
 	st->pin_final_try = (t->info.flags & CKF_USER_PIN_FINAL_TRY) != 0;
 	st->pin_locked = (t->info.flags & CKF_USER_PIN_LOCKED) != 0;
-	st->pin_refused = t->present && p11_pin_refused_any(t->pin_key);
+	st->pin_refused = t->login_blocked;
 	if (t->present) {
 		token_info_fixed(t->info.label, sizeof(t->info.label),
 				 st->label);

@@ -81,6 +81,7 @@ agent_stop
 agent_start "$conf"
 agent_log_wait "event=token_locked token=card reason=pin_incorrect detail=.*refused this PIN before" 30
 tries 4 "after a restart with the same PIN file"
+status_has pin_refused true
 # mtls-agent --check says so, without a try either.
 "$MTLS_AGENT" --check -c "$conf" >"$T/check.out" 2>&1 && t_fail "--check passed with a refused PIN"
 t_assert_contains "$T/check.out" "event=check_failed token=card reason=pin_incorrect"
