@@ -52,12 +52,7 @@ agent_start "$conf"
 grep -q "event=token_open token=card module=$CARD_OPENSC" "$T/agent.log" ||
 	t_fail "the agent did not open the card through OpenSC"
 
-s_server_check "$T/ec13.sock" osc-ec TLSv1.3 ECDSA
-s_server_check "$T/ec12.sock" osc-ec TLSv1.2 ECDSA
-s_server_check "$T/rsa13.sock" osc-rsa TLSv1.3 RSA-PSS
-s_server_check "$T/rsa12.sock" osc-rsa TLSv1.2 RSA
-s_server_check "$T/sig13.sock" osc-sig TLSv1.3 ECDSA
-s_server_check "$T/sig12.sock" osc-sig TLSv1.2 ECDSA
+card_check_slots osc
 echo "ok: OpenSC signed with 9a, 9c and 9e: TLS 1.3 and 1.2"
 
 agent_log_mark

@@ -94,12 +94,7 @@ check_nginx() { # SOCKET CN PROTOCOL
 	[[ $page == "dn=CN=$2 verify=SUCCESS proto=$3" ]] ||
 		t_fail "$1: nginx saw '$page'"
 }
-s_server_check "$T/ec13.sock" card-ec TLSv1.3 ECDSA
-s_server_check "$T/ec12.sock" card-ec TLSv1.2 ECDSA
-s_server_check "$T/rsa13.sock" card-rsa TLSv1.3 RSA-PSS
-s_server_check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
-s_server_check "$T/sig13.sock" card-sig TLSv1.3 ECDSA
-s_server_check "$T/sig12.sock" card-sig TLSv1.2 ECDSA
+card_check_slots card
 for id in ec rsa sig; do
 	check_nginx "$T/${id}n.sock" card-$id TLSv1.3
 	check_nginx "$T/${id}n12.sock" card-$id TLSv1.2

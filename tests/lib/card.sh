@@ -97,3 +97,15 @@ card_conf_identity() {
 	ca = $5
 	EOF
 }
+
+# card_check_slots CN_PREFIX: through the tunnels $T/{ec,rsa,sig}{13,12}.sock
+# (9a EC, 9e RSA, 9c EC) to s_server, TLS 1.3 and 1.2: the client
+# CN_PREFIX-ec/-rsa/-sig and the signature each key makes (servers.sh).
+card_check_slots() {
+	s_server_check "$T/ec13.sock" "$1-ec" TLSv1.3 ECDSA
+	s_server_check "$T/ec12.sock" "$1-ec" TLSv1.2 ECDSA
+	s_server_check "$T/rsa13.sock" "$1-rsa" TLSv1.3 RSA-PSS
+	s_server_check "$T/rsa12.sock" "$1-rsa" TLSv1.2 RSA
+	s_server_check "$T/sig13.sock" "$1-sig" TLSv1.3 ECDSA
+	s_server_check "$T/sig12.sock" "$1-sig" TLSv1.2 ECDSA
+}
