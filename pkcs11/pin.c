@@ -307,17 +307,40 @@ void p11_pin_accepted(const char *key)
  * token and the file's identity (device, inode, size, mtime, ctime) in one
  * line each of a 0600 file in the agent's state folder. No PIN and nothing
  * derived from it is written: the same file, unchanged, is the same PIN;
- * any change to it is a new one. */
+ * any change to it is a new one. The file is read once, when its path is
+ * set, and written from memory when a refusal comes or goes: logins (one
+ * per signature for CKA_ALWAYS_AUTHENTICATE keys) do no file I/O. It is
+ * the agent's own: nothing else writes it. */
 #define REFUSALS_LINE_MAX 1400
+#define REFUSALS_MAX 16
 
 static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
 static char refusals_path[1024];
+static char refusals[REFUSALS_MAX][REFUSALS_LINE_MAX];
+static unsigned n_refusals;
 
 void p11_pin_refusals_file(const char *path)
 {
+	char line[REFUSALS_LINE_MAX];
+	FILE *in;
+
+	if (path == NULL)
+		path = "";
 	pthread_mutex_lock(&refusals_lock);
-	snprintf(refusals_path, sizeof(refusals_path), "%s",
-		 path != NULL ? path : "");
+	if (strcmp(path, refusals_path) == 0) { /* a reload: memory holds */
+		pthread_mutex_unlock(&refusals_lock);
+		return;
+	}
+	snprintf(refusals_path, sizeof(refusals_path), "%s", path);
+	n_refusals = 0;
+	in = path[0] != '\0' ? fopen(path, "re") : NULL;
+	while (in != NULL && n_refusals < REFUSALS_MAX &&
+	       fgets(line, sizeof(line), in) != NULL)
+		if (strchr(line, '\n') != NULL && strchr(line, '\t') != NULL)
+			snprintf(refusals[n_refusals++], REFUSALS_LINE_MAX, "%s",
+				 line);
+	if (in != NULL)
+		fclose(in);
 	pthread_mutex_unlock(&refusals_lock);
 }
 
@@ -330,28 +353,34 @@ static void origin_line(const char *key, const struct p11_pin_origin *o,
 		 o->dev, o->ino, o->size, o->mtime_ns, o->ctime_ns);
 }
 
-/* Rewrites the file without key's line, plus add (a line) if given;
- * refusals_lock held. Best effort: the in-process memory still holds. */
-static void refusals_rewrite(const char *key, const char *add)
+/* Drops key's lines from memory; how many; refusals_lock held. */
+static unsigned refusals_drop(const char *key)
 {
-	char tmp[1100], line[REFUSALS_LINE_MAX];
 	size_t klen = strlen(key);
-	FILE *in, *out;
+	unsigned kept = 0, n = n_refusals;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (strncmp(refusals[i], key, klen) == 0 &&
+		    refusals[i][klen] == '\t')
+			continue;
+		if (kept != i)
+			memcpy(refusals[kept], refusals[i], REFUSALS_LINE_MAX);
+		kept++;
+	}
+	n_refusals = kept;
+	return n - kept;
+}
+
+/* Writes the lines in memory to the file, atomically; refusals_lock
+ * held. Best effort: the in-process memory still holds. */
+static void refusals_save(void)
+{
+	char tmp[1100];
+	FILE *out;
 	int fd;
 
 	if (refusals_path[0] == '\0')
 		return;
-	if (add == NULL) { /* nothing to drop: no write */
-		int found = 0;
-
-		in = fopen(refusals_path, "re");
-		while (in != NULL && !found && fgets(line, sizeof(line), in))
-			found = strncmp(line, key, klen) == 0 && line[klen] == '\t';
-		if (in != NULL)
-			fclose(in);
-		if (!found)
-			return;
-	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", refusals_path);
 	(void)unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
@@ -364,14 +393,8 @@ static void refusals_rewrite(const char *key, const char *add)
 		(void)unlink(tmp);
 		return;
 	}
-	in = fopen(refusals_path, "re");
-	while (in != NULL && fgets(line, sizeof(line), in) != NULL)
-		if (!(strncmp(line, key, klen) == 0 && line[klen] == '\t'))
-			fputs(line, out);
-	if (in != NULL)
-		fclose(in);
-	if (add != NULL)
-		fputs(add, out);
+	for (unsigned i = 0; i < n_refusals; i++)
+		fputs(refusals[i], out);
 	if (fflush(out) != 0 || fsync(fileno(out)) != 0) {
 		fclose(out);
 		(void)unlink(tmp);
@@ -384,38 +407,39 @@ static void refusals_rewrite(const char *key, const char *add)
 
 void p11_pin_refusal_record(const char *key, const struct p11_pin_origin *o)
 {
-	char line[REFUSALS_LINE_MAX];
-
 	if (o->file[0] == '\0')
 		return;
-	origin_line(key, o, line, sizeof(line));
 	pthread_mutex_lock(&refusals_lock);
-	refusals_rewrite(key, line);
+	(void)refusals_drop(key);
+	if (n_refusals == REFUSALS_MAX) { /* the oldest goes */
+		memmove(refusals[0], refusals[1],
+			(REFUSALS_MAX - 1) * (size_t)REFUSALS_LINE_MAX);
+		n_refusals--;
+	}
+	origin_line(key, o, refusals[n_refusals++], REFUSALS_LINE_MAX);
+	refusals_save();
 	pthread_mutex_unlock(&refusals_lock);
 }
 
 void p11_pin_refusal_clear(const char *key)
 {
 	pthread_mutex_lock(&refusals_lock);
-	refusals_rewrite(key, NULL);
+	if (refusals_drop(key) > 0)
+		refusals_save();
 	pthread_mutex_unlock(&refusals_lock);
 }
 
 int p11_pin_refusal_known(const char *key, const struct p11_pin_origin *o)
 {
-	char want[REFUSALS_LINE_MAX], line[REFUSALS_LINE_MAX];
+	char want[REFUSALS_LINE_MAX];
 	int found = 0;
-	FILE *in;
 
 	if (o->file[0] == '\0')
 		return 0;
 	origin_line(key, o, want, sizeof(want));
 	pthread_mutex_lock(&refusals_lock);
-	in = refusals_path[0] != '\0' ? fopen(refusals_path, "re") : NULL;
-	while (in != NULL && !found && fgets(line, sizeof(line), in) != NULL)
-		found = strcmp(line, want) == 0;
-	if (in != NULL)
-		fclose(in);
+	for (unsigned i = 0; i < n_refusals && !found; i++)
+		found = strcmp(refusals[i], want) == 0;
 	pthread_mutex_unlock(&refusals_lock);
 	return found;
 }
