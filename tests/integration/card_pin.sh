@@ -71,6 +71,15 @@ printf '654321\n' | "$MTLSCTL" -c "$conf" unlock card >"$T/unlock.out" 2>&1 &&
 	t_fail "unlock with the refused PIN succeeded"
 t_assert_contains "$T/unlock.out" "refused this PIN before"
 tries 4 "after 3 handshakes, 2 reloads and an unlock with the same wrong PIN"
+# What the agent keeps of the refusal is its own: 0600, and another local
+# user cannot read it (nor would it find a PIN in it).
+[ "$(stat -c %a "$T/state/pin-refusals")" = 600 ] || t_fail "pin-refusals mode $(stat -c %a "$T/state/pin-refusals")"
+grep -q 654321 "$T/state/pin-refusals" && t_fail "the refused PIN is in pin-refusals"
+chmod 711 "$T"
+if setpriv --reuid=65534 --regid=65534 --clear-groups -- cat "$T/state/pin-refusals" >/dev/null 2>&1; then
+	t_fail "uid 65534 read the agent's pin-refusals"
+fi
+chmod 700 "$T"
 "$MTLSCTL" -c "$conf" status >"$T/status.txt"
 t_assert_contains "$T/status.txt" "PIN REFUSED"
 status_has pin_refused true

@@ -37,6 +37,17 @@ fi
 t_assert_contains "$T/noso.out" so_pin_source
 [ "$(card_pin_tries)" = 5 ] || t_fail "PIN tries after the refused keygen: $(card_pin_tries)"
 
+# The management key obeys the PIN's rules: readable by others, refused
+# before it reaches the card.
+card_conf "$T/wideso.conf" card "$CARD_YKCS11" "$CARD_YKCS11_URI"
+card_conf_identity "$T/wideso.conf" ec card 01 "$T/ca/ca.pem"
+chmod 644 "$T/card.mgmt"
+if "$MTLSCTL" -c "$T/wideso.conf" keygen ec >"$T/wideso.out" 2>&1; then
+	t_fail "keygen with a world-readable management key file succeeded"
+fi
+t_assert_contains "$T/wideso.out" "card.mgmt: PIN file mode 0644 is group or world accessible"
+chmod 600 "$T/card.mgmt"
+
 conf=$T/agent.conf
 card_conf "$conf" card "$CARD_YKCS11" "$CARD_YKCS11_URI"
 card_conf_identity "$conf" ec card 01 "$T/ca/ca.pem"
