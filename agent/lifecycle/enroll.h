@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "https.h"
 #include "identity.h"
 #include "mtls_err.h"
 
@@ -44,12 +45,6 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 /* Base64 (line breaks allowed) certs-only PKCS#7 -> PEM chain. */
 mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
 			    struct mtls_error *err);
-/* An HTTP/1.x response: status, Retry-After (0 if absent or no number,
- * at most EST_RETRY_AFTER_MAX), body (de-chunked, in place). */
-int http_response_parse(char *buf, size_t len, int *status, int *retry_after,
-			char **body, size_t *body_len);
-/* What the parser keeps of a Retry-After: a day; more is no answer. */
-#define EST_RETRY_AFTER_MAX 86400
 /* The wait after a 202 that asked for `asked` seconds (0: said nothing):
  * 60 s if it said nothing, never more than the identity's retry_max. */
 int est_retry_after(const struct cfg_renew *r, int asked);

@@ -6,51 +6,20 @@
 #include "enroll.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/coding.h>
-#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/pkcs7.h>
 
-#include "mtls_clock.h"
 #include "mtls_secret.h"
 #include "p11.h"
-#include "tls.h"
-
-#define EST_TIMEOUT_SEC 30
 
 /* HTTP Basic: "user:password", at most EST_BASIC_PLAIN_MAX bytes, and room
  * for its base64 and the NUL after it. */
 #define EST_BASIC_PLAIN_MAX (MTLS_SECRET_MAX + 129)
 #define EST_BASIC_B64_MAX (4 * ((EST_BASIC_PLAIN_MAX + 2) / 3) + 1)
-
-/* Retry-After (RFC 9110 10.2.3) as delta-seconds; an HTTP-date, a sign or
- * anything else is no number and counts as absent. Saturates at
- * EST_RETRY_AFTER_MAX rather than overflow; est_retry_after bounds it. */
-static int parse_retry_after(const char *v)
-{
-	long n = 0;
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	if (!isdigit((unsigned char)*v))
-		return 0;
-	for (; isdigit((unsigned char)*v); v++)
-		if (n <= EST_RETRY_AFTER_MAX)
-			n = n * 10 + (*v - '0');
-	while (*v == ' ' || *v == '\t')
-		v++;
-	if (*v != '\r' && *v != '\n' && *v != '\0')
-		return 0;
-	return n > EST_RETRY_AFTER_MAX ? EST_RETRY_AFTER_MAX : (int)n;
-}
 
 int est_retry_after(const struct cfg_renew *r, int asked)
 {
@@ -62,89 +31,6 @@ int est_retry_after(const struct cfg_renew *r, int asked)
 	if (r->sched.retry_max > 0 && wait > r->sched.retry_max)
 		wait = (int)r->sched.retry_max;
 	return wait;
-}
-
-static int tcp_connect(const char *host, uint16_t port)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	struct timeval tv = { EST_TIMEOUT_SEC, 0 };
-	char p[8];
-	int fd = -1;
-
-	snprintf(p, sizeof(p), "%u", port);
-	if (getaddrinfo(host, p, &hints, &res) != 0)
-		return -1;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-/* Finds the end of the header; decodes a chunked body in place. */
-int http_response_parse(char *buf, size_t len, int *status, int *retry_after,
-			char **body, size_t *body_len)
-{
-	char *hend = NULL, *line, *p;
-	size_t clen = (size_t)-1;
-	int chunked = 0;
-
-	*retry_after = 0;
-	for (size_t i = 0; i + 3 < len; i++)
-		if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
-			hend = buf + i;
-			break;
-		}
-	if (hend == NULL || sscanf(buf, "HTTP/1.%*d %3d", status) != 1)
-		return -1;
-	*hend = '\0';
-	for (line = strstr(buf, "\r\n"); line != NULL; line = strstr(line, "\r\n")) {
-		line += 2;
-		if (strncasecmp(line, "Content-Length:", 15) == 0)
-			clen = strtoul(line + 15, NULL, 10);
-		else if (strncasecmp(line, "Retry-After:", 12) == 0)
-			*retry_after = parse_retry_after(line + 12);
-		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0 &&
-			 strstr(line, "chunked") != NULL)
-			chunked = 1;
-	}
-	*body = hend + 4;
-	*body_len = len - (size_t)(*body - buf);
-	if (chunked) {
-		char *in = *body, *end = *body + *body_len, *o = *body;
-
-		for (;;) {
-			char *e;
-			unsigned long n = strtoul(in, &e, 16);
-
-			if (e == in || (p = strstr(e, "\r\n")) == NULL || p >= end)
-				return -1;
-			in = p + 2;
-			if (n == 0)
-				break;
-			if (n > (size_t)(end - in))
-				return -1;
-			memmove(o, in, n);
-			o += n;
-			in += n + 2;
-			if (in > end)
-				return -1;
-		}
-		*body_len = (size_t)(o - *body);
-	} else if (clen != (size_t)-1) {
-		if (clen > *body_len)
-			return -1;
-		*body_len = clen;
-	}
-	return 0;
 }
 
 mtls_err_t est_certs_to_pem(const char *b64, size_t len, char **pem,
@@ -233,129 +119,33 @@ static char *pem_body(const char *pem)
 	return out;
 }
 
-/* One HTTPS exchange; *answer is malloc'd and NUL-terminated. */
+/* One HTTPS exchange with the EST server: server-authenticated, and with
+ * client an identity whose certificate authenticates us (mutual TLS). */
 static mtls_err_t est_exchange(const struct cfg_renew *r,
-			       struct identity *current, const char *method,
+			       struct identity *client, const char *method,
 			       const char *op, const char *body,
-			       const char *basic, char **answer, size_t *len,
-			       struct mtls_error *err)
+			       const char *basic, char **raw,
+			       struct http_answer *a, struct mtls_error *err)
 {
-	WOLFSSL_CTX *ctx = NULL;
-	WOLFSSL *ssl = NULL;
-	struct tls_conn tc = { .id = current };
-	char head[1024];
-	size_t got = 0;
-	uint64_t deadline;
-	mtls_err_t ret = MTLS_OK;
-	int fd = -1, n;
+	struct https_target t = { r->est_host, r->est_port, r->est_ca, client };
+	char path[HTTP_URL_MAX], extra[EST_BASIC_B64_MAX + 80];
+	mtls_err_t ret;
+	int n;
 
-	*answer = NULL;
-	if (current != NULL) {
-		ret = tls_ctx_new(current, r->est_ca, 12, NULL, &ctx, err);
-	} else {
-		ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
-		if (ctx == NULL ||
-		    wolfSSL_CTX_load_verify_locations(ctx, r->est_ca, NULL) !=
-			    WOLFSSL_SUCCESS)
-			ret = mtls_error_set(err, MTLS_ERR_CONFIG,
-					     "est_ca %s: no usable CA", r->est_ca);
-		else
-			wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
-	}
-	if (ret != MTLS_OK)
-		goto out;
-	fd = tcp_connect(r->est_host, r->est_port);
-	if (fd < 0) {
-		ret = mtls_error_set(err, MTLS_ERR_CONNECT, "EST server %s:%u: %s",
-				     r->est_host, r->est_port, strerror(errno));
-		goto out;
-	}
-	ret = tls_new(ctx, &tc, fd, r->est_host, NULL, &ssl, err);
-	if (ret != MTLS_OK)
-		goto out;
-	n = wolfSSL_connect(ssl);
-	wc_ecc_fp_free();
-	if (n != WOLFSSL_SUCCESS) {
-		ret = tls_error(ssl, &tc, n, err);
-		goto out;
-	}
-	n = snprintf(head, sizeof(head),
-		     "%s %s/%s HTTP/1.1\r\nHost: %s:%u\r\n"
-		     "User-Agent: mtls-agent/" MTLS_VERSION "\r\n"
-		     "%s%s%s"
-		     "%s"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		     method, r->est_path, op, r->est_host, r->est_port,
+	n = snprintf(path, sizeof(path), "%s/%s", r->est_path, op);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return mtls_error_set(err, MTLS_ERR_CONFIG, "est_url too long");
+	n = snprintf(extra, sizeof(extra), "%s%s%s%s",
 		     basic ? "Authorization: Basic " : "", basic ? basic : "",
 		     basic ? "\r\n" : "",
-		     body ? "Content-Type: application/pkcs10\r\n"
-			    "Content-Transfer-Encoding: base64\r\n" : "",
-		     body ? strlen(body) : 0);
-	if (n < 0 || (size_t)n >= sizeof(head) ||
-	    wolfSSL_write(ssl, head, n) != n ||
-	    (body && wolfSSL_write(ssl, body, (int)strlen(body)) != (int)strlen(body))) {
-		ret = mtls_error_set(err, MTLS_ERR_IO, "EST request not sent");
-		goto out;
-	}
-	explicit_bzero(head, sizeof(head)); /* held the Basic credentials */
-	*answer = malloc(ENROLL_ANSWER_MAX + 1);
-	if (*answer == NULL) {
-		ret = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-		goto out;
-	}
-	/* One deadline for the whole answer: the socket's timeout is per
-	 * read, and a server sending a byte now and then would hold the
-	 * renewal (and every other identity's, on the one scheduler thread)
-	 * for ever. */
-	deadline = mtls_now_ms() + EST_TIMEOUT_SEC * 1000;
-	while (got < ENROLL_ANSWER_MAX) {
-		int64_t left = (int64_t)(deadline - mtls_now_ms());
-		struct timeval tv;
-
-		if (left <= 0) {
-			ret = mtls_error_set(err, MTLS_ERR_TIMEOUT, "EST answer not "
-					     "complete within %d s",
-					     EST_TIMEOUT_SEC);
-			goto out;
-		}
-		tv.tv_sec = left / 1000;
-		tv.tv_usec = (left % 1000) * 1000;
-		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
-			ret = mtls_error_set(err, MTLS_ERR_IO, "SO_RCVTIMEO: %s",
-					     strerror(errno));
-			goto out;
-		}
-		n = wolfSSL_read(ssl, *answer + got, (int)(ENROLL_ANSWER_MAX - got));
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got > 0 && mtls_now_ms() >= deadline) {
-		ret = mtls_error_set(err, MTLS_ERR_TIMEOUT, "EST answer not "
-				     "complete within %d s", EST_TIMEOUT_SEC);
-		goto out;
-	}
-	if (got == 0) {
-		int e = wolfSSL_get_error(ssl, n);
-
-		ret = e == WOLFSSL_ERROR_ZERO_RETURN ?
-			      mtls_error_set(err, MTLS_ERR_IO, "EST server closed "
-					     "without answering") :
-			      tls_error(ssl, &tc, n, err);
-		goto out;
-	}
-	(*answer)[got] = '\0';
-	*len = got;
-out:
-	if (ret != MTLS_OK) {
-		free(*answer);
-		*answer = NULL;
-	}
-	if (ssl != NULL)
-		wolfSSL_free(ssl);
-	if (fd >= 0)
-		close(fd);
-	wolfSSL_CTX_free(ctx);
+		     body ? "Content-Transfer-Encoding: base64\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(extra))
+		return mtls_error_set(err, MTLS_ERR_ARG, "EST credentials too long");
+	ret = https_request(&t, method, path, extra,
+			    body ? "application/pkcs10" : NULL, body,
+			    body ? strlen(body) : 0, ENROLL_ANSWER_MAX, raw, a,
+			    err);
+	explicit_bzero(extra, sizeof(extra)); /* held the Basic credentials */
 	return ret;
 }
 
@@ -393,23 +183,20 @@ static mtls_err_t read_basic(const struct cfg_renew *r, char *out, size_t cap,
 mtls_err_t est_cacerts(const struct cfg_renew *r, char **pem,
 		       struct mtls_error *err)
 {
-	char *answer = NULL, *body;
-	size_t len = 0, body_len;
-	int status = 0, retry;
+	struct http_answer a;
+	char *raw = NULL;
 	mtls_err_t ret;
 
 	*pem = NULL;
-	ret = est_exchange(r, NULL, "GET", "cacerts", NULL, NULL, &answer, &len,
-			   err);
+	ret = est_exchange(r, NULL, "GET", "cacerts", NULL, NULL, &raw, &a, err);
 	if (ret != MTLS_OK)
 		return ret;
-	if (http_response_parse(answer, len, &status, &retry, &body,
-				&body_len) != 0 || status != 200)
+	if (a.status != 200)
 		ret = mtls_error_set(err, MTLS_ERR_IO, "EST /cacerts answered "
-				     "%d", status);
+				     "%d", a.status);
 	else
-		ret = est_certs_to_pem(body, body_len, pem, err);
-	free(answer);
+		ret = est_certs_to_pem(a.body, a.body_len, pem, err);
+	free(raw);
 	return ret;
 }
 
@@ -417,9 +204,8 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 		      const char *csr_pem, struct enroll_result *res,
 		      struct mtls_error *err)
 {
-	char basic[EST_BASIC_B64_MAX], *answer = NULL, *body, *b64;
-	size_t len = 0, body_len;
-	int status = 0;
+	char basic[EST_BASIC_B64_MAX], *raw = NULL, *b64;
+	struct http_answer a;
 	mtls_err_t ret;
 
 	memset(res, 0, sizeof(*res));
@@ -436,39 +222,34 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 		ret = read_basic(r, basic, sizeof(basic), err);
 		if (ret == MTLS_OK)
 			ret = est_exchange(r, NULL, "POST", "simpleenroll", b64,
-					   basic, &answer, &len, err);
+					   basic, &raw, &a, err);
 		explicit_bzero(basic, sizeof(basic));
 	} else {
 		ret = est_exchange(r, current, "POST", "simplereenroll", b64,
-				   NULL, &answer, &len, err);
+				   NULL, &raw, &a, err);
 	}
 	free(b64);
 	if (ret != MTLS_OK)
 		return ret;
-	if (http_response_parse(answer, len, &status, &res->retry_after, &body,
-				&body_len) != 0) {
-		ret = mtls_error_set(err, MTLS_ERR_IO, "EST answer unreadable");
-	} else if (status == 202) {
+	if (a.status == 202) {
 		/* RFC 7030 4.2.3: try again later with the same request. */
-		res->retry_after = est_retry_after(r, res->retry_after);
-	} else if (status != 200) {
-		size_t show = body_len < 120 ? body_len : 120;
+		res->retry_after = est_retry_after(r, a.retry_after);
+	} else if (a.status != 200) {
+		size_t show = a.body_len < 120 ? a.body_len : 120;
 
-		res->retry_after = 0;
 		for (size_t i = 0; i < show; i++)
-			if (!isprint((unsigned char)body[i]))
-				body[i] = ' ';
-		ret = mtls_error_set(err, status == 401 || status == 403 ?
+			if (!isprint((unsigned char)a.body[i]))
+				a.body[i] = ' ';
+		ret = mtls_error_set(err, a.status == 401 || a.status == 403 ?
 					     MTLS_ERR_CERT_REFUSED : MTLS_ERR_IO,
 				     "EST %s answered %d: %.*s",
 				     current ? "simplereenroll" : "simpleenroll",
-				     status, (int)show, body);
+				     a.status, (int)show, a.body);
 	} else {
 		/* A Retry-After beside a 200 means nothing: the caller would
 		 * take it for a 202, and drop the certificate. */
-		res->retry_after = 0;
-		ret = est_certs_to_pem(body, body_len, &res->chain_pem, err);
+		ret = est_certs_to_pem(a.body, a.body_len, &res->chain_pem, err);
 	}
-	free(answer);
+	free(raw);
 	return ret;
 }

@@ -609,7 +609,7 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 	}
 	/* The versions the token can sign in with this key (sig_plan.c):
 	 * the version decides the mechanism wolfSSL asks the token for. */
-	{
+	if (id != NULL) {
 		char what[POLICY_NAME_MAX + 16], who[IDENTITY_WHO_MAX];
 
 		if (profile != NULL)
@@ -623,7 +623,7 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 		if (r != MTLS_OK)
 			goto fail;
 	}
-	if (id->plan.min_tls > min_tls)
+	if (id != NULL && id->plan.min_tls > min_tls)
 		min_tls = id->plan.min_tls;
 	if (wolfSSL_CTX_SetMinVersion(ctx, min_tls == 13 ? WOLFSSL_TLSV1_3 :
 							   WOLFSSL_TLSV1_2) !=
@@ -636,7 +636,7 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 	 * the schemes the *server* may sign with (an RSA-only list fails
 	 * against an ECDSA server), while the client's own CertificateVerify
 	 * scheme follows the version (see sig_plan.c). */
-	if (id->plan.max_tls == 12 &&
+	if (id != NULL && id->plan.max_tls == 12 &&
 	    wolfSSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) !=
 		    WOLFSSL_SUCCESS) {
 		r = mtls_error_set(err, MTLS_ERR_TLS, "cannot set max version");
@@ -671,6 +671,10 @@ mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,
 			goto fail;
 	}
 
+	if (id == NULL) { /* server-authenticated only: no client key */
+		*out = ctx;
+		return MTLS_OK;
+	}
 	/* The certificate first: with a key given by id, wolfSSL takes the
 	 * key's type and size from it. */
 	r = load_chain(ctx, id, err);

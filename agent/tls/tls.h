@@ -34,8 +34,10 @@ typedef void (*tls_sign_observer)(double seconds);
 void tls_set_sign_observer(tls_sign_observer fn);
 void tls_global_cleanup(void);
 
-/* ca: PEM file or folder of trust anchors. min_tls: 12 or 13. A profile,
- * when given, replaces both and adds revocation (CRLs, OCSP stapling),
+/* id: the client identity, or NULL for a server-authenticated channel
+ * (enrollment before there is an identity: the same server checks, no
+ * client certificate). ca: PEM file or folder of trust anchors. min_tls:
+ * 12 or 13. A profile, when given, replaces both and adds revocation (CRLs, OCSP stapling),
  * pins, expected names and organisation. Server verification is always
  * on; there is no way to turn it off. */
 mtls_err_t tls_ctx_new(struct identity *id, const char *ca, int min_tls,

@@ -12,16 +12,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mtls_error err;
-	char *buf = malloc(size + 1), *body, *pem = NULL;
-	size_t body_len;
-	int status, retry;
+	char *buf = malloc(size + 1), *pem = NULL;
+	struct http_answer a;
 
 	if (buf == NULL)
 		return 0;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
-	if (http_response_parse(buf, size, &status, &retry, &body, &body_len) == 0 &&
-	    est_certs_to_pem(body, body_len, &pem, &err) == MTLS_OK)
+	if (http_answer_parse(buf, size, &a) == 0 &&
+	    est_certs_to_pem(a.body, a.body_len, &pem, &err) == MTLS_OK)
 		free(pem);
 	/* The body alone, as a base64 certs-only answer. */
 	memcpy(buf, data, size);

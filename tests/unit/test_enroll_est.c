@@ -74,16 +74,14 @@ static void basic_credentials_at_the_boundary(void **state)
 
 static int retry_after(const char *value)
 {
-	char buf[512], *body;
-	size_t body_len;
-	int status = 0, ra = -1;
+	char buf[512];
+	struct http_answer a;
 
 	snprintf(buf, sizeof(buf), "HTTP/1.1 202 Accepted\r\nRetry-After:%s\r\n"
 		 "Content-Length: 0\r\n\r\n", value);
-	assert_int_equal(http_response_parse(buf, strlen(buf), &status, &ra,
-					     &body, &body_len), 0);
-	assert_int_equal(status, 202);
-	return ra;
+	assert_int_equal(http_answer_parse(buf, strlen(buf), &a), 0);
+	assert_int_equal(a.status, 202);
+	return a.retry_after;
 }
 
 /* delta-seconds only; anything else is no number; never past a day. */
