@@ -17,6 +17,7 @@
 #include "https.h"
 #include "identity.h"
 #include "mtls_err.h"
+#include "renew.h"
 
 #define ENROLL_ANSWER_MAX (256 * 1024)
 
@@ -25,10 +26,9 @@ struct enroll_result {
 	int retry_after;  /* > 0: accepted, not issued yet; seconds */
 };
 
-/* current: the identity in service (for EST re-enrollment over mTLS), or
- * NULL for a first enrollment. */
-mtls_err_t enroll_submit(const struct cfg_identity *ci,
-			 struct identity *current, const char *csr_pem,
+/* e->current: the identity in service (for EST re-enrollment over mTLS),
+ * or NULL for a first enrollment; e->token holds the identity's keys. */
+mtls_err_t enroll_submit(const struct renew_env *e, const char *csr_pem,
 			 struct enroll_result *res, struct mtls_error *err);
 
 /* EST /cacerts: the CA certificates as PEM (malloc'd). */
@@ -37,7 +37,8 @@ mtls_err_t est_cacerts(const struct cfg_renew *r, char **pem,
 
 mtls_err_t enroll_exec(const struct cfg_renew *r, const char *csr_pem,
 		       struct enroll_result *res, struct mtls_error *err);
-mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
+mtls_err_t enroll_est(const struct cfg_renew *r, struct p11_token *token,
+		      struct identity *current,
 		      const char *csr_pem, struct enroll_result *res,
 		      struct mtls_error *err);
 

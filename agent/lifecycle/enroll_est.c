@@ -200,7 +200,8 @@ mtls_err_t est_cacerts(const struct cfg_renew *r, char **pem,
 	return ret;
 }
 
-mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
+mtls_err_t enroll_est(const struct cfg_renew *r, struct p11_token *token,
+		      struct identity *current,
 		      const char *csr_pem, struct enroll_result *res,
 		      struct mtls_error *err)
 {
@@ -208,6 +209,7 @@ mtls_err_t enroll_est(const struct cfg_renew *r, struct identity *current,
 	struct http_answer a;
 	mtls_err_t ret;
 
+	(void)token;
 	memset(res, 0, sizeof(*res));
 	b64 = pem_body(csr_pem);
 	if (b64 == NULL)

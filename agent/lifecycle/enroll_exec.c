@@ -193,18 +193,3 @@ out:
 	free(buf);
 	return ret;
 }
-
-mtls_err_t enroll_submit(const struct cfg_identity *ci,
-			 struct identity *current, const char *csr_pem,
-			 struct enroll_result *res, struct mtls_error *err)
-{
-	switch (ci->renew.enroll) {
-	case CFG_ENROLL_EXEC:
-		return enroll_exec(&ci->renew, csr_pem, res, err);
-	case CFG_ENROLL_EST:
-		return enroll_est(&ci->renew, current, csr_pem, res, err);
-	default:
-		return mtls_error_set(err, MTLS_ERR_CONFIG,
-				      "[identity %s] has no enroll=", ci->name);
-	}
-}

@@ -539,7 +539,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		ret = make_request(e, st, &csr, err);
 		if (ret != MTLS_OK)
 			return ret;
-		ret = enroll_submit(ci, e->current, csr, &res, err);
+		ret = enroll_submit(e, csr, &res, err);
 		free(csr);
 		if (ret != MTLS_OK)
 			return ret;

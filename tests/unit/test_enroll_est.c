@@ -56,7 +56,7 @@ static void basic_credentials_at_the_boundary(void **state)
 		r.est_host = (char *)"127.0.0.1";
 		r.est_port = 9;
 		r.est_path = (char *)"/.well-known/est";
-		ret = enroll_est(&r, NULL, CSR, &res, &err);
+		ret = enroll_est(&r, NULL, NULL, CSR, &res, &err);
 		if (total <= PLAIN_MAX) {
 			if (ret != MTLS_ERR_CONFIG)
 				fail_msg("user:password of %zu bytes: %s (%s)", total,
