@@ -41,7 +41,8 @@
 	X(MTLS_ERR_REVOCATION_UNKNOWN, "revocation_unknown", "server certificate revocation status unknown") \
 	X(MTLS_ERR_BAD_REQUEST, "bad_request", "malformed request")           \
 	X(MTLS_ERR_UNREACHABLE, "host_unreachable", "host unreachable")       \
-	X(MTLS_ERR_REFUSED, "connection_refused", "connection refused")
+	X(MTLS_ERR_REFUSED, "connection_refused", "connection refused")      \
+	X(MTLS_ERR_IDENTITY_REVOKED, "identity_revoked", "our certificate was revoked")
 
 typedef enum {
 #define MTLS_ERR_ENUM(code, name, msg) code,

@@ -107,6 +107,19 @@ int ctl_reload(struct ctl *ctl, int argc, char **argv)
 	return simple(ctl, "{\"cmd\":\"reload\"}", NULL, "reload requested");
 }
 
+int ctl_reload_quiet(struct ctl *ctl)
+{
+	json_object *reply = NULL, *v;
+	int ok;
+
+	if (ctl_call(ctl, "{\"cmd\":\"reload\"}", NULL, &reply) != 0)
+		return -1;
+	ok = json_object_object_get_ex(reply, "ok", &v) &&
+	     json_object_get_boolean(v);
+	json_object_put(reply);
+	return ok ? 0 : -1;
+}
+
 static void request_with(char *out, size_t cap, const char *cmd, const char *key,
 			 const char *val)
 {

@@ -7,11 +7,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "acme.h"
 #include "identity.h"
 #include "mtlsctl.h"
 #include "p11.h"
 #include "renew.h"
 #include "renew_schedule.h"
+#include "renew_state.h"
 #include "tls.h"
 
 static int find(struct ctl *ctl, const char *name)
@@ -210,4 +212,120 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 		ctl_token_close(&o);
 	}
 	return 0;
+}
+
+/* Emergency revocation from the device: revokeCert signed by the
+ * certificate's own key on the token, the certificate marked so that the
+ * agent never presents it again, and, with acme_reenroll = yes, a new key
+ * and certificate at once (the revoked key is then destroyed). */
+int ctl_revoke(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *reason_name = "unspecified";
+	struct mtls_error err = { 0 };
+	struct identity *cur = NULL;
+	struct renew_state st;
+	struct ctl_token o = { 0 };
+	char key[512], cert[1024], chain[1024];
+	const struct cfg_identity *ci;
+	int i, opt, reason, rc = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
+		if (opt != 'r')
+			return 2;
+		reason_name = optarg;
+	}
+	reason = acme_reason_code(reason_name);
+	if (optind + 1 != argc || reason < 0) {
+		fprintf(stderr, "usage: mtlsctl revoke IDENTITY [--reason "
+				"unspecified|key-compromise|affiliation-changed|"
+				"superseded|cessation-of-operation]\n");
+		return 2;
+	}
+	i = find(ctl, argv[optind]);
+	if (i < 0)
+		return 1;
+	ci = &ctl->cfg->identities[i];
+	if (ci->renew.enroll != CFG_ENROLL_ACME) {
+		fprintf(stderr, "mtlsctl: [identity %s] does not enroll with "
+				"ACME: revoke it at its CA\n", ci->name);
+		return 1;
+	}
+	if (tls_global_init(&err) != MTLS_OK)
+		return ctl_fail(&err);
+	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=
+		    MTLS_OK ||
+	    ctl_token_open(ctl, ci, &o, &err) != 0 ||
+	    p11_token_login(o.t, &err) != MTLS_OK) {
+		ctl_fail(&err);
+		goto out;
+	}
+	renew_identity_source(ctl->cfg, (unsigned)i, &st, key, cert, chain,
+			      sizeof(key));
+	if (identity_load(ci->name, o.t, key, cert, chain[0] ? chain : NULL,
+			  &cur, &err) != MTLS_OK) {
+		ctl_fail(&err);
+		goto out;
+	}
+	{
+		struct renew_env env = { ctl->cfg, (unsigned)i, o.t, cur };
+		int switched = 0, retry = 0;
+		uint8_t old_id[P11_ID_MAX];
+		size_t old_len = p11_key_id(cur->key, old_id);
+
+		if (acme_revoke(&env, cur, reason, &err) != MTLS_OK &&
+		    strstr(err.detail, "alreadyRevoked") == NULL) {
+			ctl_fail(&err);
+			goto out;
+		}
+		/* Marked before anything else may fail: never presented again. */
+		if (renew_revoked_add(ctl->cfg, ci->name, cur, &err) != MTLS_OK) {
+			ctl_fail(&err);
+			goto out;
+		}
+		printf("%s: certificate \"%s\" revoked (%s); the agent will not "
+		       "present it again\n", ci->name, cur->subject, reason_name);
+		if (ci->renew.acme_reenroll) {
+			if (renew_run(&env, &st, &switched, &retry, &err) != MTLS_OK ||
+			    !switched) {
+				if (err.code == MTLS_OK)
+					mtls_error_set(&err, MTLS_ERR_IO, "the CA "
+						       "has not issued yet");
+				ctl_fail(&err);
+				fprintf(stderr, "mtlsctl: no new certificate yet: "
+						"mtlsctl enroll %s\n", ci->name);
+				goto reload;
+			}
+			/* The revoked key is kept by nobody: not as the
+			 * previous generation either. */
+			if (st.prev_id_len == old_len &&
+			    memcmp(st.prev_id, old_id, old_len) == 0 &&
+			    st.generation > 1) {
+				unsigned n = 0;
+
+				if (p11_objects_destroy(o.t, old_id, old_len, &n,
+							&err) == MTLS_OK) {
+					st.prev_id_len = 0;
+					renew_state_save(ctl->cfg->agent.state_dir,
+							 ci->name, &st, &err);
+				}
+			}
+			printf("%s: generation %u enrolled in its place\n",
+			       ci->name, st.generation);
+		}
+	}
+reload:
+	rc = 0;
+	if (ctl->cfg->agent.control != NULL &&
+	    ctl_reload_quiet(ctl) != 0)
+		printf("(the agent was not reached: it refuses the certificate "
+		       "at its next start or reload)\n");
+out:
+	identity_free(cur);
+	ctl_token_close(&o);
+	return rc;
 }

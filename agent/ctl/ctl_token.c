@@ -91,6 +91,7 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "type", required_argument, NULL, 't' },
+		{ "acme-account", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *type = "ec-p256";
@@ -101,17 +102,22 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 	unsigned bits;
 	uint8_t label[P11_LABEL_MAX + 1], id[P11_ID_MAX], out_id[P11_ID_MAX];
 	size_t label_len, id_len, out_id_len;
-	int opt, has_label, has_id;
+	int opt, has_label, has_id, acme = 0;
+	const char *key_uri;
 	mtls_err_t r;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
-		if (opt != 't')
+		if (opt == 'A')
+			acme = 1;
+		else if (opt == 't')
+			type = optarg;
+		else
 			return 2;
-		type = optarg;
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mtlsctl keygen IDENTITY [--type T]\n");
+		fprintf(stderr, "usage: mtlsctl keygen IDENTITY [--type T] "
+				"[--acme-account]\n");
 		return 2;
 	}
 	if (strcmp(type, "ec-p256") == 0) {
@@ -131,22 +137,35 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 				"or rsa-3072\n");
 		return 2;
 	}
+	if (acme && kt != P11_KEY_EC) {
+		fprintf(stderr, "mtlsctl: an ACME account key is EC (ES256, "
+				"ES384): --type ec-p256 or ec-p384\n");
+		return 2;
+	}
 	if (token_open(ctl, argv[optind], &ct, &err) != 0)
 		return 1;
-	has_label = uri_value(ct.id->key, "object", label, P11_LABEL_MAX,
+	/* --acme-account: the key that signs the identity's ACME requests,
+	 * on the same token, so the account cannot be copied either. */
+	key_uri = acme ? ct.id->renew.acme_account_key : ct.id->key;
+	if (key_uri == NULL) {
+		mtls_error_set(&err, MTLS_ERR_CONFIG, "[identity %s] has no "
+			       "acme_account_key=", ct.id->name);
+		goto fail;
+	}
+	has_label = uri_value(key_uri, "object", label, P11_LABEL_MAX,
 			      &label_len);
-	has_id = uri_value(ct.id->key, "id", id, sizeof(id), &id_len);
+	has_id = uri_value(key_uri, "id", id, sizeof(id), &id_len);
 	if (has_label < 0 || has_id < 0 || (has_label == 0 && has_id == 0)) {
 		mtls_error_set(&err, MTLS_ERR_URI,
-			       "[identity %s] key= needs object= or id= "
+			       "[identity %s] %s= needs object= or id= "
 			       "(bounded lengths) to name the new key",
-			       ct.id->name);
+			       ct.id->name, acme ? "acme_account_key" : "key");
 		goto fail;
 	}
 	label[label_len] = '\0';
 	/* Never add a second key under the same name: lookups would become
 	 * ambiguous. */
-	r = p11_key_open(ct.tok.t, ct.id->key, &existing, &err);
+	r = p11_key_open(ct.tok.t, key_uri, &existing, &err);
 	if (r == MTLS_OK) {
 		p11_key_close(existing);
 		mtls_error_set(&err, MTLS_ERR_AMBIGUOUS,
@@ -161,7 +180,8 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 		       &out_id_len, &err);
 	if (r != MTLS_OK)
 		goto fail;
-	printf("generated %s key for identity %s, id=", type, ct.id->name);
+	printf("generated %s %skey for identity %s, id=", type,
+	       acme ? "ACME account " : "", ct.id->name);
 	for (size_t i = 0; i < out_id_len; i++)
 		printf("%02x", out_id[i]);
 	printf("\n");

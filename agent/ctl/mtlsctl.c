@@ -18,7 +18,7 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "keygen", ctl_keygen,
-	  "IDENTITY [--type ec-p256|ec-p384|rsa-2048|rsa-3072]" },
+	  "IDENTITY [--type ec-p256|ec-p384|rsa-2048|rsa-3072] [--acme-account]" },
 	{ "csr", ctl_csr,
 	  "IDENTITY --subject CN=..,O=.. [--san DNS:name]... [-o FILE]" },
 	{ "import-cert", ctl_import_cert, "IDENTITY CERT.pem" },
@@ -29,6 +29,8 @@ static const struct {
 	{ "lock", ctl_lock, "TOKEN  (logs out, forgets the PIN)" },
 	{ "enroll", ctl_enroll, "IDENTITY [--bootstrap]  (first certificate)" },
 	{ "renew", ctl_renew, "IDENTITY [--now]" },
+	{ "revoke", ctl_revoke,
+	  "IDENTITY [--reason key-compromise|superseded|...]  (ACME; retires it)" },
 	{ "connect", ctl_connect, "[--socket PATH] HOST:PORT  (stdin/stdout bridge)" },
 	{ "policy", ctl_policy,
 	  "check --uid U [--gid G] [--exe P] [--unit U] --dest HOST:PORT [--at T]" },

@@ -26,6 +26,7 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv);
 /* Certificate lifecycle. */
 int ctl_enroll(struct ctl *ctl, int argc, char **argv);
 int ctl_renew(struct ctl *ctl, int argc, char **argv);
+int ctl_revoke(struct ctl *ctl, int argc, char **argv);
 int ctl_status(struct ctl *ctl, int argc, char **argv);
 
 /* Through the agent's control socket. */
@@ -35,6 +36,8 @@ int ctl_lock(struct ctl *ctl, int argc, char **argv);
 /* -1: the agent is not reachable (the caller may work offline). */
 int ctl_status_agent(struct ctl *ctl, int json);
 int ctl_renew_agent(struct ctl *ctl, const char *identity);
+/* Asks for a reload, printing nothing; -1 if not done. */
+int ctl_reload_quiet(struct ctl *ctl);
 
 /* The module and token of an identity, opened directly (not logged in). */
 struct ctl_token {

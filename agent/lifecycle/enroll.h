@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "csr.h"
 #include "https.h"
 #include "identity.h"
 #include "mtls_err.h"
@@ -28,7 +29,9 @@ struct enroll_result {
 
 /* e->current: the identity in service (for EST re-enrollment over mTLS),
  * or NULL for a first enrollment; e->token holds the identity's keys. */
+/* names: what the request asks for (ACME orders these identifiers). */
 mtls_err_t enroll_submit(const struct renew_env *e, const char *csr_pem,
+			 const struct csr_request *names,
 			 struct enroll_result *res, struct mtls_error *err);
 
 /* EST /cacerts: the CA certificates as PEM (malloc'd). */

@@ -20,7 +20,7 @@
 
 /* Test hook: MTLS_AGENT_TEST_CRASH_AT=<step> kills the process right after
  * that step was recorded, as a power cut would. */
-static void crash_point(const char *step)
+void renew_crash_point(const char *step)
 {
 	const char *at = getenv("MTLS_AGENT_TEST_CRASH_AT");
 
@@ -79,14 +79,22 @@ static int subject_from_oneline(const char *in, char *out, size_t cap)
 	return *p == '\0' ? 0 : -1;
 }
 
+/* The names a request asks for, and room for them. */
+struct request_names {
+	struct csr_request req;
+	char subject[300];
+	char sans[CSR_MAX_SANS][260];
+};
+
 /* Makes the request for the pending key: subject and SANs from the
  * configuration, else from the certificate in service. */
 static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
-			       char **pem, struct mtls_error *err)
+			       struct request_names *names, char **pem,
+			       struct mtls_error *err)
 {
 	const struct cfg_renew *r = &e->cfg->identities[e->index].renew;
-	struct csr_request req = { 0 };
-	char subject[300], sans[CSR_MAX_SANS][260], uri[256];
+	struct csr_request *rq = &names->req;
+	char *subject = names->subject, (*sans)[260] = names->sans, uri[256];
 	char san_list[512], *save_ptr = NULL, *tok;
 	struct p11_key *key = NULL;
 	WOLFSSL_X509 *x = NULL;
@@ -96,34 +104,34 @@ static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
 	/* Every copy below is checked: a name cut to fit would ask the CA for
 	 * another subject or SAN than the one meant. */
 	if (r->subject != NULL) {
-		n = snprintf(subject, sizeof(subject), "%s", r->subject);
-		if (n < 0 || (size_t)n >= sizeof(subject))
+		n = snprintf(subject, sizeof(names->subject), "%s", r->subject);
+		if (n < 0 || (size_t)n >= sizeof(names->subject))
 			return mtls_error_set(err, MTLS_ERR_LIMIT, "subject too long");
 	} else if (e->current != NULL) {
 		if (subject_from_oneline(e->current->subject, subject,
-					 sizeof(subject)) != 0)
+					 sizeof(names->subject)) != 0)
 			return mtls_error_set(err, MTLS_ERR_LIMIT, "subject of the "
 					      "certificate in service too long");
 	} else
 		return mtls_error_set(err, MTLS_ERR_CONFIG,
 				      "[identity %s]: a first enrollment needs "
 				      "subject=", e->cfg->identities[e->index].name);
-	req.subject = subject;
+	rq->subject = subject;
 	if (r->sans != NULL) {
 		n = snprintf(san_list, sizeof(san_list), "%s", r->sans);
 		if (n < 0 || (size_t)n >= sizeof(san_list))
 			return mtls_error_set(err, MTLS_ERR_LIMIT, "sans too long");
 		for (tok = strtok_r(san_list, ", ", &save_ptr); tok != NULL;
 		     tok = strtok_r(NULL, ", ", &save_ptr)) {
-			if (req.n_sans == CSR_MAX_SANS)
+			if (rq->n_sans == CSR_MAX_SANS)
 				return mtls_error_set(err, MTLS_ERR_LIMIT, "more "
 						      "than %d SANs", CSR_MAX_SANS);
-			n = snprintf(sans[req.n_sans], sizeof(sans[0]), "%s", tok);
-			if (n < 0 || (size_t)n >= sizeof(sans[0]))
+			n = snprintf(sans[rq->n_sans], sizeof(names->sans[0]), "%s", tok);
+			if (n < 0 || (size_t)n >= sizeof(names->sans[0]))
 				return mtls_error_set(err, MTLS_ERR_LIMIT, "SAN too "
 						      "long: %.40s...", tok);
-			req.sans[req.n_sans] = sans[req.n_sans];
-			req.n_sans++;
+			rq->sans[rq->n_sans] = sans[rq->n_sans];
+			rq->n_sans++;
 		}
 	} else if (e->current != NULL) {
 		char *alt;
@@ -132,27 +140,27 @@ static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
 				     (int)e->current->chain_len[0]);
 		while (x != NULL &&
 		       (alt = wolfSSL_X509_get_next_altname(x)) != NULL) {
-			if (req.n_sans == CSR_MAX_SANS) {
+			if (rq->n_sans == CSR_MAX_SANS) {
 				wolfSSL_X509_free(x);
 				return mtls_error_set(err, MTLS_ERR_LIMIT, "more "
 						      "than %d SANs", CSR_MAX_SANS);
 			}
-			n = snprintf(sans[req.n_sans], sizeof(sans[0]), "DNS:%s",
+			n = snprintf(sans[rq->n_sans], sizeof(names->sans[0]), "DNS:%s",
 				     alt);
-			if (n < 0 || (size_t)n >= sizeof(sans[0])) {
+			if (n < 0 || (size_t)n >= sizeof(names->sans[0])) {
 				wolfSSL_X509_free(x);
 				return mtls_error_set(err, MTLS_ERR_LIMIT, "SAN of "
 						      "the certificate in "
 						      "service too long");
 			}
-			req.sans[req.n_sans] = sans[req.n_sans];
-			req.n_sans++;
+			rq->sans[rq->n_sans] = sans[rq->n_sans];
+			rq->n_sans++;
 		}
 	}
 	renew_id_uri(st->pending_id, st->pending_id_len, "private", uri, sizeof(uri));
 	ret = p11_key_open(e->token, uri, &key, err);
 	if (ret == MTLS_OK)
-		ret = csr_make(key, &req, pem, err);
+		ret = csr_make(key, rq, pem, err);
 	p11_key_close(key);
 	wolfSSL_X509_free(x);
 	return ret;
@@ -488,7 +496,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		ret = save(e, st, err);
 		if (ret != MTLS_OK)
 			return ret;
-		crash_point("keygen");
+		renew_crash_point("keygen");
 		snprintf(label, sizeof(label), "%s-g%u", ci->name,
 			 st->generation + 1);
 		ret = p11_keygen(e->token, kt, bits, label, st->pending_id,
@@ -505,7 +513,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		ret = save(e, st, err);
 		if (ret != MTLS_OK)
 			return ret;
-		crash_point("csr");
+		renew_crash_point("csr");
 	}
 	if (st->step == RENEW_KEYGEN) {
 		/* Only recovery leaves this step behind: the key may be half
@@ -517,6 +525,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 	}
 	if (st->step == RENEW_CSR) {
 		struct enroll_result res;
+		struct request_names names;
 		char *csr = NULL;
 
 		/* RFC 7030 4.1: an EST client without its CA certificates gets
@@ -536,10 +545,11 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 				 ci->name, ci->renew.issuer_ca);
 		}
 
-		ret = make_request(e, st, &csr, err);
+		memset(&names, 0, sizeof(names));
+		ret = make_request(e, st, &names, &csr, err);
 		if (ret != MTLS_OK)
 			return ret;
-		ret = enroll_submit(e, csr, &res, err);
+		ret = enroll_submit(e, csr, &names.req, &res, err);
 		free(csr);
 		if (ret != MTLS_OK)
 			return ret;
@@ -563,7 +573,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		ret = save(e, st, err);
 		if (ret != MTLS_OK)
 			return ret;
-		crash_point("received");
+		renew_crash_point("received");
 	}
 	if (st->step == RENEW_RECEIVED) {
 		ret = store(e, st, err);
@@ -573,7 +583,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		ret = save(e, st, err);
 		if (ret != MTLS_OK)
 			return ret;
-		crash_point("stored");
+		renew_crash_point("stored");
 	}
 	if (st->step == RENEW_STORED) {
 		uint8_t cur[P11_ID_MAX];
@@ -604,7 +614,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		*switched = 1;
 		log_notice("event=renewed identity=%s generation=%u", ci->name,
 			   st->generation);
-		crash_point("switched");
+		renew_crash_point("switched");
 	}
 	return retire(e, st, err);
 }

@@ -17,6 +17,10 @@ struct renew_env {
 	struct identity *current;  /* in service; NULL for a first enrollment */
 };
 
+/* Test hook: MTLS_AGENT_TEST_CRASH_AT=STEP kills the process when it
+ * passes that step (as a power cut would). */
+void renew_crash_point(const char *step);
+
 /* Runs or resumes one renewal. On MTLS_OK, *switched says a new generation
  * is in service (reload to use it) and *retry_after > 0 says the CA
  * accepted the request but has not issued yet. */

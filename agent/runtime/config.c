@@ -275,6 +275,7 @@ static int begin_section(struct parse_state *st, const char *section)
 		ci->line = st->line;
 		ci->token = -1;
 		ci->renew.exec_timeout_ms = 60000;
+		ci->renew.acme_timeout_ms = 300000;
 		ci->renew.sched.renew_at_permille = 667;
 		ci->renew.sched.jitter_permille = 20;
 		ci->renew.sched.retry_min = 30;
@@ -512,6 +513,76 @@ static int parse_seconds(const char *v, int64_t *out)
 	return 0;
 }
 
+static int acme_key(struct parse_state *st, struct cfg_renew *r,
+		    const char *k, const char *v)
+{
+	if (strcmp(k, "acme_directory") == 0) {
+		if (strncmp(v, "https://", 8) != 0 || strchr(v + 8, '/') == NULL)
+			return fail(st, "acme_directory: https://HOST[:PORT]/PATH "
+					"(the directory URL; ACME runs over TLS)");
+		return set_str(st, &r->acme_directory, v);
+	}
+	if (strcmp(k, "acme_ca") == 0)
+		return set_str(st, &r->acme_ca, v);
+	if (strcmp(k, "acme_account_key") == 0) {
+		if (strncmp(v, "pkcs11:", 7) != 0)
+			return fail(st, "acme_account_key: a pkcs11: URI of a key "
+					"on the identity's token (mtlsctl keygen)");
+		return set_str(st, &r->acme_account_key, v);
+	}
+	if (strcmp(k, "acme_contact") == 0) {
+		if (strncmp(v, "mailto:", 7) != 0)
+			return fail(st, "acme_contact: mailto:ADDRESS[, ...]");
+		return set_str(st, &r->acme_contact, v);
+	}
+	if (strcmp(k, "acme_eab_kid") == 0)
+		return set_str(st, &r->acme_eab_kid, v);
+	if (strcmp(k, "acme_eab_hmac") == 0) {
+		if (strncmp(v, "file:", 5) != 0 && strncmp(v, "credential:", 11) != 0)
+			return fail(st, "acme_eab_hmac: file:PATH or credential:NAME "
+					"(a secret: never in the configuration)");
+		return set_str(st, &r->acme_eab_hmac, v);
+	}
+	if (strcmp(k, "acme_challenge") == 0) {
+		if (strcmp(v, "http-01") == 0)
+			r->acme_challenge = CFG_ACME_HTTP01;
+		else if (strcmp(v, "dns-01") == 0)
+			r->acme_challenge = CFG_ACME_DNS01;
+		else
+			return fail(st, "acme_challenge: http-01 or dns-01");
+		return 1;
+	}
+	if (strcmp(k, "acme_http_listen") == 0) {
+		if (r->acme_http_host != NULL ||
+		    parse_host_port(v, &r->acme_http_host, &r->acme_http_port) != 0)
+			return fail(st, "acme_http_listen: ADDRESS:PORT (where the "
+					"CA's validation reaches this machine)");
+		return 1;
+	}
+	if (strcmp(k, "acme_dns_hook") == 0) {
+		if (v[0] != '/')
+			return fail(st, "acme_dns_hook: an absolute path (run as "
+					"HOOK present|cleanup FQDN VALUE)");
+		return set_str(st, &r->acme_dns_hook, v);
+	}
+	if (strcmp(k, "acme_timeout") == 0) {
+		if (config_parse_duration_ms(v, &r->acme_timeout_ms) ||
+		    r->acme_timeout_ms == 0)
+			return fail(st, "acme_timeout: a duration like 5m");
+		return 1;
+	}
+	if (strcmp(k, "acme_reenroll") == 0) {
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return fail(st, "acme_reenroll: yes or no");
+		r->acme_reenroll = strcmp(v, "yes") == 0;
+		return 1;
+	}
+	return fail(st, "unknown key %s (ACME keys: acme_directory, acme_ca, "
+			"acme_account_key, acme_contact, acme_eab_kid, "
+			"acme_eab_hmac, acme_challenge, acme_http_listen, "
+			"acme_dns_hook, acme_timeout, acme_reenroll)", k);
+}
+
 static int renew_key(struct parse_state *st, struct cfg_renew *r,
 		     const char *k, const char *v)
 {
@@ -520,10 +591,12 @@ static int renew_key(struct parse_state *st, struct cfg_renew *r,
 			r->enroll = CFG_ENROLL_EST;
 		else if (strcmp(v, "exec") == 0)
 			r->enroll = CFG_ENROLL_EXEC;
+		else if (strcmp(v, "acme") == 0)
+			r->enroll = CFG_ENROLL_ACME;
 		else if (strcmp(v, "none") == 0)
 			r->enroll = CFG_ENROLL_NONE;
 		else
-			return fail(st, "enroll: est, exec or none");
+			return fail(st, "enroll: est, acme, exec or none");
 		return 1;
 	}
 	if (strcmp(k, "est_url") == 0) {
@@ -558,6 +631,8 @@ static int renew_key(struct parse_state *st, struct cfg_renew *r,
 			return fail(st, "exec_timeout: a duration like 60s");
 		return 1;
 	}
+	if (strncmp(k, "acme_", 5) == 0)
+		return acme_key(st, r, k, v);
 	if (strcmp(k, "issuer_ca") == 0)
 		return set_str(st, &r->issuer_ca, v);
 	if (strcmp(k, "key_type") == 0) {
@@ -944,6 +1019,31 @@ static int check(struct parse_state *st)
 				return fail(st, "[identity %s]: enroll = est "
 						"needs est_url= and est_ca=",
 					    id->name);
+			if (id->renew.enroll == CFG_ENROLL_ACME &&
+			    (id->renew.acme_directory == NULL ||
+			     id->renew.acme_ca == NULL ||
+			     id->renew.acme_account_key == NULL))
+				return fail(st, "[identity %s]: enroll = acme "
+						"needs acme_directory=, acme_ca= "
+						"and acme_account_key=",
+					    id->name);
+			if ((id->renew.acme_eab_kid == NULL) !=
+			    (id->renew.acme_eab_hmac == NULL))
+				return fail(st, "[identity %s]: acme_eab_kid= and "
+						"acme_eab_hmac= go together",
+					    id->name);
+			if (id->renew.enroll == CFG_ENROLL_ACME &&
+			    id->renew.acme_challenge == CFG_ACME_HTTP01 &&
+			    id->renew.acme_http_host == NULL)
+				return fail(st, "[identity %s]: acme_challenge = "
+						"http-01 needs acme_http_listen=",
+					    id->name);
+			if (id->renew.enroll == CFG_ENROLL_ACME &&
+			    id->renew.acme_challenge == CFG_ACME_DNS01 &&
+			    id->renew.acme_dns_hook == NULL)
+				return fail(st, "[identity %s]: acme_challenge = "
+						"dns-01 needs acme_dns_hook=",
+					    id->name);
 			if (id->renew.enroll == CFG_ENROLL_EXEC &&
 			    id->renew.exec == NULL)
 				return fail(st, "[identity %s]: enroll = exec "
@@ -1131,6 +1231,14 @@ void config_free(struct config *c)
 		free(c->identities[i].chain);
 		free(c->identities[i].ca);
 		free(c->identities[i].env);
+		free(c->identities[i].renew.acme_directory);
+		free(c->identities[i].renew.acme_ca);
+		free(c->identities[i].renew.acme_account_key);
+		free(c->identities[i].renew.acme_contact);
+		free(c->identities[i].renew.acme_eab_kid);
+		free(c->identities[i].renew.acme_eab_hmac);
+		free(c->identities[i].renew.acme_http_host);
+		free(c->identities[i].renew.acme_dns_hook);
 		free(c->identities[i].renew.est_host);
 		free(c->identities[i].renew.est_path);
 		free(c->identities[i].renew.est_ca);

@@ -40,7 +40,9 @@ struct cfg_agent {
 	uint16_t metrics_port;
 };
 
-enum cfg_enroll { CFG_ENROLL_NONE, CFG_ENROLL_EST, CFG_ENROLL_EXEC };
+enum cfg_enroll { CFG_ENROLL_NONE, CFG_ENROLL_EST, CFG_ENROLL_EXEC,
+		  CFG_ENROLL_ACME };
+enum cfg_acme_challenge { CFG_ACME_HTTP01, CFG_ACME_DNS01 };
 
 /* How an identity gets and renews its certificate. */
 #define CFG_KEY_IDS_MAX 8
@@ -56,6 +58,19 @@ struct cfg_renew {
 	char *est_password_file;
 	char *exec;          /* /bin/sh -c COMMAND: CSR on stdin, chain on stdout */
 	unsigned exec_timeout_ms;
+	/* ACME (RFC 8555) */
+	char *acme_directory;   /* https://HOST[:PORT]/PATH of the directory */
+	char *acme_ca;          /* trust anchors for the ACME server */
+	char *acme_account_key; /* pkcs11: URI of the account key (same token) */
+	char *acme_contact;     /* comma-separated mailto: URIs, or NULL */
+	char *acme_eab_kid;     /* External Account Binding: key id */
+	char *acme_eab_hmac;    /* file:/credential: of its base64url MAC key */
+	enum cfg_acme_challenge acme_challenge;
+	char *acme_http_host;   /* http-01 responder: HOST:PORT it listens on */
+	uint16_t acme_http_port;
+	char *acme_dns_hook;    /* dns-01: HOOK present|cleanup FQDN VALUE */
+	unsigned acme_timeout_ms; /* one order, from newOrder to certificate */
+	int acme_reenroll;      /* after mtlsctl revoke: enroll a new key */
 	char *issuer_ca;     /* the issued chain must lead to these */
 	char *key_type;      /* ec-p256 (default), ec-p384, rsa-2048, rsa-3072 */
 	char *subject;       /* default: the current certificate's */

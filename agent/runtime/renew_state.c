@@ -1,3 +1,5 @@
+#include <wolfssl/options.h>
+
 #include "renew_state.h"
 
 #include <errno.h>
@@ -8,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wolfssl/wolfcrypt/hash.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #define STATE_MAX 4096
 
@@ -317,4 +321,67 @@ void renew_identity_source(const struct config *cfg, unsigned index,
 		if (stat(p, &sb) == 0 && sb.st_size > 0)
 			snprintf(chain_path, cap, "%s", p);
 	}
+}
+
+static void leaf_hash_hex(const struct identity *id, char out[65])
+{
+	uint8_t h[WC_SHA256_DIGEST_SIZE];
+
+	wc_Sha256Hash(id->chain_der[0], (word32)id->chain_len[0], h);
+	hex_encode(h, sizeof(h), out);
+}
+
+int renew_revoked(const struct config *cfg, const char *name,
+		  const struct identity *id)
+{
+	char path[1024], want[65], line[128];
+	FILE *f;
+	int found = 0;
+
+	renew_state_path(cfg, name, RENEW_REVOKED_SUFFIX, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	leaf_hash_hex(id, want);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strncmp(line, want, 64) == 0 &&
+			(line[64] == '\n' || line[64] == '\0');
+	fclose(f);
+	return found;
+}
+
+mtls_err_t renew_revoked_add(const struct config *cfg, const char *name,
+			     const struct identity *id, struct mtls_error *err)
+{
+	char path[1024], hex[65], *buf;
+	FILE *f;
+	size_t n = 0;
+	long len = 0;
+	mtls_err_t r;
+
+	if (renew_revoked(cfg, name, id))
+		return MTLS_OK;
+	renew_state_path(cfg, name, RENEW_REVOKED_SUFFIX, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f != NULL && (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 ||
+			  len > 1 << 20 || fseek(f, 0, SEEK_SET) != 0)) {
+		fclose(f);
+		return mtls_error_set(err, MTLS_ERR_IO, "%s: unreadable", path);
+	}
+	buf = malloc((size_t)len + 66);
+	if (buf == NULL) {
+		if (f != NULL)
+			fclose(f);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	}
+	if (f != NULL) {
+		n = fread(buf, 1, (size_t)len, f);
+		fclose(f);
+	}
+	leaf_hash_hex(id, hex);
+	memcpy(buf + n, hex, 64);
+	buf[n + 64] = '\n';
+	r = file_write_atomic(path, buf, n + 65, 0600, err);
+	free(buf);
+	return r;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "identity.h"
 #include "mtls_err.h"
 #include "p11.h"
 
@@ -66,6 +67,14 @@ int hex_decode(const char *in, uint8_t *out, size_t max, size_t *len);
 void renew_identity_source(const struct config *cfg, unsigned index,
 			   const struct renew_state *st, char *key_uri,
 			   char *cert_uri, char *chain_path, size_t cap);
+
+/* Revoked certificates of an identity: STATE_DIR/NAME.revoked, one
+ * SHA-256 of a leaf (hex) per line. renew_revoked: is id's leaf one? */
+#define RENEW_REVOKED_SUFFIX "revoked"
+int renew_revoked(const struct config *cfg, const char *name,
+		  const struct identity *id);
+mtls_err_t renew_revoked_add(const struct config *cfg, const char *name,
+			     const struct identity *id, struct mtls_error *err);
 
 /* A PKCS#11 URI naming the object of that CKA_ID and type. */
 void renew_id_uri(const uint8_t *id, size_t len, const char *type,

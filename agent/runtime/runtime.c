@@ -286,6 +286,17 @@ static mtls_err_t runtime_build(struct config *cfg,
 			goto fail;
 		if (rt->ids[i] == NULL)
 			continue;
+		if (renew_revoked(cfg, ci->name, rt->ids[i])) {
+			/* Never presented again; the tunnels using it refuse
+			 * with identity_revoked until a new one is enrolled. */
+			log_err("event=identity_revoked identity=%s subject=\"%s\" "
+				"hint=\"enroll a new one: mtlsctl enroll %s\"",
+				ci->name, rt->ids[i]->subject, ci->name);
+			identity_free(rt->ids[i]);
+			rt->ids[i] = NULL;
+			rt->revoked[i] = 1;
+			continue;
+		}
 		log_info("event=identity_loaded identity=%s key_type=%s-%u "
 			 "subject=\"%s\" not_after=%ld", ci->name,
 			 p11_key_type(rt->ids[i]->key) == P11_KEY_EC ? "ec" :
@@ -439,6 +450,10 @@ mtls_err_t runtime_tunnel_ctx(struct runtime *rt, struct tunnel *t,
 	mtls_err_t r;
 
 	*out = NULL;
+	if (t->id == NULL && rt->revoked[t->cfg->identity])
+		return mtls_error_set(err, MTLS_ERR_IDENTITY_REVOKED, "identity "
+				      "'%s': its certificate was revoked",
+				      rt->cfg->identities[t->cfg->identity].name);
 	if (t->id == NULL) {
 		int tok = rt->cfg->identities[t->cfg->identity].token;
 
@@ -466,6 +481,10 @@ mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 	mtls_err_t r;
 
 	*out = NULL;
+	if (rt->ids[identity] == NULL && rt->revoked[identity])
+		return mtls_error_set(err, MTLS_ERR_IDENTITY_REVOKED, "identity "
+				      "'%s': its certificate was revoked",
+				      rt->cfg->identities[identity].name);
 	if (rt->ids[identity] == NULL) {
 		int tok = rt->cfg->identities[identity].token;
 

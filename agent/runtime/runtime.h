@@ -54,6 +54,9 @@ struct runtime {
 	int locked[CFG_MAX_TOKENS];
 	mtls_err_t lock_reason[CFG_MAX_TOKENS];
 	struct identity *ids[CFG_MAX_IDENTITIES];
+	/* Not loaded on purpose: its certificate was revoked from here
+	 * (mtlsctl revoke; STATE_DIR/NAME.revoked) and none replaced it. */
+	int revoked[CFG_MAX_IDENTITIES];
 	struct tunnel tunnels[CFG_MAX_TUNNELS];
 	unsigned n_tunnels;
 	pthread_mutex_t routes_lock; /* routes[] and tunnels[].tls */
