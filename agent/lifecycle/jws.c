@@ -43,35 +43,48 @@ int b64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 int b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
 {
 	char *tmp;
-	word32 n = (word32)*out_len;
+	uint8_t *plain;
+	word32 n;
 	size_t m = 0;
-	int rc;
+	int rc = -1;
 
 	if (len > 1 << 20)
 		return -1;
 	while (len > 0 && in[len - 1] == '=')
 		len--;
 	tmp = malloc(len + 4);
-	if (tmp == NULL)
-		return -1;
+	/* wolfSSL wants room for what the padded length could hold. */
+	plain = malloc(len + 4);
+	if (tmp == NULL || plain == NULL)
+		goto out;
 	for (size_t i = 0; i < len; i++) {
 		char c = in[i];
 
 		/* Standard base64 spelled as such is not base64url. */
-		if (c == '+' || c == '/' || c == '=') {
-			free(tmp);
-			return -1;
-		}
+		if (c == '+' || c == '/' || c == '=')
+			goto out;
 		tmp[m++] = c == '-' ? '+' : c == '_' ? '/' : c;
 	}
 	while (m % 4 != 0)
 		tmp[m++] = '=';
-	rc = m == 0 ? 0 : Base64_Decode((byte *)tmp, (word32)m, out, &n);
+	n = (word32)(len + 4);
+	if (m > 0 && Base64_Decode((byte *)tmp, (word32)m, plain, &n) != 0)
+		goto out;
+	if (m == 0)
+		n = 0;
+	if (n > *out_len)
+		goto out;
+	memcpy(out, plain, n);
+	*out_len = n;
+	rc = 0;
+out:
+	if (tmp != NULL)
+		explicit_bzero(tmp, len + 4);
 	free(tmp);
-	if (rc != 0)
-		return -1;
-	*out_len = m == 0 ? 0 : n;
-	return 0;
+	if (plain != NULL)
+		explicit_bzero(plain, len + 4); /* may be a MAC key */
+	free(plain);
+	return rc;
 }
 
 mtls_err_t jws_key_init(struct jws_key *jk, struct p11_key *key,
