@@ -16,7 +16,7 @@
 
 /* A validation request is one short line and a few headers. */
 #define H1_REQUEST_MAX 4096
-#define H1_CLIENT_MS 5000
+#define H1_CLIENT_MS 10000
 #define H1_PREFIX "/.well-known/acme-challenge/"
 
 struct acme_http01 {
@@ -42,31 +42,28 @@ static void reply(int fd, int status, const char *text, const char *body)
 		(void)!write(fd, buf, (size_t)n);
 }
 
-/* One client: its request line within H1_CLIENT_MS in all (a client
- * sending a byte a second gets nothing but closed). */
-static void serve(struct acme_http01 *h, int fd)
+/* Clients served at once; each has H1_CLIENT_MS for its whole request,
+ * so one sending a byte a second delays nobody (the CA's validation
+ * arrives beside it) and is closed when its time is up. */
+#define H1_CLIENTS 16
+
+struct h1_client {
+	int fd;
+	uint64_t deadline;
+	size_t got;
+	char req[H1_REQUEST_MAX + 1];
+};
+
+/* A complete request: answer it. */
+static void answer(struct acme_http01 *h, struct h1_client *c)
 {
-	char req[H1_REQUEST_MAX + 1], path[256], authz[256] = "";
-	uint64_t deadline = mtls_now_ms() + H1_CLIENT_MS;
-	size_t got = 0;
+	char path[256], authz[256] = "";
 	int found = 0;
 
-	while (got < H1_REQUEST_MAX && memmem(req, got, "\r\n\r\n", 4) == NULL) {
-		int64_t left = (int64_t)(deadline - mtls_now_ms());
-		struct pollfd p = { fd, POLLIN, 0 };
-		ssize_t n;
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			return;
-		n = read(fd, req + got, H1_REQUEST_MAX - got);
-		if (n <= 0)
-			return;
-		got += (size_t)n;
-	}
-	req[got] = '\0';
-	if (sscanf(req, "GET %255s HTTP/1.%*d", path) != 1 ||
+	c->req[c->got] = '\0';
+	if (sscanf(c->req, "GET %255s HTTP/1.%*d", path) != 1 ||
 	    strncmp(path, H1_PREFIX, strlen(H1_PREFIX)) != 0) {
-		reply(fd, 404, "Not Found", "");
+		reply(c->fd, 404, "Not Found", "");
 		return;
 	}
 	pthread_mutex_lock(&h->mu);
@@ -78,35 +75,101 @@ static void serve(struct acme_http01 *h, int fd)
 		}
 	pthread_mutex_unlock(&h->mu);
 	if (found)
-		reply(fd, 200, "OK", authz);
+		reply(c->fd, 200, "OK", authz);
 	else
-		reply(fd, 404, "Not Found", "");
+		reply(c->fd, 404, "Not Found", "");
 	log_info("event=acme_http01_request path=%s status=%d", path,
 		 found ? 200 : 404);
+}
+
+static void drop(struct h1_client *c)
+{
+	close(c->fd);
+	c->fd = -1;
 }
 
 static void *run(void *arg)
 {
 	struct acme_http01 *h = arg;
+	struct h1_client *cl = calloc(H1_CLIENTS, sizeof(*cl));
 
+	if (cl == NULL)
+		return NULL;
+	for (int i = 0; i < H1_CLIENTS; i++)
+		cl[i].fd = -1;
 	for (;;) {
-		struct pollfd p[2] = { { h->fd, POLLIN, 0 },
-				       { h->stop[0], POLLIN, 0 } };
-		int c;
+		struct pollfd p[2 + H1_CLIENTS];
+		uint64_t now = mtls_now_ms();
+		int64_t wait = -1;
+		int n = 2, slot = -1;
 
-		if (poll(p, 2, -1) < 0) {
+		p[0] = (struct pollfd){ h->stop[0], POLLIN, 0 };
+		p[1] = (struct pollfd){ h->fd, POLLIN, 0 };
+		for (int i = 0; i < H1_CLIENTS; i++) {
+			if (cl[i].fd < 0) {
+				slot = i;
+				continue;
+			}
+			if (cl[i].deadline <= now) {
+				drop(&cl[i]); /* too slow: closed */
+				slot = i;
+				continue;
+			}
+			if (wait < 0 || (int64_t)(cl[i].deadline - now) < wait)
+				wait = (int64_t)(cl[i].deadline - now);
+			p[n++] = (struct pollfd){ cl[i].fd, POLLIN, 0 };
+		}
+		/* All slots busy: accept nobody until one is free (the
+		 * backlog waits, and every slot is bounded in time). */
+		if (slot < 0)
+			p[1].fd = -1;
+		if (poll(p, (nfds_t)n, (int)wait) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (p[1].revents)
+		if (p[0].revents)
 			break;
-		c = accept4(h->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		serve(h, c);
-		close(c);
+		if (slot >= 0 && (p[1].revents & POLLIN)) {
+			int c = accept4(h->fd, NULL, NULL,
+					SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+			if (c >= 0) {
+				cl[slot].fd = c;
+				cl[slot].got = 0;
+				cl[slot].deadline = mtls_now_ms() + H1_CLIENT_MS;
+			}
+		}
+		for (int k = 2; k < n; k++) {
+			struct h1_client *c = NULL;
+			ssize_t r;
+
+			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			for (int i = 0; i < H1_CLIENTS; i++)
+				if (cl[i].fd == p[k].fd)
+					c = &cl[i];
+			if (c == NULL)
+				continue;
+			r = read(c->fd, c->req + c->got, H1_REQUEST_MAX - c->got);
+			if (r <= 0) {
+				drop(c);
+				continue;
+			}
+			c->got += (size_t)r;
+			if (memmem(c->req, c->got, "\r\n\r\n", 4) != NULL) {
+				answer(h, c);
+				drop(c);
+			} else if (c->got == H1_REQUEST_MAX) {
+				reply(c->fd, 431, "Request Header Fields Too Large", "");
+				drop(c);
+			}
+		}
 	}
+	for (int i = 0; i < H1_CLIENTS; i++)
+		if (cl[i].fd >= 0)
+			close(cl[i].fd);
+	free(cl);
 	return NULL;
 }
 

@@ -1,8 +1,8 @@
 /* The http-01 responder (RFC 8555 8.3): while an order is being
  * authorized, answers GET /.well-known/acme-challenge/TOKEN with the key
  * authorization, on the address the CA's validation reaches. Nothing
- * else: other paths 404, requests bounded in size and time, one client at
- * a time. */
+ * else: other paths 404, each request bounded in size and time, clients
+ * served side by side so that a slow one delays nobody. */
 #ifndef MTLS_ACME_HTTP01_H
 #define MTLS_ACME_HTTP01_H
 
