@@ -128,6 +128,15 @@ size_t metrics_render(char *buf, size_t cap)
 	    atomic_load(&g_stats.renewals_ok));
 	put(&o, "mtls_renewals_total{result=\"failed\"} %lu\n",
 	    atomic_load(&g_stats.renewals_failed));
+	head(&o, "mtls_acme_problems_total", "counter",
+	     "ACME problem documents by type (RFC 8555 6.7).");
+	for (int i = 0; i < STATS_PROBLEM_TYPES; i++)
+		if (atomic_load(&g_stats.problem_count[i]) > 0)
+			put(&o, "mtls_acme_problems_total{type=\"%s\"} %lu\n",
+			    g_stats.problem_type[i],
+			    atomic_load(&g_stats.problem_count[i]));
+	put(&o, "mtls_acme_problems_total{type=\"other\"} %lu\n",
+	    atomic_load(&g_stats.problem_other));
 	head(&o, "mtls_policy_denials_total", "counter",
 	     "Connections the policy refused, by reason.");
 	for (int i = 1; i <= POLICY_REASON_ENVIRONMENT; i++)

@@ -23,6 +23,7 @@
 #include "mtls_log.h"
 #include "mtls_secret.h"
 #include "renew_state.h"
+#include "stats.h"
 
 /* badNonce is retried this often (RFC 8555 6.5: the client SHOULD retry). */
 #define ACME_NONCE_RETRIES 5
@@ -42,6 +43,8 @@ struct acme {
 	struct jws_key account;
 	struct p11_key *account_key;
 	uint64_t deadline;
+	/* The problem type that is an expected answer now (not logged). */
+	const char *expected_problem;
 };
 
 /* A problem document as the error: its type and detail, shown to the user
@@ -55,8 +58,13 @@ static mtls_err_t problem_error(const struct acme *c, const char *what,
 	if (acme_parse_problem(a->body, a->body_len, a->status, &p) != 0)
 		return mtls_error_set(err, MTLS_ERR_IO, "ACME %s: HTTP %d, no "
 				      "problem document", what, a->status);
-	log_warn("event=acme_problem identity=%s step=%s status=%d type=%s "
-		 "detail=\"%s\"", c->name, what, a->status, p.type, p.detail);
+	if (c->expected_problem == NULL ||
+	    strcmp(c->expected_problem, p.type) != 0) {
+		log_warn("event=acme_problem identity=%s step=%s status=%d "
+			 "type=%s detail=\"%s\"", c->name, what, a->status,
+			 p.type, p.detail);
+		stats_count_problem(p.type);
+	}
 	return mtls_error_set(err, a->status == 401 || a->status == 403 ?
 					   MTLS_ERR_CERT_REFUSED : MTLS_ERR_IO,
 			      "ACME %s: %s: %s", what, p.type, p.detail);
@@ -313,8 +321,10 @@ static mtls_err_t account(struct acme *c, struct mtls_error *err)
 	payload = account_payload(c, NULL, 1);
 	if (payload == NULL)
 		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+	c->expected_problem = "accountDoesNotExist";
 	ret = post(c, "newAccount", c->dir.new_account, payload, &c->account,
 		   NULL, ACME_BODY_MAX, &raw, &a, err);
+	c->expected_problem = NULL;
 	free(payload);
 	if (ret == MTLS_OK && a.location[0] != '\0') {
 		created = 0;
@@ -543,6 +553,7 @@ static mtls_err_t authorize(struct acme *c, const char *url,
 						 "detail=\"%s\"", c->name,
 						 az.chal[i].error.type,
 						 az.chal[i].error.detail);
+					stats_count_problem(az.chal[i].error.type);
 					return mtls_error_set(
 						err, MTLS_ERR_CERT_REFUSED,
 						"ACME %s for %s: %s: %s", want,

@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,34 @@ void hist_observe(struct histogram *h, const double *bounds, double seconds)
 	atomic_fetch_add(&h->bucket[i], 1);
 	atomic_fetch_add(&h->count, 1);
 	atomic_fetch_add(&h->sum_us, (unsigned long)(seconds * 1e6));
+}
+
+void stats_count_problem(const char *type)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	int slot = -1;
+
+	/* The table only grows, under the lock; a reader sees a type's
+	 * name before its count turns non-zero. */
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < STATS_PROBLEM_TYPES && slot < 0; i++) {
+		if (g_stats.problem_type[i][0] == '\0') {
+			if (strlen(type) >= STATS_PROBLEM_TYPE_MAX ||
+			    strspn(type, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:.") !=
+				    strlen(type))
+				break;
+			memcpy(g_stats.problem_type[i], type, strlen(type) + 1);
+			slot = i;
+		} else if (strcmp(g_stats.problem_type[i], type) == 0) {
+			slot = i;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	if (slot < 0)
+		atomic_fetch_add(&g_stats.problem_other, 1);
+	else
+		atomic_fetch_add(&g_stats.problem_count[slot], 1);
 }
 
 void stats_observe_sign(double seconds)

@@ -21,6 +21,11 @@ extern const double sign_bounds[HIST_BUCKETS];
 
 void hist_observe(struct histogram *h, const double *bounds, double seconds);
 
+/* ACME problem types seen (RFC 8555 6.7), each counted: the label of
+ * mtls_acme_problems_total. Types beyond the table count as "other". */
+#define STATS_PROBLEM_TYPES 16
+#define STATS_PROBLEM_TYPE_MAX 48
+
 struct stats {
 	atomic_ulong connections_total;
 	atomic_ulong connections_active;
@@ -31,6 +36,9 @@ struct stats {
 	atomic_ulong bytes_to_client;
 	atomic_ulong policy_denials[POLICY_REASON_ENVIRONMENT + 1];
 	atomic_ulong renewals_attempted, renewals_ok, renewals_failed;
+	char problem_type[STATS_PROBLEM_TYPES][STATS_PROBLEM_TYPE_MAX];
+	atomic_ulong problem_count[STATS_PROBLEM_TYPES];
+	atomic_ulong problem_other;
 	struct histogram handshake_seconds;
 	struct histogram sign_seconds;
 };
@@ -39,6 +47,9 @@ extern struct stats g_stats;
 
 /* A token signature took this long (for tls_set_sign_observer). */
 void stats_observe_sign(double seconds);
+
+/* Counts an ACME problem document by its type. */
+void stats_count_problem(const char *type);
 
 /* One log line with every non-zero counter. */
 void stats_log(void);
