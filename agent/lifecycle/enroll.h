@@ -1,9 +1,10 @@
 /* Enrollers: take a PKCS#10 request (PEM) and return the issued chain
  * (PEM, leaf first or in any order), or ask to be called again later.
  *   EST (RFC 7030): /cacerts, /simpleenroll with HTTP Basic over
- *     server-authenticated TLS (first enrollment), /simplereenroll over
- *     mutual TLS with the current identity; certs-only PKCS#7 answers;
- *     202 + Retry-After.
+ *     server-authenticated TLS, or over mutual TLS with a bootstrap
+ *     certificate already on the token (est_bootstrap_key/_cert, 3.3.2),
+ *     or both (first enrollment), /simplereenroll over mutual TLS with
+ *     the current identity; certs-only PKCS#7 answers; 202 + Retry-After.
  *   exec: /bin/sh -c COMMAND, in its own process group with only PATH in
  *     its environment, the request on stdin and the chain on stdout;
  *     exec_timeout holds until it exits, then its group is killed. */

@@ -1,6 +1,8 @@
 /* EST client (RFC 7030) over wolfSSL. The first enrollment authenticates
- * with HTTP Basic inside server-authenticated TLS; renewals authenticate
- * with the identity in service (its key signs on the token). */
+ * with HTTP Basic inside server-authenticated TLS, or with a certificate
+ * already on the token as TLS client certificate (3.3.2), or both;
+ * renewals authenticate with the identity in service (its key signs on
+ * the token). */
 #include <wolfssl/options.h>
 
 #include "enroll.h"
@@ -200,58 +202,112 @@ mtls_err_t est_cacerts(const struct cfg_renew *r, char **pem,
 	return ret;
 }
 
+/* The bootstrap identity (est_bootstrap_key, est_bootstrap_cert): a
+ * manufacturer's certificate on the token, IDevID-like. identity_load
+ * checks that the certificate belongs to the key before anything is sent. */
+static mtls_err_t bootstrap_load(const struct cfg_renew *r,
+				 struct p11_token *token, struct identity **out,
+				 struct mtls_error *err)
+{
+	char detail[MTLS_ERR_DETAIL_MAX];
+	mtls_err_t ret;
+
+	if (token == NULL)
+		return mtls_error_set(err, MTLS_ERR_ARG, "est_bootstrap_key: "
+				      "no token");
+	ret = identity_load("est_bootstrap", token, r->est_bootstrap_key,
+			    r->est_bootstrap_cert, NULL, out, err);
+	if (ret != MTLS_OK && err != NULL) {
+		snprintf(detail, sizeof(detail), "%s", err->detail);
+		mtls_error_set(err, ret, "bootstrap identity (est_bootstrap_key, "
+			       "est_bootstrap_cert): %s", detail);
+	}
+	return ret;
+}
+
 mtls_err_t enroll_est(const struct cfg_renew *r, struct p11_token *token,
 		      struct identity *current,
 		      const char *csr_pem, struct enroll_result *res,
 		      struct mtls_error *err)
 {
 	char basic[EST_BASIC_B64_MAX], *raw = NULL, *b64;
+	char refused[MTLS_ERR_DETAIL_MAX] = "";
+	int has_basic = r->est_user != NULL && r->est_password_file != NULL;
+	struct identity *boot = NULL;
 	struct http_answer a;
-	mtls_err_t ret;
+	mtls_err_t ret = MTLS_OK;
 
-	(void)token;
 	memset(res, 0, sizeof(*res));
 	b64 = pem_body(csr_pem);
 	if (b64 == NULL)
 		return mtls_error_set(err, MTLS_ERR_ARG, "not a PEM request");
 	if (current == NULL) {
-		if (r->est_user == NULL || r->est_password_file == NULL) {
+		if (!has_basic && r->est_bootstrap_key == NULL) {
 			free(b64);
 			return mtls_error_set(err, MTLS_ERR_CONFIG,
 					      "first enrollment needs est_user= "
-					      "and est_password_file=");
+					      "and est_password_file=, or "
+					      "est_bootstrap_key= and "
+					      "est_bootstrap_cert= (a "
+					      "certificate already on the "
+					      "token)");
 		}
-		ret = read_basic(r, basic, sizeof(basic), err);
+		/* RFC 7030 3.3.2: a certificate the client already has
+		 * authenticates it in TLS; HTTP Basic may come beside it. */
+		if (r->est_bootstrap_key != NULL) {
+			ret = bootstrap_load(r, token, &boot, err);
+			if (ret == MTLS_OK)
+				snprintf(refused, sizeof(refused), "the server "
+					 "refused the bootstrap certificate "
+					 "(subject %.120s, issuer %.120s)%s",
+					 boot->subject, boot->issuer,
+					 has_basic ? " and HTTP Basic" : "");
+		}
+		if (ret == MTLS_OK && has_basic)
+			ret = read_basic(r, basic, sizeof(basic), err);
 		if (ret == MTLS_OK)
-			ret = est_exchange(r, NULL, "POST", "simpleenroll", b64,
-					   basic, &raw, &a, err);
+			ret = est_exchange(r, boot, "POST", "simpleenroll", b64,
+					   has_basic ? basic : NULL, &raw, &a,
+					   err);
 		explicit_bzero(basic, sizeof(basic));
 	} else {
 		ret = est_exchange(r, current, "POST", "simplereenroll", b64,
 				   NULL, &raw, &a, err);
 	}
 	free(b64);
+	if (ret == MTLS_ERR_CERT_REFUSED && refused[0] != '\0') {
+		/* Refused in the handshake (an alert): name the certificate. */
+		char detail[MTLS_ERR_DETAIL_MAX];
+
+		snprintf(detail, sizeof(detail), "%s", err ? err->detail : "");
+		ret = mtls_error_set(err, ret, "EST simpleenroll: %s: %s",
+				     refused, detail);
+	}
 	if (ret != MTLS_OK)
-		return ret;
+		goto out;
 	if (a.status == 202) {
 		/* RFC 7030 4.2.3: try again later with the same request. */
 		res->retry_after = est_retry_after(r, a.retry_after);
 	} else if (a.status != 200) {
 		size_t show = a.body_len < 120 ? a.body_len : 120;
+		int auth = a.status == 401 || a.status == 403;
 
 		for (size_t i = 0; i < show; i++)
 			if (!isprint((unsigned char)a.body[i]))
 				a.body[i] = ' ';
-		ret = mtls_error_set(err, a.status == 401 || a.status == 403 ?
-					     MTLS_ERR_CERT_REFUSED : MTLS_ERR_IO,
-				     "EST %s answered %d: %.*s",
+		ret = mtls_error_set(err, auth ? MTLS_ERR_CERT_REFUSED : MTLS_ERR_IO,
+				     "EST %s answered %d: %s%s%.*s",
 				     current ? "simplereenroll" : "simpleenroll",
-				     a.status, (int)show, a.body);
+				     a.status, auth ? refused : "",
+				     auth && refused[0] ? ": " : "",
+				     (int)show, a.body);
 	} else {
 		/* A Retry-After beside a 200 means nothing: the caller would
 		 * take it for a 202, and drop the certificate. */
 		ret = est_certs_to_pem(a.body, a.body_len, &res->chain_pem, err);
 	}
+out:
 	free(raw);
+	identity_free(boot);
 	return ret;
 }

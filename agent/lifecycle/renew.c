@@ -60,6 +60,46 @@ static mtls_err_t save(struct renew_env *e, struct renew_state *st,
 				e->cfg->identities[e->index].name, st, err);
 }
 
+/* est_bootstrap_key's CKA_ID into id, its length in *len: 0 when none is
+ * configured or the token has no such key. That key is a manufacturer's
+ * (RFC 7030 3.3.2), not a generation of ours: a renewal never generates
+ * over it, abandons or retires it. An error when the token cannot tell
+ * (then the callers destroy nothing). */
+static mtls_err_t bootstrap_id(const struct renew_env *e,
+			       uint8_t id[P11_ID_MAX], size_t *len,
+			       struct mtls_error *err)
+{
+	const char *uri = e->cfg->identities[e->index].renew.est_bootstrap_key;
+	struct p11_key *k = NULL;
+	mtls_err_t ret;
+
+	*len = 0;
+	if (uri == NULL)
+		return MTLS_OK;
+	ret = p11_key_open(e->token, uri, &k, err);
+	if (ret == MTLS_ERR_KEY_NOT_FOUND)
+		return MTLS_OK;
+	if (ret != MTLS_OK)
+		return ret;
+	*len = p11_key_id(k, id);
+	p11_key_close(k);
+	return MTLS_OK;
+}
+
+/* Would destroying the objects with this CKA_ID touch the bootstrap key
+ * (or can the token not say)? */
+static int bootstrap_owns(const struct renew_env *e, const uint8_t *id,
+			  size_t len)
+{
+	uint8_t bid[P11_ID_MAX];
+	size_t blen;
+	struct mtls_error ignored;
+
+	if (bootstrap_id(e, bid, &blen, &ignored) != MTLS_OK)
+		return 1;
+	return blen > 0 && blen == len && memcmp(bid, id, len) == 0;
+}
+
 /* "/CN=a/O=b" (wolfSSL's one-line form) -> "CN=a,O=b" for csr_make; -1 if
  * it does not fit (a cut subject would ask for another name). */
 static int subject_from_oneline(const char *in, char *out, size_t cap)
@@ -259,12 +299,14 @@ static mtls_err_t abandon(struct renew_env *e, struct renew_state *st,
 	unsigned n = 0;
 	struct mtls_error ignored;
 
-	/* The pending key is never the one in service nor the previous. */
+	/* The pending key is never the one in service nor the previous, nor
+	 * the bootstrap key. */
 	if (st->pending_id_len > 0 &&
 	    !(st->pending_id_len == st->key_id_len &&
 	      memcmp(st->pending_id, st->key_id, st->key_id_len) == 0) &&
 	    !(st->pending_id_len == st->prev_id_len &&
-	      memcmp(st->pending_id, st->prev_id, st->prev_id_len) == 0))
+	      memcmp(st->pending_id, st->prev_id, st->prev_id_len) == 0) &&
+	    !bootstrap_owns(e, st->pending_id, st->pending_id_len))
 		(void)p11_objects_destroy(e->token, st->pending_id,
 					  st->pending_id_len, &n, &ignored);
 	log_notice("event=renew_abandoned identity=%s objects_removed=%u",
@@ -277,6 +319,9 @@ static mtls_err_t abandon(struct renew_env *e, struct renew_state *st,
 static mtls_err_t retire(struct renew_env *e, struct renew_state *st,
 			 struct mtls_error *err)
 {
+	struct mtls_error ignored;
+	uint8_t bid[P11_ID_MAX];
+	size_t blen;
 	unsigned n = 0;
 	mtls_err_t ret;
 
@@ -287,6 +332,17 @@ static mtls_err_t retire(struct renew_env *e, struct renew_state *st,
 	    (st->retire_id_len == st->prev_id_len &&
 	     memcmp(st->retire_id, st->prev_id, st->prev_id_len) == 0)) {
 		st->retire_id_len = 0; /* never the key in service */
+		return save(e, st, err);
+	}
+	/* The first generation's key= may have been the bootstrap key. */
+	if (bootstrap_id(e, bid, &blen, &ignored) != MTLS_OK)
+		return MTLS_OK; /* the token cannot say: keep it, try later */
+	if (blen == st->retire_id_len &&
+	    memcmp(bid, st->retire_id, blen) == 0) {
+		log_notice("event=retire_skipped identity=%s "
+			   "reason=est_bootstrap_key",
+			   e->cfg->identities[e->index].name);
+		st->retire_id_len = 0;
 		return save(e, st, err);
 	}
 	ret = p11_objects_destroy(e->token, st->retire_id, st->retire_id_len,
@@ -463,6 +519,44 @@ static mtls_err_t pending_id_choose(struct renew_env *e, struct renew_state *st,
 	return MTLS_OK;
 }
 
+/* Chooses the pending CKA_ID, never the bootstrap key's: a key_ids list
+ * that holds it is refused before the first key is made (a rotation
+ * would come to it some day), and so is a random id that hit it. */
+static mtls_err_t bootstrap_guard(struct renew_env *e, struct renew_state *st,
+				  struct mtls_error *err)
+{
+	const struct cfg_identity *ci = &e->cfg->identities[e->index];
+	uint8_t bid[P11_ID_MAX];
+	size_t blen;
+	char hex[2 * P11_ID_MAX + 1];
+	mtls_err_t ret;
+
+	ret = bootstrap_id(e, bid, &blen, err);
+	if (ret != MTLS_OK)
+		return ret;
+	for (size_t i = 0; i < blen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", bid[i]);
+	hex[2 * blen] = '\0';
+	for (unsigned i = 0; i < ci->renew.n_key_ids; i++)
+		if (same_id(ci->renew.key_ids[i], ci->renew.key_id_len[i], bid,
+			    blen))
+			return mtls_error_set(err, MTLS_ERR_CONFIG,
+					      "[identity %s] key_ids holds %s, "
+					      "the CKA_ID of est_bootstrap_key: "
+					      "a renewal would generate over the "
+					      "bootstrap key; take it out of "
+					      "key_ids", ci->name, hex);
+	ret = pending_id_choose(e, st, err);
+	if (ret == MTLS_OK &&
+	    same_id(st->pending_id, st->pending_id_len, bid, blen)) {
+		st->pending_id_len = 0;
+		ret = mtls_error_set(err, MTLS_ERR_CONFIG, "[identity %s] the "
+				     "new key's CKA_ID %s is est_bootstrap_key's",
+				     ci->name, hex);
+	}
+	return ret;
+}
+
 mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		     int *switched, int *retry_after, struct mtls_error *err)
 {
@@ -489,7 +583,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		size_t out_len;
 
 		key_type(e, &kt, &bits);
-		ret = pending_id_choose(e, st, err);
+		ret = bootstrap_guard(e, st, err);
 		if (ret != MTLS_OK)
 			return ret;
 		st->step = RENEW_KEYGEN;

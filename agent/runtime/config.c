@@ -623,6 +623,17 @@ static int renew_key(struct parse_state *st, struct cfg_renew *r,
 		return set_str(st, &r->est_user, v);
 	if (strcmp(k, "est_password_file") == 0)
 		return set_str(st, &r->est_password_file, v);
+	if (strcmp(k, "est_bootstrap_key") == 0) {
+		if (strncmp(v, "pkcs11:", 7) != 0)
+			return fail(st, "est_bootstrap_key must be a pkcs11: URI "
+					"(a key on the identity's token)");
+		r->est_bootstrap_line = st->line;
+		return set_str(st, &r->est_bootstrap_key, v);
+	}
+	if (strcmp(k, "est_bootstrap_cert") == 0) {
+		r->est_bootstrap_line = st->line;
+		return set_str(st, &r->est_bootstrap_cert, v);
+	}
 	if (strcmp(k, "exec") == 0)
 		return set_str(st, &r->exec, v);
 	if (strcmp(k, "exec_timeout") == 0) {
@@ -1008,6 +1019,20 @@ static int check(struct parse_state *st)
 		if (id->cert == NULL)
 			return fail(st, "[identity %s]: cert= is required",
 				    id->name);
+		/* Both or neither: errors name the line of the one given. */
+		st->line = id->renew.est_bootstrap_line ?
+				   id->renew.est_bootstrap_line : id->line;
+		if ((id->renew.est_bootstrap_key == NULL) !=
+		    (id->renew.est_bootstrap_cert == NULL))
+			return fail(st, "[identity %s]: est_bootstrap_key= and "
+					"est_bootstrap_cert= go together (a key "
+					"on the token and its certificate)",
+				    id->name);
+		if (id->renew.est_bootstrap_key != NULL &&
+		    id->renew.enroll != CFG_ENROLL_EST)
+			return fail(st, "[identity %s]: est_bootstrap_key= needs "
+					"enroll = est", id->name);
+		st->line = id->line;
 		if (id->renew.enroll != CFG_ENROLL_NONE) {
 			if (id->renew.issuer_ca == NULL)
 				return fail(st, "[identity %s]: enroll needs "
@@ -1244,6 +1269,8 @@ void config_free(struct config *c)
 		free(c->identities[i].renew.est_ca);
 		free(c->identities[i].renew.est_user);
 		free(c->identities[i].renew.est_password_file);
+		free(c->identities[i].renew.est_bootstrap_key);
+		free(c->identities[i].renew.est_bootstrap_cert);
 		free(c->identities[i].renew.exec);
 		free(c->identities[i].renew.issuer_ca);
 		free(c->identities[i].renew.key_type);

@@ -56,6 +56,12 @@ struct cfg_renew {
 	char *est_ca;        /* trust anchors for the EST server */
 	char *est_user;      /* HTTP Basic for the first enrollment */
 	char *est_password_file;
+	/* A certificate already on the token (a manufacturer's, IDevID-like:
+	 * RFC 7030 3.3.2) that authenticates the first /simpleenroll by TLS
+	 * client authentication: both or neither. Never retired. */
+	char *est_bootstrap_key;  /* pkcs11: URI of its private key */
+	char *est_bootstrap_cert; /* pkcs11: URI or a PEM file */
+	int est_bootstrap_line;   /* where one of them was set, for errors */
 	char *exec;          /* /bin/sh -c COMMAND: CSR on stdin, chain on stdout */
 	unsigned exec_timeout_ms;
 	/* ACME (RFC 8555) */

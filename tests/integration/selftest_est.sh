@@ -1,8 +1,9 @@
 #!/bin/bash
 # The EST test responder (tests/lib/est.sh: nginx + fcgiwrap + est.cgi)
 # without the agent, checked with curl and openssl: /cacerts, simpleenroll
-# (Basic auth, pending, down, bad CSRs, validity switches), simplereenroll
-# (client certificate, same subject), the request log, and est_stop.
+# (Basic auth or a bootstrap certificate, pending, down, bad CSRs, validity
+# switches), simplereenroll (client certificate of the CA, same subject),
+# the request log, and est_stop.
 set -euo pipefail
 LIB=$(dirname "$0")/../lib
 . "$LIB/common.sh"
@@ -15,6 +16,12 @@ pki_ca "$T/ca" "EST CA"
 pki_ca "$T/other" "Other CA"
 pki_server_cert "$T/ca" "$T/srv" localhost "DNS:localhost,IP:127.0.0.1"
 pki_client_file_cert "$T/other" "$T/stranger" est-client
+# A manufacturer's CA and a device certificate of its (IDevID-like): the
+# responder trusts it for simpleenroll only (DIR/bootstrap-ca.pem).
+pki_ca "$T/mfg" "Manufacturer CA"
+pki_client_file_cert "$T/mfg" "$T/idev" mfg-device-1
+mkdir -p "$T/est"
+cp "$T/mfg/ca.pem" "$T/est/bootstrap-ca.pem"
 port=$(t_free_port)
 est_start "$T/est" "$port" "$T/ca" "$T/srv.pem" "$T/srv.key"
 E=$T/est
@@ -190,16 +197,47 @@ reenroll repend1 202 "$T/cli2.csr" "${mtls[@]}"
 header repend1 'Retry-After: 1'
 reenroll repend2 200 "$T/cli2.csr" "${mtls[@]}"
 
-# The request log: time, endpoint, status, subject.
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z cacerts 200 -$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 200 CN=est-client$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 401 -$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 202 CN=est-client$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 503 -$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 200 CN=est-client$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 400 CN=someone-else$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 403 -$'
-t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 403 CN=est-client$'
+# Bootstrap (RFC 7030 3.3.2): the manufacturer's certificate authenticates
+# simpleenroll without HTTP Basic, or beside it...
+idev=(--cert "$T/idev.pem" --key "$T/idev.key")
+csr "$T/dev.key" /CN=est-device >"$T/dev.csr"
+enroll boot 200 "$T/dev.csr" "${idev[@]}"
+certs boot >"$T/dev.pem"
+t_assert_contains "$(openssl x509 -in "$T/dev.pem" -noout -subject -issuer)" \
+	'^subject=CN = est-device$'
+openssl verify -CAfile "$T/ca/ca.pem" -purpose sslclient "$T/dev.pem" >/dev/null ||
+	t_fail "the certificate enrolled with a bootstrap certificate is not the EST CA's"
+enroll boot-basic 200 "$T/dev.csr" "${idev[@]}" -u est:est-secret
+# ...but never renews: simplereenroll takes what the EST CA issued only.
+csr "$T/idev2.key" /CN=mfg-device-1 >"$T/idev2.csr"
+reenroll boot-reenroll 403 "$T/idev2.csr" "${idev[@]}"
+t_assert_contains "$T/boot-reenroll.body" 'not issued by this CA'
+# A certificate of a third CA, or the EST CA's own, is no bootstrap one:
+# 403 without Basic (401 where no certificate came at all, above).
+enroll stranger-noauth 403 "$T/dev.csr" --cert "$T/stranger.pem" --key "$T/stranger.key"
+t_assert_contains "$T/stranger-noauth.body" 'verify=FAILED'
+enroll estcert-noauth 403 "$T/dev.csr" "${mtls[@]}"
+t_assert_contains "$T/estcert-noauth.body" 'no bootstrap certificate'
+# The enrolled device certificate renews like any other.
+reenroll dev-reenroll 200 "$T/dev.csr" --cert "$T/dev.pem" --key "$T/dev.key"
+
+# The request log: time, endpoint, status, subject, what authenticated,
+# the client certificate presented.
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z cacerts 200 - auth=none$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 200 CN=est-client auth=basic$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 401 - auth=none$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 202 CN=est-client auth=basic$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 503 - auth=none$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 200 CN=est-client auth=basic client=CN=est-client$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 200 CN=est-client auth=cert client=CN=est-client$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 400 CN=someone-else auth=cert client=CN=est-client$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 403 - auth=none$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 403 CN=est-client auth=none client=CN=est-client$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 200 CN=est-device auth=cert client=CN=mfg-device-1$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 200 CN=est-device auth=cert\+basic client=CN=mfg-device-1$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 403 CN=mfg-device-1 auth=none client=CN=mfg-device-1$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simpleenroll 403 - auth=none client=CN=est-client$'
+t_assert_contains "$E/est.log" '^[0-9T:-]+Z simplereenroll 200 CN=est-device auth=cert client=CN=est-device$'
 [ -z "$(find "$E" -maxdepth 1 -name 'req.*')" ] || t_fail "request temp dirs left in $E"
 
 # Other credentials; est_stop frees the port and ends fcgiwrap; restart.
@@ -211,9 +249,14 @@ est_stop "$E"
 ! ss -Htln "sport = :$port" | grep -q . || t_fail "port $port still listens after est_stop"
 ! kill -0 "$fcgi" 2>/dev/null || t_fail "fcgiwrap $fcgi still runs after est_stop"
 est_stop "$E"
+# Without DIR/bootstrap-ca.pem at start, nginx trusts the EST CA only.
+rm "$E/bootstrap-ca.pem"
 port2=$(t_free_port)
 est_start "$E" "$port2" "$T/ca" "$T/srv.pem" "$T/srv.key" 'user2:pa:ss word'
 expect restart 200 "https://localhost:$port2/.well-known/est/simpleenroll" \
 	-H 'Content-Type: application/pkcs10' --data-binary "@$T/cli.csr" -u 'user2:pa:ss word'
+expect restart-boot 403 "https://localhost:$port2/.well-known/est/simpleenroll" \
+	-H 'Content-Type: application/pkcs10' --data-binary "@$T/dev.csr" "${idev[@]}"
+t_assert_contains "$T/restart-boot.body" 'verify=FAILED'
 
-t_pass "EST responder: cacerts, simpleenroll, simplereenroll, pending, down, validity, log, stop"
+t_pass "EST responder: cacerts, simpleenroll (Basic, bootstrap certificate), simplereenroll, pending, down, validity, log, stop"

@@ -10,8 +10,11 @@
 #   GET  cacerts        200, Content-Type: application/pkcs7-mime,
 #                       Content-Transfer-Encoding: base64; certs-only PKCS#7
 #                       of CADIR/ca.pem.
-#   POST simpleenroll   HTTP Basic USER:PASS (else 401 + WWW-Authenticate:
-#                       Basic realm="est"); body base64 DER PKCS#10 (line
+#   POST simpleenroll   HTTP Basic USER:PASS, or a bootstrap client
+#                       certificate (below) that nginx verified, or both
+#                       (RFC 7030 3.3.2); another client certificate and no
+#                       Basic: 403; neither: 401 + WWW-Authenticate: Basic
+#                       realm="est". Body base64 DER PKCS#10 (line
 #                       breaks allowed), Content-Type application/pkcs10
 #                       (else 415); bad CSR 400; 200 with Content-Type:
 #                       application/pkcs7-mime; smime-type=certs-only,
@@ -20,8 +23,10 @@
 #                       SANs from the CSR).
 #   POST simplereenroll a client certificate that nginx verified against
 #                       CADIR/ca.pem (and CADIR/crl.pem if it existed at
-#                       est_start), else 403; CSR subject must equal the
-#                       client certificate's, else 400; answer as above.
+#                       est_start) and that CADIR's CA issued (never a
+#                       bootstrap certificate), else 403; CSR subject must
+#                       equal the client certificate's, else 400; answer as
+#                       above.
 #   other paths 404, wrong methods 405, bodies over 64 KiB 413.
 # Switches (files in DIR, read at each request; numbers only):
 #   DIR/down        every request 503 (with Retry-After: N if it holds N)
@@ -29,8 +34,18 @@
 #                   and count K down: the (K+1)-th attempt gets the certificate
 #   DIR/days N      validity of issued certificates (default 30)
 #   DIR/minutes N   validity N minutes from now (wins over DIR/days)
-# Records: DIR/est.log, one line a request: "TIME ENDPOINT STATUS SUBJECT"
-# (RFC 2253 subject, "-" if none); DIR/last.pem, the last certificate
+# Bootstrap certificates (a manufacturer's, IDevID-like): if
+# DIR/bootstrap-ca.pem exists at est_start, nginx trusts it besides CADIR/ca.pem for client
+# certificates, and simpleenroll accepts a certificate that CA issued
+# instead of HTTP Basic. With CADIR/crl.pem, nginx checks a CRL for every
+# CA of a chain: then DIR/bootstrap-crl.pem (that CA's CRL) must exist too.
+# Records: DIR/est.log, one line a request:
+#   "TIME ENDPOINT STATUS SUBJECT auth=METHOD[ client=DN]"
+# SUBJECT: the CSR's (simplereenroll refusals: the client certificate's),
+# RFC 2253, "-" if none; METHOD: what authenticated the request: basic,
+# cert, cert+basic or none; DN: the client certificate's subject (RFC 2253,
+# blanks as %20, % as %25) when one was presented, verified or not.
+# DIR/last.pem, the last certificate
 # issued; DIR/cgi.log, openssl's messages; DIR/error.log, nginx's.
 # The CGI runs `openssl ca` on CADIR's database: do not sign with pki.sh on
 # the same CA while a request may be running.
@@ -59,8 +74,21 @@ est_start() {
 	# nor connect to fcgiwrap's socket (root's, 0755).
 	local user=
 	[ "$(id -u)" = 0 ] && user="user root;"
-	local crl=
-	[ -f "$ca/crl.pem" ] && crl="ssl_crl $ca/crl.pem;"
+	# The CAs nginx verifies client certificates against (and their CRLs).
+	local crl= clientcas=$ca/ca.pem
+	if [ -f "$dir/bootstrap-ca.pem" ]; then
+		clientcas=$dir/client-cas.pem
+		cat "$ca/ca.pem" "$dir/bootstrap-ca.pem" >"$clientcas"
+	fi
+	if [ -f "$ca/crl.pem" ]; then
+		crl="ssl_crl $ca/crl.pem;"
+		if [ -f "$dir/bootstrap-ca.pem" ]; then
+			[ -f "$dir/bootstrap-crl.pem" ] ||
+				t_fail "est_start: $ca/crl.pem needs $dir/bootstrap-crl.pem beside $dir/bootstrap-ca.pem (nginx checks a CRL for each CA)"
+			cat "$ca/crl.pem" "$dir/bootstrap-crl.pem" >"$dir/crls.pem"
+			crl="ssl_crl $dir/crls.pem;"
+		fi
+	fi
 	# ssl_verify_client optional: nginx answers a certificate that fails
 	# verification (unknown CA, expired, revoked) with its internal code
 	# 495 before any location; error_page hands that to the CGI, which sees
@@ -84,7 +112,7 @@ est_start() {
 	        ssl_protocols TLSv1.2 TLSv1.3;
 	        ssl_certificate $cert;
 	        ssl_certificate_key $key;
-	        ssl_client_certificate $ca/ca.pem;
+	        ssl_client_certificate $clientcas;
 	        ssl_verify_client optional;
 	        ssl_verify_depth 3;
 	        $crl
@@ -104,6 +132,7 @@ est_start() {
 	        fastcgi_param HTTPS on;
 	        fastcgi_param SSL_CLIENT_VERIFY \$ssl_client_verify;
 	        fastcgi_param SSL_CLIENT_S_DN \$ssl_client_s_dn;
+	        fastcgi_param SSL_CLIENT_I_DN \$ssl_client_i_dn;
 	        fastcgi_param EST_DIR $dir;
 	        fastcgi_param EST_CADIR $ca;
 	        error_page 495 = @est;

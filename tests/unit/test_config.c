@@ -240,6 +240,63 @@ static void test_card_keys(void **state)
 	expect_error(buf, "key_ids: at most 8");
 }
 
+/* est_bootstrap_key and est_bootstrap_cert: both or neither, with
+ * enroll = est; an error names the line of the one given. */
+static void test_est_bootstrap(void **state)
+{
+	static const char base[] =
+		"[token t]\nmodule = m\nuri = pkcs11:token=t\n"
+		"[identity i]\nkey = pkcs11:object=k\ncert = /c.pem\n"
+		"enroll = %s\nest_url = https://est.example:8443/.well-known/est\n"
+		"est_ca = /est-ca.pem\nissuer_ca = /issuer.pem\n%s%s";
+	static const char key[] = "est_bootstrap_key = pkcs11:object=mfg;type=private\n";
+	static const char cert[] = "est_bootstrap_cert = pkcs11:object=mfg;type=cert\n";
+	char buf[1024];
+	struct config *c;
+
+	(void)state;
+	snprintf(buf, sizeof(buf), base, "est", key, cert);
+	c = parse_ok(buf);
+	assert_string_equal(c->identities[0].renew.est_bootstrap_key,
+			    "pkcs11:object=mfg;type=private");
+	assert_string_equal(c->identities[0].renew.est_bootstrap_cert,
+			    "pkcs11:object=mfg;type=cert");
+	assert_null(c->identities[0].renew.est_user);
+	config_free(c);
+	snprintf(buf, sizeof(buf), base, "est", "", "");
+	c = parse_ok(buf);
+	assert_null(c->identities[0].renew.est_bootstrap_key);
+	assert_null(c->identities[0].renew.est_bootstrap_cert);
+	config_free(c);
+	/* A PEM file for the certificate, beside HTTP Basic. */
+	snprintf(buf, sizeof(buf), base, "est", key,
+		 "est_bootstrap_cert = /etc/mtls-agent/idevid.pem\n"
+		 "est_user = dev\nest_password_file = /pw\n");
+	c = parse_ok(buf);
+	assert_string_equal(c->identities[0].renew.est_bootstrap_cert,
+			    "/etc/mtls-agent/idevid.pem");
+	assert_string_equal(c->identities[0].renew.est_user, "dev");
+	config_free(c);
+
+	snprintf(buf, sizeof(buf), base, "est", key, "");
+	expect_error(buf, "t.conf:11: [identity i]: est_bootstrap_key= and "
+			  "est_bootstrap_cert= go together");
+	snprintf(buf, sizeof(buf), base, "est", "", cert);
+	expect_error(buf, "t.conf:11: [identity i]: est_bootstrap_key= and "
+			  "est_bootstrap_cert= go together");
+	snprintf(buf, sizeof(buf), base, "est", "est_user = dev\n", cert);
+	expect_error(buf, "t.conf:12: [identity i]: est_bootstrap_key= and "
+			  "est_bootstrap_cert= go together");
+	snprintf(buf, sizeof(buf), base, "exec\nexec = /bin/true", key, cert);
+	expect_error(buf, "t.conf:13: [identity i]: est_bootstrap_key= needs "
+			  "enroll = est");
+	snprintf(buf, sizeof(buf), base, "est",
+		 "est_bootstrap_key = /mfg.key\n", cert);
+	expect_error(buf, "t.conf:11: est_bootstrap_key must be a pkcs11: URI");
+	snprintf(buf, sizeof(buf), base, "est", key, key);
+	expect_error(buf, "t.conf:12: duplicate key");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_load_missing_file),
 		cmocka_unit_test(test_card_keys),
+		cmocka_unit_test(test_est_bootstrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

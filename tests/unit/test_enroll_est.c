@@ -72,6 +72,35 @@ static void basic_credentials_at_the_boundary(void **state)
 	rmdir(dir);
 }
 
+/* A first enrollment without credentials names both ways to get them. */
+static void first_enrollment_needs_credentials(void **state)
+{
+	struct cfg_renew r = { 0 };
+	struct enroll_result res;
+	struct mtls_error err = { 0 };
+
+	(void)state;
+	r.est_ca = "/nonexistent/ca.pem";
+	r.est_host = (char *)"127.0.0.1";
+	r.est_port = 9;
+	r.est_path = (char *)"/.well-known/est";
+	assert_int_equal(enroll_est(&r, NULL, NULL, CSR, &res, &err),
+			 MTLS_ERR_CONFIG);
+	assert_non_null(strstr(err.detail, "est_user= and est_password_file="));
+	assert_non_null(strstr(err.detail, "or est_bootstrap_key="));
+	/* Half of the Basic pair is none. */
+	r.est_user = (char *)"dev";
+	assert_int_equal(enroll_est(&r, NULL, NULL, CSR, &res, &err),
+			 MTLS_ERR_CONFIG);
+	assert_non_null(strstr(err.detail, "or est_bootstrap_key="));
+	/* A bootstrap identity needs the identity's token. */
+	r.est_bootstrap_key = (char *)"pkcs11:object=mfg;type=private";
+	r.est_bootstrap_cert = (char *)"pkcs11:object=mfg;type=cert";
+	assert_int_equal(enroll_est(&r, NULL, NULL, CSR, &res, &err),
+			 MTLS_ERR_ARG);
+	assert_non_null(strstr(err.detail, "est_bootstrap_key"));
+}
+
 static int retry_after(const char *value)
 {
 	char buf[512];
@@ -121,6 +150,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(basic_credentials_at_the_boundary),
+		cmocka_unit_test(first_enrollment_needs_credentials),
 		cmocka_unit_test(retry_after_parsed),
 		cmocka_unit_test(retry_after_bounded_by_retry_max),
 	};

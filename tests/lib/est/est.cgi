@@ -1,17 +1,21 @@
 #!/bin/bash
 # EST (RFC 7030) test responder: a CGI run by fcgiwrap behind nginx, set up
 # by tests/lib/est.sh (est_start), which passes EST_DIR and EST_CADIR and,
-# from nginx, SSL_CLIENT_VERIFY and SSL_CLIENT_S_DN (RFC 2253).
+# from nginx, SSL_CLIENT_VERIFY, SSL_CLIENT_S_DN and SSL_CLIENT_I_DN (RFC 2253).
 #
 #   GET  /.well-known/est/[LABEL/]cacerts          CA certificate
-#   POST /.well-known/est/[LABEL/]simpleenroll     HTTP Basic, $EST_DIR/credentials
-#   POST /.well-known/est/[LABEL/]simplereenroll   client certificate, same subject
+#   POST /.well-known/est/[LABEL/]simpleenroll     HTTP Basic, $EST_DIR/credentials,
+#                                                  or a certificate that
+#                                                  $EST_DIR/bootstrap-ca.pem issued
+#   POST /.well-known/est/[LABEL/]simplereenroll   certificate $EST_CADIR issued, same subject
 #
 # Switches, read at each request: $EST_DIR/down (503, Retry-After: its number
 # if it holds one), $EST_DIR/pending (number K: K answers 202 first),
 # $EST_DIR/days (validity in days, default 30), $EST_DIR/minutes (validity in
 # minutes; wins over days), $EST_DIR/chunked (answers without Content-Length).
-# One line per request to $EST_DIR/est.log: TIME ENDPOINT STATUS SUBJECT;
+# One line per request to $EST_DIR/est.log: TIME ENDPOINT STATUS SUBJECT
+# auth=basic|cert|cert+basic|none[ client=DN] (DN: the client
+# certificate's subject, presented if not verified, blanks as %20);
 # openssl's chatter to $EST_DIR/cgi.log. The last issued certificate is
 # also kept as $EST_DIR/last.pem.
 # Input is only ever data: decoded by base64 and parsed by openssl, never
@@ -23,11 +27,15 @@ ca=${EST_CADIR:?EST_CADIR not set}
 exec 2>>"$dir/cgi.log"
 
 MAX=65536 # request body bound (bytes); nginx has the same client_max_body_size
-endpoint=- subject='' replied=0 tmp=''
+endpoint=- subject='' replied=0 tmp='' auth=none
 
 log() { # STATUS
-	printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$endpoint" \
-		"$1" "${subject:--}" >>"$dir/est.log"
+	local client=${SSL_CLIENT_S_DN:-}
+	client=${client//%/%25}
+	client=${client// /%20}
+	printf '%s %s %s %s auth=%s%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		"$endpoint" "$1" "${subject:--}" "$auth" \
+		"${client:+ client=$client}" >>"$dir/est.log"
 }
 
 # reply CODE REASON [HEADER...]: the body is read from stdin, which must be
@@ -85,16 +93,51 @@ p7_reply() {
 	reply 200 OK "$@" "Content-Transfer-Encoding: base64" <"$tmp/p7.b64"
 }
 
-check_basic() {
+# basic_ok: the request carries the HTTP Basic credentials of $dir/credentials.
+basic_ok() {
 	local want got=
 	want=$(cat "$dir/credentials")
 	if [[ ${HTTP_AUTHORIZATION:-} =~ ^[Bb][Aa][Ss][Ii][Cc]\ +([A-Za-z0-9+/]+=*)\ *$ ]]; then
 		got=$(printf '%s' "${BASH_REMATCH[1]}" | base64 -d 2>/dev/null) || got=
 	fi
-	if [ -z "$got" ] || [ "$got" != "$want" ]; then
+	[ -n "$got" ] && [ "$got" = "$want" ]
+}
+
+# dn_of PEM: the certificate's subject, RFC 2253 (as nginx gives DNs).
+dn_of() {
+	local dn
+	dn=$(openssl x509 -in "$1" -noout -subject -nameopt RFC2253) || return 1
+	printf '%s' "${dn#subject=}"
+}
+
+# cert_from PEM: nginx verified the client certificate (against every CA
+# it trusts: CADIR's and the bootstrap CA) and the CA of PEM issued it.
+cert_from() {
+	local issuer
+	[ "${SSL_CLIENT_VERIFY:-NONE}" = SUCCESS ] && [ -f "$1" ] || return 1
+	issuer=$(dn_of "$1") || return 1
+	[ -n "${SSL_CLIENT_I_DN:-}" ] && [ "$SSL_CLIENT_I_DN" = "$issuer" ]
+}
+
+# check_enroll_auth: RFC 7030 3.3.2: HTTP Basic, a bootstrap certificate
+# (a manufacturer's, issued by $dir/bootstrap-ca.pem), or both. Sets auth.
+check_enroll_auth() {
+	local cert=0 basic=0
+	cert_from "$dir/bootstrap-ca.pem" && cert=1
+	basic_ok && basic=1
+	case $cert$basic in
+	11) auth=cert+basic ;;
+	10) auth=cert ;;
+	01) auth=basic ;;
+	*)
+		# A certificate was presented, and it is no bootstrap one.
+		if [ -n "${SSL_CLIENT_S_DN:-}" ] && [ -z "${HTTP_AUTHORIZATION:-}" ]; then
+			fail 403 Forbidden "the client certificate is no bootstrap certificate (verify=${SSL_CLIENT_VERIFY:-NONE}, issuer ${SSL_CLIENT_I_DN:--})"
+		fi
 		fail 401 Unauthorized "HTTP Basic authentication required" \
 			'WWW-Authenticate: Basic realm="est"'
-	fi
+		;;
+	esac
 }
 
 # read_csr: the request body (base64 of a DER PKCS#10, line breaks allowed)
@@ -194,7 +237,7 @@ cacerts)
 	;;
 simpleenroll)
 	[ "$method" = POST ] || fail 405 "Method Not Allowed" "POST only" "Allow: POST"
-	check_basic
+	check_enroll_auth
 	read_csr
 	enroll
 	;;
@@ -205,6 +248,12 @@ simplereenroll)
 		subject=${SSL_CLIENT_S_DN:-}
 		fail 403 Forbidden "a valid client certificate is required (verify=$verify)"
 	fi
+	# nginx trusts the bootstrap CA too: only what this CA issued renews.
+	if ! cert_from "$ca/ca.pem"; then
+		subject=${SSL_CLIENT_S_DN:-}
+		fail 403 Forbidden "the client certificate was not issued by this CA (issuer ${SSL_CLIENT_I_DN:--})"
+	fi
+	auth=cert
 	read_csr
 	[ "$subject" = "${SSL_CLIENT_S_DN:-}" ] ||
 		fail 400 "Bad Request" "CSR subject '$subject' differs from the client certificate's '${SSL_CLIENT_S_DN:-}'"
