@@ -60,44 +60,55 @@ static mtls_err_t save(struct renew_env *e, struct renew_state *st,
 				e->cfg->identities[e->index].name, st, err);
 }
 
-/* est_bootstrap_key's CKA_ID into id, its length in *len: 0 when none is
- * configured or the token has no such key. That key is a manufacturer's
- * (RFC 7030 3.3.2), not a generation of ours: a renewal never generates
- * over it, abandons or retires it. An error when the token cannot tell
- * (then the callers destroy nothing). */
-static mtls_err_t bootstrap_id(const struct renew_env *e,
-			       uint8_t id[P11_ID_MAX], size_t *len,
-			       struct mtls_error *err)
+/* Keys on the identity's token that are not generations of ours: a
+ * renewal never generates over them, abandons or retires them. The
+ * manufacturer's est_bootstrap_key (RFC 7030 3.3.2) and the ACME
+ * account's key (losing it loses the account). */
+#define KEPT_KEYS 2
+static const char *kept_key_name[KEPT_KEYS] = { "est_bootstrap_key",
+						"acme_account_key" };
+
+/* Kept key k's CKA_ID into id, its length in *len: 0 when none is
+ * configured or the token has no such key. An error when the token
+ * cannot tell (then the callers destroy nothing). */
+static mtls_err_t kept_id(const struct renew_env *e, int k,
+			  uint8_t id[P11_ID_MAX], size_t *len,
+			  struct mtls_error *err)
 {
-	const char *uri = e->cfg->identities[e->index].renew.est_bootstrap_key;
-	struct p11_key *k = NULL;
+	const struct cfg_renew *r = &e->cfg->identities[e->index].renew;
+	const char *uri = k == 0 ? r->est_bootstrap_key : r->acme_account_key;
+	struct p11_key *key = NULL;
 	mtls_err_t ret;
 
 	*len = 0;
 	if (uri == NULL)
 		return MTLS_OK;
-	ret = p11_key_open(e->token, uri, &k, err);
+	ret = p11_key_open(e->token, uri, &key, err);
 	if (ret == MTLS_ERR_KEY_NOT_FOUND)
 		return MTLS_OK;
 	if (ret != MTLS_OK)
 		return ret;
-	*len = p11_key_id(k, id);
-	p11_key_close(k);
+	*len = p11_key_id(key, id);
+	p11_key_close(key);
 	return MTLS_OK;
 }
 
-/* Would destroying the objects with this CKA_ID touch the bootstrap key
- * (or can the token not say)? */
-static int bootstrap_owns(const struct renew_env *e, const uint8_t *id,
-			  size_t len)
+/* Which kept key destroying the objects with this CKA_ID would touch (or
+ * 0 if the token cannot say); -1: none. */
+static int kept_owner(const struct renew_env *e, const uint8_t *id,
+		      size_t len)
 {
-	uint8_t bid[P11_ID_MAX];
-	size_t blen;
+	uint8_t kid[P11_ID_MAX];
+	size_t klen;
 	struct mtls_error ignored;
 
-	if (bootstrap_id(e, bid, &blen, &ignored) != MTLS_OK)
-		return 1;
-	return blen > 0 && blen == len && memcmp(bid, id, len) == 0;
+	for (int k = 0; k < KEPT_KEYS; k++) {
+		if (kept_id(e, k, kid, &klen, &ignored) != MTLS_OK)
+			return k;
+		if (klen > 0 && klen == len && memcmp(kid, id, len) == 0)
+			return k;
+	}
+	return -1;
 }
 
 /* "/CN=a/O=b" (wolfSSL's one-line form) -> "CN=a,O=b" for csr_make; -1 if
@@ -300,13 +311,13 @@ static mtls_err_t abandon(struct renew_env *e, struct renew_state *st,
 	struct mtls_error ignored;
 
 	/* The pending key is never the one in service nor the previous, nor
-	 * the bootstrap key. */
+	 * a kept key. */
 	if (st->pending_id_len > 0 &&
 	    !(st->pending_id_len == st->key_id_len &&
 	      memcmp(st->pending_id, st->key_id, st->key_id_len) == 0) &&
 	    !(st->pending_id_len == st->prev_id_len &&
 	      memcmp(st->pending_id, st->prev_id, st->prev_id_len) == 0) &&
-	    !bootstrap_owns(e, st->pending_id, st->pending_id_len))
+	    kept_owner(e, st->pending_id, st->pending_id_len) < 0)
 		(void)p11_objects_destroy(e->token, st->pending_id,
 					  st->pending_id_len, &n, &ignored);
 	log_notice("event=renew_abandoned identity=%s objects_removed=%u",
@@ -334,16 +345,18 @@ static mtls_err_t retire(struct renew_env *e, struct renew_state *st,
 		st->retire_id_len = 0; /* never the key in service */
 		return save(e, st, err);
 	}
-	/* The first generation's key= may have been the bootstrap key. */
-	if (bootstrap_id(e, bid, &blen, &ignored) != MTLS_OK)
-		return MTLS_OK; /* the token cannot say: keep it, try later */
-	if (blen == st->retire_id_len &&
-	    memcmp(bid, st->retire_id, blen) == 0) {
-		log_notice("event=retire_skipped identity=%s "
-			   "reason=est_bootstrap_key",
-			   e->cfg->identities[e->index].name);
-		st->retire_id_len = 0;
-		return save(e, st, err);
+	/* The first generation's key= may have been a kept key. */
+	for (int k = 0; k < KEPT_KEYS; k++) {
+		if (kept_id(e, k, bid, &blen, &ignored) != MTLS_OK)
+			return MTLS_OK; /* the token cannot say: try later */
+		if (blen == st->retire_id_len &&
+		    memcmp(bid, st->retire_id, blen) == 0) {
+			log_notice("event=retire_skipped identity=%s reason=%s",
+				   e->cfg->identities[e->index].name,
+				   kept_key_name[k]);
+			st->retire_id_len = 0;
+			return save(e, st, err);
+		}
 	}
 	ret = p11_objects_destroy(e->token, st->retire_id, st->retire_id_len,
 				  &n, err);
@@ -519,41 +532,43 @@ static mtls_err_t pending_id_choose(struct renew_env *e, struct renew_state *st,
 	return MTLS_OK;
 }
 
-/* Chooses the pending CKA_ID, never the bootstrap key's: a key_ids list
- * that holds it is refused before the first key is made (a rotation
- * would come to it some day), and so is a random id that hit it. */
-static mtls_err_t bootstrap_guard(struct renew_env *e, struct renew_state *st,
-				  struct mtls_error *err)
+/* Chooses the pending CKA_ID, never a kept key's: a key_ids list that
+ * holds one is refused before the first key is made (a rotation would
+ * come to it some day), and so is a random id that hit one. */
+static mtls_err_t kept_guard(struct renew_env *e, struct renew_state *st,
+			     struct mtls_error *err)
 {
 	const struct cfg_identity *ci = &e->cfg->identities[e->index];
-	uint8_t bid[P11_ID_MAX];
-	size_t blen;
+	uint8_t kid[KEPT_KEYS][P11_ID_MAX];
+	size_t klen[KEPT_KEYS];
 	char hex[2 * P11_ID_MAX + 1];
 	mtls_err_t ret;
 
-	ret = bootstrap_id(e, bid, &blen, err);
-	if (ret != MTLS_OK)
-		return ret;
-	for (size_t i = 0; i < blen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", bid[i]);
-	hex[2 * blen] = '\0';
-	for (unsigned i = 0; i < ci->renew.n_key_ids; i++)
-		if (same_id(ci->renew.key_ids[i], ci->renew.key_id_len[i], bid,
-			    blen))
-			return mtls_error_set(err, MTLS_ERR_CONFIG,
-					      "[identity %s] key_ids holds %s, "
-					      "the CKA_ID of est_bootstrap_key: "
-					      "a renewal would generate over the "
-					      "bootstrap key; take it out of "
-					      "key_ids", ci->name, hex);
-	ret = pending_id_choose(e, st, err);
-	if (ret == MTLS_OK &&
-	    same_id(st->pending_id, st->pending_id_len, bid, blen)) {
-		st->pending_id_len = 0;
-		ret = mtls_error_set(err, MTLS_ERR_CONFIG, "[identity %s] the "
-				     "new key's CKA_ID %s is est_bootstrap_key's",
-				     ci->name, hex);
+	for (int k = 0; k < KEPT_KEYS; k++) {
+		ret = kept_id(e, k, kid[k], &klen[k], err);
+		if (ret != MTLS_OK)
+			return ret;
+		hex_encode(kid[k], klen[k], hex);
+		for (unsigned i = 0; i < ci->renew.n_key_ids; i++)
+			if (same_id(ci->renew.key_ids[i], ci->renew.key_id_len[i],
+				    kid[k], klen[k]))
+				return mtls_error_set(err, MTLS_ERR_CONFIG,
+						      "[identity %s] key_ids holds "
+						      "%s, the CKA_ID of %s: a "
+						      "renewal would generate over "
+						      "that key; take it out of "
+						      "key_ids", ci->name, hex,
+						      kept_key_name[k]);
 	}
+	ret = pending_id_choose(e, st, err);
+	for (int k = 0; ret == MTLS_OK && k < KEPT_KEYS; k++)
+		if (same_id(st->pending_id, st->pending_id_len, kid[k], klen[k])) {
+			st->pending_id_len = 0;
+			hex_encode(kid[k], klen[k], hex);
+			ret = mtls_error_set(err, MTLS_ERR_CONFIG, "[identity %s] "
+					     "the new key's CKA_ID %s is %s's",
+					     ci->name, hex, kept_key_name[k]);
+		}
 	return ret;
 }
 
@@ -583,7 +598,7 @@ mtls_err_t renew_run(struct renew_env *e, struct renew_state *st,
 		size_t out_len;
 
 		key_type(e, &kt, &bits);
-		ret = bootstrap_guard(e, st, err);
+		ret = kept_guard(e, st, err);
 		if (ret != MTLS_OK)
 			return ret;
 		st->step = RENEW_KEYGEN;
