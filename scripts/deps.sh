@@ -25,6 +25,9 @@ PACKAGES=(
 	# behind a private pcscd, used through ykcs11 and OpenSC
 	pcscd vsmartcard-vpcd openjdk-17-jre-headless libbcprov-java ykcs11
 	yubico-piv-tool
+	# ACME tests (tests/lib/pebble.sh): pebble (test CA) with
+	# pebble-challtestsrv (mock DNS), lego (an independent ACME client)
+	pebble lego
 )
 
 command -v dpkg-query >/dev/null || {
