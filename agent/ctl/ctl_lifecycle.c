@@ -9,6 +9,7 @@
 
 #include "acme.h"
 #include "identity.h"
+#include "mtls_log.h"
 #include "mtlsctl.h"
 #include "p11.h"
 #include "renew.h"
@@ -33,6 +34,13 @@ static int find(struct ctl *ctl, const char *name)
 	return i;
 }
 
+/* Enrollment and revocation talk to a CA: what they did, step by step
+ * (the account, each authorization, the chain chosen), is shown. */
+static void show_progress(void)
+{
+	mtls_log_set_level(MTLS_LOG_INFO);
+}
+
 static int run(struct ctl *ctl, int i, int first)
 {
 	const struct cfg_identity *ci = &ctl->cfg->identities[i];
@@ -43,6 +51,7 @@ static int run(struct ctl *ctl, int i, int first)
 	char key[512], cert[1024], chain[1024];
 	int switched = 0, retry = 0, rc = 1;
 
+	show_progress();
 	if (tls_global_init(&err) != MTLS_OK)
 		return ctl_fail(&err);
 	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=
@@ -255,6 +264,7 @@ int ctl_revoke(struct ctl *ctl, int argc, char **argv)
 				"ACME: revoke it at its CA\n", ci->name);
 		return 1;
 	}
+	show_progress();
 	if (tls_global_init(&err) != MTLS_OK)
 		return ctl_fail(&err);
 	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=

@@ -26,7 +26,7 @@
 #include "stats.h"
 
 /* badNonce is retried this often (RFC 8555 6.5: the client SHOULD retry). */
-#define ACME_NONCE_RETRIES 5
+#define ACME_NONCE_RETRIES 10
 /* Polls wait what Retry-After says, within these bounds. */
 #define ACME_POLL_MIN_MS 500
 #define ACME_POLL_MAX_MS 10000

@@ -26,6 +26,11 @@ static struct {
 	int running, stop, wake;
 	int reload_fd;
 	char now[CFG_MAX_IDENTITIES];
+	/* A renewal someone asked for (mtlsctl renew) that failed: retried
+	 * with the backoff until it succeeds, even when not due yet, so that
+	 * a CA outage does not turn "renew now" into "renew when due". Only
+	 * the scheduler thread touches it. */
+	char asked[CFG_MAX_IDENTITIES];
 	int warned[CFG_MAX_IDENTITIES];
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -70,6 +75,8 @@ static int64_t visit(struct runtime *rt, unsigned i, int64_t now, int forced)
 				 id->not_after, (long long)(id->not_after - now),
 				 (long long)p->warn_before[w]);
 	}
+	if (S.asked[i] && st.next_attempt < due)
+		due = st.next_attempt;
 	if (now < due && !forced)
 		return due;
 
@@ -83,6 +90,8 @@ static int64_t visit(struct runtime *rt, unsigned i, int64_t now, int forced)
 		r = renew_run(&env, &st, &switched, &retry_after, &err);
 	}
 	st.last_attempt = now;
+	S.asked[i] = (r != MTLS_OK || (!switched && retry_after > 0)) &&
+		     (forced || S.asked[i]);
 	if (r == MTLS_OK && switched) {
 		uint64_t one = 1;
 
