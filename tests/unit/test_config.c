@@ -297,6 +297,69 @@ static void test_est_bootstrap(void **state)
 	expect_error(buf, "t.conf:12: duplicate key");
 }
 
+/* enroll = acme: what it needs, the challenge's own key, secrets kept out
+ * of the file; every error names file:line. */
+static void test_acme(void **state)
+{
+	static const char base[] =
+		"[token t]\nmodule = m\nuri = pkcs11:token=t\n"
+		"[identity i]\nkey = pkcs11:object=k\ncert = pkcs11:object=c\n"
+		"enroll = acme\nissuer_ca = /issuer.pem\n%s";
+	static const char need[] =
+		"acme_directory = https://ca.example/acme/directory\n"
+		"acme_ca = /ca.pem\nacme_account_key = pkcs11:object=acct\n";
+	char buf[2048], more[1024];
+	struct config *c;
+
+	(void)state;
+	snprintf(more, sizeof(more), "%sacme_http_listen = 127.0.0.1:5002\n"
+		 "acme_eab_kid = kid-1\nacme_eab_hmac = file:/etc/eab\n"
+		 "acme_contact = mailto:a@example.com\nacme_timeout = 2m\n"
+		 "acme_reenroll = yes\n", need);
+	snprintf(buf, sizeof(buf), base, more);
+	c = parse_ok(buf);
+	assert_int_equal(c->identities[0].renew.enroll, CFG_ENROLL_ACME);
+	assert_int_equal(c->identities[0].renew.acme_challenge, CFG_ACME_HTTP01);
+	assert_int_equal(c->identities[0].renew.acme_http_port, 5002);
+	assert_int_equal(c->identities[0].renew.acme_timeout_ms, 120000);
+	assert_int_equal(c->identities[0].renew.acme_reenroll, 1);
+	config_free(c);
+	snprintf(more, sizeof(more), "%sacme_challenge = dns-01\n"
+		 "acme_dns_hook = /usr/lib/dns-hook\n", need);
+	snprintf(buf, sizeof(buf), base, more);
+	c = parse_ok(buf);
+	assert_int_equal(c->identities[0].renew.acme_challenge, CFG_ACME_DNS01);
+	config_free(c);
+
+	snprintf(buf, sizeof(buf), base, "acme_ca = /ca.pem\n");
+	expect_error(buf, "enroll = acme needs acme_directory=, acme_ca= and "
+			  "acme_account_key=");
+	snprintf(buf, sizeof(buf), base, need);
+	expect_error(buf, "acme_challenge = http-01 needs acme_http_listen=");
+	snprintf(more, sizeof(more), "%sacme_challenge = dns-01\n", need);
+	snprintf(buf, sizeof(buf), base, more);
+	expect_error(buf, "acme_challenge = dns-01 needs acme_dns_hook=");
+	snprintf(more, sizeof(more), "%sacme_http_listen = 127.0.0.1:80\n"
+		 "acme_eab_kid = kid-1\n", need);
+	snprintf(buf, sizeof(buf), base, more);
+	expect_error(buf, "acme_eab_kid= and acme_eab_hmac= go together");
+	snprintf(buf, sizeof(buf), base, "acme_eab_hmac = c2VjcmV0\n");
+	expect_error(buf, "t.conf:9: acme_eab_hmac: file:PATH or credential:NAME");
+	snprintf(buf, sizeof(buf), base,
+		 "acme_directory = http://ca.example/directory\n");
+	expect_error(buf, "t.conf:9: acme_directory: https://");
+	snprintf(buf, sizeof(buf), base, "acme_account_key = /acct.key\n");
+	expect_error(buf, "t.conf:9: acme_account_key: a pkcs11: URI");
+	snprintf(buf, sizeof(buf), base, "acme_challenge = tls-alpn-01\n");
+	expect_error(buf, "t.conf:9: acme_challenge: http-01 or dns-01");
+	snprintf(buf, sizeof(buf), base, "acme_dns_hook = hook.sh\n");
+	expect_error(buf, "t.conf:9: acme_dns_hook: an absolute path");
+	snprintf(buf, sizeof(buf), base, "acme_colour = blue\n");
+	expect_error(buf, "t.conf:9: unknown key acme_colour");
+	snprintf(buf, sizeof(buf), base, "acme_http_listen = 127.0.0.1\n");
+	expect_error(buf, "t.conf:9: acme_http_listen: ADDRESS:PORT");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_load_missing_file),
 		cmocka_unit_test(test_card_keys),
 		cmocka_unit_test(test_est_bootstrap),
+		cmocka_unit_test(test_acme),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
