@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <wolfssl/ssl.h>
@@ -377,6 +378,27 @@ found:
 	return MTLS_OK;
 }
 
+/* The hook runs with the agent's rights: whoever may replace it runs as
+ * the agent. A regular file (not a symlink), ours or root's, that no one
+ * else may write. */
+static mtls_err_t hook_check(const char *path, struct mtls_error *err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return mtls_error_set(err, MTLS_ERR_CONFIG, "acme_dns_hook %s: %s",
+				      path, strerror(errno));
+	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & 022) != 0 || (st.st_mode & 0111) == 0)
+		return mtls_error_set(err, MTLS_ERR_PERMISSION, "acme_dns_hook %s: "
+				      "must be an executable regular file owned "
+				      "by root or the agent's user and writable "
+				      "by no one else (mode %04o, uid %u)", path,
+				      (unsigned)(st.st_mode & 07777),
+				      (unsigned)st.st_uid);
+	return MTLS_OK;
+}
+
 static mtls_err_t start(struct acme *c, const struct renew_env *e,
 			struct mtls_error *err)
 {
@@ -387,6 +409,9 @@ static mtls_err_t start(struct acme *c, const struct renew_env *e,
 	c->r = &e->cfg->identities[e->index].renew;
 	c->name = e->cfg->identities[e->index].name;
 	c->deadline = mtls_now_ms() + c->r->acme_timeout_ms;
+	if (c->r->acme_challenge == CFG_ACME_DNS01 &&
+	    (ret = hook_check(c->r->acme_dns_hook, err)) != MTLS_OK)
+		return ret;
 	ret = p11_key_open(e->token, c->r->acme_account_key, &c->account_key, err);
 	if (ret != MTLS_OK)
 		return mtls_error_set(err, err->code, "acme_account_key: %s "

@@ -158,6 +158,14 @@ grep -q "event=acme_bad_nonce" "$T/e1.err" "$P/pebble.log" 2>/dev/null ||
 t_expect_fail setpriv --reuid=65534 --regid=65534 --clear-groups cat "$T/state/laptop.acme-account"
 echo "ok: laptop enrolled over ACME with EAB and http-01 (a uid-65534 slow client beside the VA)"
 
+# A hook others may write (uid 65534 could put its own code there) is
+# refused before the CA is asked anything.
+chmod 0777 "$PEBBLE_HOOK"
+if "$MTLSCTL" -c "$conf" enroll build >"$T/e2bad.out" 2>&1; then
+	t_fail "enrolled with a world-writable dns-01 hook"
+fi
+t_assert_contains "$T/e2bad.out" 'acme_dns_hook .*writable by no one else'
+chmod 0700 "$PEBBLE_HOOK"
 "$MTLSCTL" -c "$conf" enroll build >"$T/e2.out" 2>"$T/e2.err" ||
 	t_fail "enroll build (dns-01): $(cat "$T/e2.err")"
 t_assert_contains "$P/dns-hook.log" 'present _acme-challenge.build.acme.test.'
