@@ -41,6 +41,33 @@ static void show_progress(void)
 	mtls_log_set_level(MTLS_LOG_INFO);
 }
 
+/* The ACME account on record, and whether the binding is still needed. */
+static void show_acme_account(const struct config *cfg,
+			      const struct cfg_identity *ci)
+{
+	char path[1024], buf[2100], *url;
+	FILE *f;
+	size_t n;
+
+	renew_state_path(cfg, ci->name, ACME_ACCOUNT_SUFFIX, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL) {
+		printf("  acme account: none yet%s\n", ci->renew.acme_eab_hmac ?
+		       " (the External Account Binding creates it)" : "");
+		return;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	url = strchr(buf, '\n');
+	url = url != NULL ? url + 1 : buf;
+	url[strcspn(url, "\n")] = '\0';
+	printf("  acme account: %.1024s\n", url);
+	if (ci->renew.acme_eab_hmac != NULL)
+		printf("  acme EAB:    no longer needed: remove %s and "
+		       "acme_eab_kid/acme_eab_hmac\n", ci->renew.acme_eab_hmac);
+}
+
 static int run(struct ctl *ctl, int i, int first)
 {
 	const struct cfg_identity *ci = &ctl->cfg->identities[i];
@@ -217,6 +244,8 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 		printf("  last result: %s%s\n",
 		       st.last_result[0] ? st.last_result : "never renewed",
 		       st.failures ? " (failing)" : "");
+		if (ci->renew.enroll == CFG_ENROLL_ACME)
+			show_acme_account(ctl->cfg, ci);
 		identity_free(id);
 		ctl_token_close(&o);
 	}

@@ -38,7 +38,9 @@ static int parse_retry_after(const char *v)
 	return n > HTTP_RETRY_AFTER_MAX ? HTTP_RETRY_AFTER_MAX : (int)n;
 }
 
-/* A header value without the blanks around it, into out; -1 if longer. */
+/* A header value without the blanks around it, into out; -1 if longer,
+ * or if it holds a byte that is not printable ASCII (these values reach
+ * URLs, logs and terminals). */
 static int header_value(const char *v, char *out, size_t cap)
 {
 	const char *e;
@@ -52,6 +54,9 @@ static int header_value(const char *v, char *out, size_t cap)
 	n = (size_t)(e - v);
 	if (n >= cap)
 		return -1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+			return -1;
 	memcpy(out, v, n);
 	out[n] = '\0';
 	return 0;

@@ -270,4 +270,7 @@ if pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin tPIN-4711xq --list-objec
 fi
 echo "ok: RSA identity revoked and re-enrolled at once; the revoked key destroyed"
 agent_stop
+"$MTLSCTL" -c "$conf" status >"$T/status.out" 2>&1
+t_assert_contains "$T/status.out" 'acme account: https://127.0.0.1:'
+t_assert_contains "$T/status.out" 'acme EAB: *no longer needed'
 t_pass "ACME: EAB, http-01, dns-01, alternates, renewal, outage, problems, revocation"

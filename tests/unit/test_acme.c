@@ -192,6 +192,10 @@ static void links_parsed(void **state)
 	assert_string_equal(a.nonce, "n1");
 	assert_string_equal(a.location, "https://a/o/1");
 	assert_string_equal(a.body, "{}");
+	/* A control byte in a kept header: refused. */
+	snprintf(buf, sizeof(buf), "HTTP/1.1 201 Created\r\nLocation: https://a/\x1b[2J"
+		 "\r\nContent-Length: 0\r\n\r\n");
+	assert_int_equal(http_answer_parse(buf, strlen(buf), &a), -1);
 	/* A Location longer than its field: the answer is refused, not cut. */
 	{
 		char *big = malloc(4096);
