@@ -68,36 +68,56 @@ static void show_acme_account(const struct config *cfg,
 		       "acme_eab_kid/acme_eab_hmac\n", ci->renew.acme_eab_hmac);
 }
 
+/* Identity i's state, its token (logged in) and, with cur, the identity
+ * in service: what enroll, renew and revoke work on. 0, or after the
+ * error was printed 1 (2: no identity in service); o may be half open:
+ * ctl_token_close it. */
+static int open_identity(struct ctl *ctl, int i, struct renew_state *st,
+			 struct ctl_token *o, struct identity **cur)
+{
+	const struct cfg_identity *ci = &ctl->cfg->identities[i];
+	struct mtls_error err = { 0 };
+	char key[512], cert[1024], chain[1024];
+
+	show_progress();
+	if (tls_global_init(&err) != MTLS_OK ||
+	    renew_state_load(ctl->cfg->agent.state_dir, ci->name, st, &err) !=
+		    MTLS_OK ||
+	    ctl_token_open(ctl, ci, o, &err) != 0 ||
+	    p11_token_login(o->t, &err) != MTLS_OK) {
+		ctl_fail(&err);
+		return 1;
+	}
+	if (cur == NULL)
+		return 0;
+	renew_identity_source(ctl->cfg, (unsigned)i, st, key, cert, chain,
+			      sizeof(key));
+	if (identity_load(ci->name, o->t, key, cert, chain[0] ? chain : NULL,
+			  cur, &err) != MTLS_OK) {
+		ctl_fail(&err);
+		return 2;
+	}
+	return 0;
+}
+
 static int run(struct ctl *ctl, int i, int first)
 {
 	const struct cfg_identity *ci = &ctl->cfg->identities[i];
 	struct mtls_error err = { 0 };
 	struct identity *cur = NULL;
 	struct renew_state st;
-	struct ctl_token o;
-	char key[512], cert[1024], chain[1024];
+	struct ctl_token o = { 0 };
 	int switched = 0, retry = 0, rc = 1;
 
-	show_progress();
-	if (tls_global_init(&err) != MTLS_OK)
-		return ctl_fail(&err);
-	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=
-		    MTLS_OK ||
-	    ctl_token_open(ctl, ci, &o, &err) != 0 ||
-	    p11_token_login(o.t, &err) != MTLS_OK) {
-		ctl_fail(&err);
+	switch (open_identity(ctl, i, &st, &o, first ? NULL : &cur)) {
+	case 0:
+		break;
+	case 2:
+		fprintf(stderr, "mtlsctl: no identity in service to renew; "
+				"use mtlsctl enroll\n");
+		/* fall through */
+	default:
 		goto out;
-	}
-	if (!first) {
-		renew_identity_source(ctl->cfg, (unsigned)i, &st, key, cert, chain,
-				      sizeof(key));
-		if (identity_load(ci->name, o.t, key, cert, chain[0] ? chain : NULL,
-				  &cur, &err) != MTLS_OK) {
-			ctl_fail(&err);
-			fprintf(stderr, "mtlsctl: no identity in service to renew; "
-					"use mtlsctl enroll\n");
-			goto out;
-		}
 	}
 	{
 		struct renew_env env = { ctl->cfg, (unsigned)i, o.t, cur };
@@ -267,7 +287,6 @@ int ctl_revoke(struct ctl *ctl, int argc, char **argv)
 	struct identity *cur = NULL;
 	struct renew_state st;
 	struct ctl_token o = { 0 };
-	char key[512], cert[1024], chain[1024];
 	const struct cfg_identity *ci;
 	int i, opt, reason, rc = 1;
 
@@ -293,23 +312,8 @@ int ctl_revoke(struct ctl *ctl, int argc, char **argv)
 				"ACME: revoke it at its CA\n", ci->name);
 		return 1;
 	}
-	show_progress();
-	if (tls_global_init(&err) != MTLS_OK)
-		return ctl_fail(&err);
-	if (renew_state_load(ctl->cfg->agent.state_dir, ci->name, &st, &err) !=
-		    MTLS_OK ||
-	    ctl_token_open(ctl, ci, &o, &err) != 0 ||
-	    p11_token_login(o.t, &err) != MTLS_OK) {
-		ctl_fail(&err);
+	if (open_identity(ctl, i, &st, &o, &cur) != 0)
 		goto out;
-	}
-	renew_identity_source(ctl->cfg, (unsigned)i, &st, key, cert, chain,
-			      sizeof(key));
-	if (identity_load(ci->name, o.t, key, cert, chain[0] ? chain : NULL,
-			  &cur, &err) != MTLS_OK) {
-		ctl_fail(&err);
-		goto out;
-	}
 	{
 		struct renew_env env = { ctl->cfg, (unsigned)i, o.t, cur };
 		int switched = 0, retry = 0;

@@ -46,6 +46,7 @@ struct acme {
 	uint64_t deadline;
 	/* The problem type that is an expected answer now (not logged). */
 	const char *expected_problem;
+	int hook_ok; /* acme_dns_hook passed hook_check: it may run */
 };
 
 /* A problem document as the error: its type and detail, shown to the user
@@ -409,9 +410,12 @@ static mtls_err_t start(struct acme *c, const struct renew_env *e,
 	c->r = &e->cfg->identities[e->index].renew;
 	c->name = e->cfg->identities[e->index].name;
 	c->deadline = mtls_now_ms() + c->r->acme_timeout_ms;
-	if (c->r->acme_challenge == CFG_ACME_DNS01 &&
-	    (ret = hook_check(c->r->acme_dns_hook, err)) != MTLS_OK)
-		return ret;
+	if (c->r->acme_challenge == CFG_ACME_DNS01) {
+		ret = hook_check(c->r->acme_dns_hook, err);
+		if (ret != MTLS_OK)
+			return ret;
+		c->hook_ok = 1;
+	}
 	ret = p11_key_open(e->token, c->r->acme_account_key, &c->account_key, err);
 	if (ret != MTLS_OK)
 		return mtls_error_set(err, err->code, "acme_account_key: %s "
@@ -496,9 +500,75 @@ static mtls_err_t dns_hook(struct acme *c, const char *action,
 	return ret;
 }
 
+/* The dns-01 records presented and not yet cleaned up, one "NAME VALUE"
+ * line each, in STATE_DIR/NAME.acme-dns: recorded before the hook runs,
+ * so that a crash mid-order leaves nothing behind in the zone (the next
+ * order cleans up first; stale records pile up otherwise, and a TXT set
+ * grown past what the DNS answers fails every later validation). */
+#define ACME_DNS_SUFFIX "acme-dns"
+#define ACME_DNS_FILE_MAX 8192
+
+static void dns_record_path(const struct acme *c, char *out, size_t cap)
+{
+	renew_state_path(c->e->cfg, c->name, ACME_DNS_SUFFIX, out, cap);
+}
+
+static mtls_err_t dns_record_add(struct acme *c, const char *domain,
+				 const char *value, struct mtls_error *err)
+{
+	char path[1024], buf[ACME_DNS_FILE_MAX];
+	size_t n = 0;
+	FILE *f;
+	int w;
+
+	dns_record_path(c, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+	}
+	w = snprintf(buf + n, sizeof(buf) - n, "%s %s\n", domain, value);
+	if (n >= sizeof(buf) || w < 0 || (size_t)w >= sizeof(buf) - n)
+		return mtls_error_set(err, MTLS_ERR_LIMIT, "%s: too many dns-01 "
+				      "records", path);
+	return file_write_atomic(path, buf, n + (size_t)w, 0600, err);
+}
+
+/* Cleans up every recorded record, then forgets them. */
+static void cleanup_dns(struct acme *c)
+{
+	char path[1024], buf[ACME_DNS_FILE_MAX + 1], *save = NULL, *line;
+	struct mtls_error ignored;
+	size_t n;
+	FILE *f;
+
+	dns_record_path(c, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	n = fread(buf, 1, ACME_DNS_FILE_MAX, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+
+		/* Only what we wrote: a DNS name and a base64url value. */
+		if (sp == NULL || sp == line || sp[1] == '\0' ||
+		    strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "0123456789-.") != (size_t)(sp - line) ||
+		    strspn(sp + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789-_") != strlen(sp + 1))
+			continue;
+		*sp = '\0';
+		(void)dns_hook(c, "cleanup", line, sp + 1, &ignored);
+	}
+	unlink(path);
+}
+
 /* Answers one pending authorization and waits until it is decided. */
 static mtls_err_t authorize(struct acme *c, const char *url,
-			    struct acme_http01 *h1, int *dns_present,
+			    struct acme_http01 *h1,
 			    struct mtls_error *err)
 {
 	const char *want = c->r->acme_challenge == CFG_ACME_DNS01 ? "dns-01" :
@@ -536,10 +606,11 @@ static mtls_err_t authorize(struct acme *c, const char *url,
 		 c->account.thumbprint);
 	if (c->r->acme_challenge == CFG_ACME_DNS01) {
 		dns_value(key_authz, value, sizeof(value));
-		ret = dns_hook(c, "present", az.identifier, value, err);
+		ret = dns_record_add(c, az.identifier, value, err);
+		if (ret == MTLS_OK)
+			ret = dns_hook(c, "present", az.identifier, value, err);
 		if (ret != MTLS_OK)
 			return ret;
-		(*dns_present)++;
 	} else {
 		ret = acme_http01_add(h1, ch->token, key_authz, err);
 		if (ret != MTLS_OK)
@@ -594,36 +665,6 @@ static mtls_err_t authorize(struct acme *c, const char *url,
 	return mtls_error_set(err, MTLS_ERR_TIMEOUT, "ACME authorization for "
 			      "%s not decided within acme_timeout",
 			      az.identifier);
-}
-
-static mtls_err_t cleanup_dns(struct acme *c, const struct acme_order *o)
-{
-	struct mtls_error ignored;
-
-	/* The names are those of the order's authorizations; look them up
-	 * again rather than keep what a failed one left. */
-	for (unsigned i = 0; i < o->n_authz; i++) {
-		struct http_answer a;
-		struct acme_authz az;
-		struct acme_challenge *ch = NULL;
-		char *raw = NULL, key_authz[256], value[64];
-
-		if (post(c, "authorization", o->authz[i], NULL, NULL, NULL,
-			 ACME_BODY_MAX, &raw, &a, &ignored) != MTLS_OK)
-			continue;
-		if (acme_parse_authz(a.body, a.body_len, &az) == 0)
-			for (unsigned k = 0; k < az.n_chal; k++)
-				if (strcmp(az.chal[k].type, "dns-01") == 0)
-					ch = &az.chal[k];
-		free(raw);
-		if (ch == NULL)
-			continue;
-		snprintf(key_authz, sizeof(key_authz), "%s.%s", ch->token,
-			 c->account.thumbprint);
-		dns_value(key_authz, value, sizeof(value));
-		(void)dns_hook(c, "cleanup", az.identifier, value, &ignored);
-	}
-	return MTLS_OK;
 }
 
 /* The request as base64url DER, for finalize. */
@@ -766,12 +807,13 @@ mtls_err_t enroll_acme(const struct renew_env *e, const char *csr_pem,
 	struct acme_http01 *h1 = NULL;
 	struct http_answer a;
 	char *raw = NULL, *payload = NULL, order_url[ACME_URL_MAX], *csr;
-	int dns_present = 0;
 	mtls_err_t ret;
 
 	memset(res, 0, sizeof(*res));
 	memset(&o, 0, sizeof(o));
 	ret = start(&c, e, err);
+	if (ret == MTLS_OK && c.hook_ok)
+		cleanup_dns(&c); /* what an interrupted order left */
 	if (ret == MTLS_OK)
 		ret = account(&c, err);
 	if (ret != MTLS_OK)
@@ -807,7 +849,7 @@ mtls_err_t enroll_acme(const struct renew_env *e, const char *csr_pem,
 			goto out;
 	}
 	for (unsigned i = 0; ret == MTLS_OK && i < o.n_authz; i++)
-		ret = authorize(&c, o.authz[i], h1, &dns_present, err);
+		ret = authorize(&c, o.authz[i], h1, err);
 	if (ret != MTLS_OK)
 		goto out;
 	/* Finalize: the request signed by the new key on the token. */
@@ -866,8 +908,8 @@ mtls_err_t enroll_acme(const struct renew_env *e, const char *csr_pem,
 out:
 	free(raw);
 	free(payload);
-	if (dns_present > 0)
-		cleanup_dns(&c, &o);
+	if (c.hook_ok)
+		cleanup_dns(&c);
 	acme_http01_stop(h1);
 	finish(&c);
 	return ret;

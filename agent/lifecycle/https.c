@@ -297,7 +297,11 @@ mtls_err_t https_request(const struct https_target *t, const char *method,
 		ret = tls_error(ssl, &tc, n, err);
 		goto out;
 	}
-	n = snprintf(NULL, 0,
+	if (strpbrk(path, "\r\n ") != NULL) {
+		ret = mtls_error_set(err, MTLS_ERR_ARG, "request path");
+		goto out;
+	}
+	n = asprintf(&head,
 		     "%s %s HTTP/1.1\r\nHost: %s\r\n"
 		     "User-Agent: mtls-agent/" MTLS_VERSION "\r\n%s"
 		     "%s%s%s"
@@ -306,22 +310,12 @@ mtls_err_t https_request(const struct https_target *t, const char *method,
 		     content_type ? "Content-Type: " : "",
 		     content_type ? content_type : "", content_type ? "\r\n" : "",
 		     body_len);
-	if (n < 0 || strpbrk(path, "\r\n ") != NULL ||
-	    (head = malloc((size_t)n + 1)) == NULL) {
-		ret = mtls_error_set(err, n < 0 || head != NULL ? MTLS_ERR_ARG :
-					  MTLS_ERR_NOMEM, "request head");
+	if (n < 0) {
+		head = NULL;
+		ret = mtls_error_set(err, MTLS_ERR_NOMEM, "request head");
 		goto out;
 	}
 	head_len = (size_t)n;
-	snprintf(head, head_len + 1,
-		 "%s %s HTTP/1.1\r\nHost: %s\r\n"
-		 "User-Agent: mtls-agent/" MTLS_VERSION "\r\n%s"
-		 "%s%s%s"
-		 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		 method, path, host, extra_headers ? extra_headers : "",
-		 content_type ? "Content-Type: " : "",
-		 content_type ? content_type : "", content_type ? "\r\n" : "",
-		 body_len);
 	if (write_all(ssl, head, head_len) != 0 ||
 	    (body_len > 0 && write_all(ssl, body, body_len) != 0)) {
 		ret = mtls_error_set(err, MTLS_ERR_IO, "%s: request not sent",

@@ -243,6 +243,16 @@ static char *b64url_str(const char *s)
 	return out;
 }
 
+/* "prot.pay": what a JWS signs (RFC 7515 5.1), malloc'd. */
+static char *signing_input(const char *prot, const char *pay)
+{
+	char *input = NULL;
+
+	if (asprintf(&input, "%s.%s", prot, pay) < 0)
+		return NULL;
+	return input;
+}
+
 static char *protected_header(const char *alg, const char *kid,
 			      const char *jwk, const char *nonce,
 			      const char *url)
@@ -275,22 +285,15 @@ mtls_err_t jws_sign(struct jws_key *jk, const char *kid, const char *nonce,
 {
 	char *prot = NULL, *pay = NULL, *input = NULL, sig[P11_SIG_MAX * 2];
 	mtls_err_t r;
-	size_t n;
 
 	*out = NULL;
 	prot = protected_header(jk->alg, kid, jk->jwk, nonce, url);
 	pay = b64url_str(payload);
-	if (prot == NULL || pay == NULL) {
+	input = prot && pay ? signing_input(prot, pay) : NULL;
+	if (input == NULL) {
 		r = mtls_error_set(err, MTLS_ERR_NOMEM, "JWS");
 		goto out;
 	}
-	n = strlen(prot) + strlen(pay) + 2;
-	input = malloc(n);
-	if (input == NULL) {
-		r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-		goto out;
-	}
-	snprintf(input, n, "%s.%s", prot, pay);
 	r = sign_input(jk, input, sig, sizeof(sig), err);
 	if (r == MTLS_OK)
 		r = flatten(prot, pay, sig, out, err);
@@ -309,22 +312,15 @@ mtls_err_t jws_eab(const char *eab_kid, const uint8_t *mac_key,
 	uint8_t mac[WC_SHA256_DIGEST_SIZE];
 	Hmac h;
 	mtls_err_t r = MTLS_OK;
-	size_t n;
 
 	*out = NULL;
 	prot = protected_header("HS256", eab_kid, NULL, NULL, url);
 	pay = b64url_str(jwk);
-	if (prot == NULL || pay == NULL) {
+	input = prot && pay ? signing_input(prot, pay) : NULL;
+	if (input == NULL) {
 		r = mtls_error_set(err, MTLS_ERR_NOMEM, "EAB");
 		goto out;
 	}
-	n = strlen(prot) + strlen(pay) + 2;
-	input = malloc(n);
-	if (input == NULL) {
-		r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-		goto out;
-	}
-	snprintf(input, n, "%s.%s", prot, pay);
 	if (wc_HmacInit(&h, NULL, INVALID_DEVID) != 0) {
 		r = mtls_error_set(err, MTLS_ERR_CRYPTO, "HMAC");
 		goto out;

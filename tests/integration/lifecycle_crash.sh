@@ -165,4 +165,11 @@ for step in acme_account acme_order acme_challenge acme_finalize acme_download; 
 	[ "$n" -eq 3 ] || t_fail "$step: $n private keys on the token, expected 3 (in service, previous, account)"
 	echo "ok: SIGKILL after '$step' (generation $gen_before): restart works, now generation $gen_after, 3 keys on the token"
 done
+# Nothing left in the zone: every dns-01 record presented, also by an
+# agent killed mid-order, was cleaned up (by the next order at the latest).
+[ ! -e "$T/astate/dev.acme-dns" ] || t_fail "dns-01 records still recorded: $(cat "$T/astate/dev.acme-dns")"
+left=$(awk '$1 == "present" { p[$2 " " $3]++ } $1 == "cleanup" { p[$2 " " $3]-- }
+	END { for (k in p) if (p[k] > 0) print k }' "$T/pebble/dns-hook.log")
+[ -z "$left" ] || t_fail "dns-01 records never cleaned up: $left"
+echo "ok: every dns-01 record presented was cleaned up ($(grep -c '^present' "$T/pebble/dns-hook.log") records)"
 t_pass "renewal survives SIGKILL at every step (exec and ACME)"
