@@ -94,7 +94,8 @@ static mtls_err_t kept_id(const struct renew_env *e, int k,
 }
 
 /* Which kept key destroying the objects with this CKA_ID would touch (or
- * 0 if the token cannot say); -1: none. */
+ * the first one the token cannot say about: nothing is destroyed then);
+ * -1: none. */
 static int kept_owner(const struct renew_env *e, const uint8_t *id,
 		      size_t len)
 {
