@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <wolfssl/error-ssl.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
@@ -364,10 +365,23 @@ mtls_err_t https_request(const struct https_target *t, const char *method,
 	if (got == 0) {
 		int e = wolfSSL_get_error(ssl, n);
 
-		ret = e == WOLFSSL_ERROR_ZERO_RETURN ?
-			      mtls_error_set(err, MTLS_ERR_IO, "%s closed without "
-					     "answering", host) :
-			      tls_error(ssl, &tc, n, err);
+		/* The handshake is done and the request sent: a server that
+		 * closes now without a byte of answer went away (stopped,
+		 * restarted, reset the connection), with close_notify or
+		 * without (wolfSSL's SOCKET_PEER_CLOSED_E: a bare FIN or RST).
+		 * An I/O failure, not a TLS one: tls_error would call it a
+		 * failed handshake. A fatal alert (a certificate refused after
+		 * our Finished) still goes to tls_error. */
+		if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E)
+			ret = mtls_error_set(
+				err, MTLS_ERR_IO, "%s closed the connection after "
+				"the request without answering (%s)%s", host,
+				e == WOLFSSL_ERROR_ZERO_RETURN ? "close_notify" :
+				"no close_notify: stopped or reset",
+				t->client != NULL ? "; a server refusing our "
+				"certificate may close like this" : "");
+		else
+			ret = tls_error(ssl, &tc, n, err);
 		goto out;
 	}
 	(*raw)[got] = '\0';
