@@ -566,6 +566,27 @@ static void cleanup_dns(struct acme *c)
 	unlink(path);
 }
 
+/* An authorization, fetched (POST-as-GET) and parsed. */
+static mtls_err_t get_authz(struct acme *c, const char *url,
+			    struct acme_authz *az, int *retry_after,
+			    struct mtls_error *err)
+{
+	struct http_answer a;
+	char *raw = NULL;
+	mtls_err_t ret;
+
+	ret = post(c, "authorization", url, NULL, NULL, NULL, ACME_BODY_MAX, &raw,
+		   &a, err);
+	if (ret != MTLS_OK)
+		return ret;
+	*retry_after = a.retry_after;
+	if (acme_parse_authz(a.body, a.body_len, az) != 0)
+		ret = mtls_error_set(err, MTLS_ERR_IO, "ACME authorization: "
+				     "unreadable");
+	free(raw);
+	return ret;
+}
+
 /* Answers one pending authorization and waits until it is decided. */
 static mtls_err_t authorize(struct acme *c, const char *url,
 			    struct acme_http01 *h1,
@@ -577,18 +598,12 @@ static mtls_err_t authorize(struct acme *c, const char *url,
 	struct http_answer a;
 	char *raw = NULL, key_authz[256], value[64];
 	const struct acme_challenge *ch = NULL;
+	int retry_after = 0;
 	mtls_err_t ret;
 
-	ret = post(c, "authorization", url, NULL, NULL, NULL, ACME_BODY_MAX, &raw,
-		   &a, err);
+	ret = get_authz(c, url, &az, &retry_after, err);
 	if (ret != MTLS_OK)
 		return ret;
-	if (acme_parse_authz(a.body, a.body_len, &az) != 0) {
-		free(raw);
-		return mtls_error_set(err, MTLS_ERR_IO, "ACME authorization: "
-				      "unreadable");
-	}
-	free(raw);
 	if (strcmp(az.status, "valid") == 0)
 		return MTLS_OK;
 	if (strcmp(az.status, "pending") != 0)
@@ -622,19 +637,12 @@ static mtls_err_t authorize(struct acme *c, const char *url,
 	free(raw);
 	if (ret != MTLS_OK)
 		return ret;
+	retry_after = a.retry_after; /* the first wait is the challenge's */
 	while (!timed_out(c)) {
-		poll_wait(c, a.retry_after);
-		ret = post(c, "authorization", url, NULL, NULL, NULL,
-			   ACME_BODY_MAX, &raw, &a, err);
+		poll_wait(c, retry_after);
+		ret = get_authz(c, url, &az, &retry_after, err);
 		if (ret != MTLS_OK)
 			return ret;
-		if (acme_parse_authz(a.body, a.body_len, &az) != 0) {
-			free(raw);
-			return mtls_error_set(err, MTLS_ERR_IO, "ACME "
-					      "authorization: unreadable");
-		}
-		free(raw);
-		raw = NULL;
 		if (strcmp(az.status, "valid") == 0) {
 			log_info("event=acme_authorized identity=%s name=%s "
 				 "challenge=%s", c->name, az.identifier, want);
