@@ -45,24 +45,14 @@ static void show_progress(void)
 static void show_acme_account(const struct config *cfg,
 			      const struct cfg_identity *ci)
 {
-	char path[1024], buf[2100], *url;
-	FILE *f;
-	size_t n;
+	char url[1100];
 
-	renew_state_path(cfg, ci->name, ACME_ACCOUNT_SUFFIX, path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL) {
+	if (acme_account_read(cfg, ci->name, NULL, url, sizeof(url)) != 0) {
 		printf("  acme account: none yet%s\n", ci->renew.acme_eab_hmac ?
 		       " (the External Account Binding creates it)" : "");
 		return;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	url = strchr(buf, '\n');
-	url = url != NULL ? url + 1 : buf;
-	url[strcspn(url, "\n")] = '\0';
-	printf("  acme account: %.1024s\n", url);
+	printf("  acme account: %s\n", url);
 	if (ci->renew.acme_eab_hmac != NULL)
 		printf("  acme EAB:    no longer needed: remove %s and "
 		       "acme_eab_kid/acme_eab_hmac\n", ci->renew.acme_eab_hmac);

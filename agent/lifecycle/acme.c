@@ -206,14 +206,14 @@ static void account_path(const struct acme *c, char *out, size_t cap)
 	renew_state_path(c->e->cfg, c->name, ACME_ACCOUNT_SUFFIX, out, cap);
 }
 
-/* The account URL recorded for this directory, if any. */
-static int account_load(struct acme *c)
+int acme_account_read(const struct config *cfg, const char *name,
+		      const char *directory, char *url, size_t cap)
 {
 	char path[1024], buf[2 * ACME_URL_MAX + 4], *nl;
 	FILE *f;
 	size_t n;
 
-	account_path(c, path, sizeof(path));
+	renew_state_path(cfg, name, ACME_ACCOUNT_SUFFIX, path, sizeof(path));
 	f = fopen(path, "re");
 	if (f == NULL)
 		return -1;
@@ -224,14 +224,21 @@ static int account_load(struct acme *c)
 	if (nl == NULL)
 		return -1;
 	*nl = '\0';
-	if (strcmp(buf, c->r->acme_directory) != 0)
+	if (directory != NULL && strcmp(buf, directory) != 0)
 		return -1; /* another CA's account */
 	n = strcspn(nl + 1, "\n");
-	if (n == 0 || n >= sizeof(c->kid) || strncmp(nl + 1, "https://", 8) != 0)
+	if (n == 0 || n >= cap || strncmp(nl + 1, "https://", 8) != 0)
 		return -1;
-	memcpy(c->kid, nl + 1, n);
-	c->kid[n] = '\0';
+	memcpy(url, nl + 1, n);
+	url[n] = '\0';
 	return 0;
+}
+
+/* The account URL recorded for this directory, if any. */
+static int account_load(struct acme *c)
+{
+	return acme_account_read(c->e->cfg, c->name, c->r->acme_directory,
+				 c->kid, sizeof(c->kid));
 }
 
 static mtls_err_t account_save(struct acme *c, struct mtls_error *err)

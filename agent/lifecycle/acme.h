@@ -28,4 +28,9 @@ mtls_err_t acme_revoke(const struct renew_env *e, struct identity *id,
  * account URL\n"), 0600. */
 #define ACME_ACCOUNT_SUFFIX "acme-account"
 
+/* The account URL on record for identity name (for that directory, or
+ * any with NULL) into url: 0, or -1 if none. */
+int acme_account_read(const struct config *cfg, const char *name,
+		      const char *directory, char *url, size_t cap);
+
 #endif
