@@ -86,6 +86,14 @@ enum policy_revocation {
 	POLICY_REVOCATION_FAIL_OPEN,
 };
 
+/* Revocation from the network, tried in the profile's order. */
+enum policy_rev_method {
+	POLICY_REV_STAPLE = 1, /* the server's stapled OCSP answer */
+	POLICY_REV_OCSP,       /* a query to the certificate's responder */
+	POLICY_REV_CRL,        /* the CRL from its distribution point */
+};
+#define POLICY_REV_METHODS_MAX 3
+
 /* How a server must prove itself. */
 struct policy_profile {
 	char name[POLICY_NAME_MAX];
@@ -100,6 +108,14 @@ struct policy_profile {
 	unsigned n_crls;
 	enum policy_ocsp ocsp;
 	enum policy_revocation revocation;
+	uint8_t rev_methods[POLICY_REV_METHODS_MAX]; /* enum policy_rev_method */
+	unsigned n_rev_methods;
+	int rev_chain;                 /* intermediates too, not only the leaf */
+	char ocsp_url[POLICY_PATH_MAX]; /* responder instead of the AIA's */
+	uint32_t rev_max_age;          /* seconds an answer counts after its
+					  thisUpdate, whatever its nextUpdate */
+	int rev_local;                 /* responders on local addresses allowed */
+	uint32_t rev_timeout_ms;       /* one fetch */
 };
 
 struct policy_identity {

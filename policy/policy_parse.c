@@ -422,6 +422,8 @@ int policy_add(struct policy *p, enum policy_section s, const char *name,
 			return fail(err, err_len, "name too long");
 		pr->line = line;
 		pr->min_tls = 12;
+		pr->rev_max_age = 7 * 86400;
+		pr->rev_timeout_ms = 10000;
 		return (int)p->n_profiles++;
 	}
 	case POLICY_SECTION_DESTINATIONS: {
@@ -580,6 +582,115 @@ static int add_crl(void *ctx, const char *s, char *err, size_t len)
 	return 0;
 }
 
+static int add_rev_method(void *ctx, const char *s, char *err, size_t len)
+{
+	struct policy_profile *pr = ctx;
+	uint8_t m;
+
+	if (strcmp(s, "staple") == 0)
+		m = POLICY_REV_STAPLE;
+	else if (strcmp(s, "ocsp") == 0)
+		m = POLICY_REV_OCSP;
+	else if (strcmp(s, "crl") == 0)
+		m = POLICY_REV_CRL;
+	else
+		return fail(err, len, "revocation_methods: '%s' is none of "
+			    "staple, ocsp, crl", s);
+	for (unsigned i = 0; i < pr->n_rev_methods; i++)
+		if (pr->rev_methods[i] == m)
+			return fail(err, len, "revocation_methods: '%s' twice", s);
+	pr->rev_methods[pr->n_rev_methods++] = m;
+	return 0;
+}
+
+/* "30", "30s", "5m", "12h", "7d" -> seconds; 0 is refused. */
+static int parse_seconds(const char *v, uint32_t max, uint32_t *out)
+{
+	unsigned long n = 0, mult = 1;
+	const char *p = v;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		n = n * 10 + (unsigned long)(*p - '0');
+		if (n > max)
+			return -1;
+	}
+	if (strcmp(p, "m") == 0 || strcmp(p, "min") == 0)
+		mult = 60;
+	else if (strcmp(p, "h") == 0)
+		mult = 3600;
+	else if (strcmp(p, "d") == 0)
+		mult = 86400;
+	else if (*p != '\0' && strcmp(p, "s") != 0)
+		return -1;
+	if (n == 0 || n * mult > max)
+		return -1;
+	*out = (uint32_t)(n * mult);
+	return 0;
+}
+
+static int yes_no(const char *v, int *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+		*out = 1;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int set_profile_revocation(struct policy_profile *pr, const char *key,
+				  const char *v, char *err, size_t len)
+{
+	uint32_t s;
+
+	if (strcmp(key, "revocation_methods") == 0) {
+		pr->n_rev_methods = 0;
+		if (strcmp(v, "none") == 0)
+			return 0;
+		return each_item(v, add_rev_method, pr, err, len);
+	}
+	if (strcmp(key, "revocation_chain") == 0) {
+		if (strcmp(v, "leaf") == 0)
+			pr->rev_chain = 0;
+		else if (strcmp(v, "all") == 0)
+			pr->rev_chain = 1;
+		else
+			return fail(err, len, "revocation_chain: leaf or all");
+		return 0;
+	}
+	if (strcmp(key, "ocsp_url") == 0) {
+		if (strncmp(v, "http://", 7) != 0 ||
+		    copy(pr->ocsp_url, sizeof(pr->ocsp_url), v) != 0 ||
+		    strpbrk(v, " \t\r\n\"") != NULL)
+			return fail(err, len, "ocsp_url: an http:// URL (OCSP "
+				    "answers are signed; RFC 6960 A.1)");
+		return 0;
+	}
+	if (strcmp(key, "revocation_max_age") == 0) {
+		if (parse_seconds(v, 366u * 86400, &s) != 0)
+			return fail(err, len, "revocation_max_age: a duration "
+				    "such as 12h or 7d, at most 366d");
+		pr->rev_max_age = s;
+		return 0;
+	}
+	if (strcmp(key, "revocation_timeout") == 0) {
+		if (parse_seconds(v, 120, &s) != 0)
+			return fail(err, len, "revocation_timeout: 1 to 120 "
+				    "seconds (e.g. 10s)");
+		pr->rev_timeout_ms = s * 1000;
+		return 0;
+	}
+	if (strcmp(key, "revocation_local") == 0) {
+		if (yes_no(v, &pr->rev_local) != 0)
+			return fail(err, len, "revocation_local: yes or no");
+		return 0;
+	}
+	return fail(err, len, "unknown key '%s' in a profile", key);
+}
+
 static int set_profile(struct policy_profile *pr, const char *key,
 		       const char *v, char *err, size_t len)
 {
@@ -630,6 +741,8 @@ static int set_profile(struct policy_profile *pr, const char *key,
 	}
 	if (strcmp(key, "verify") == 0 || strcmp(key, "insecure") == 0)
 		return fail(err, len, "server verification cannot be turned off");
+	if (strncmp(key, "revocation_", 11) == 0 || strcmp(key, "ocsp_url") == 0)
+		return set_profile_revocation(pr, key, v, err, len);
 	return fail(err, len, "unknown key '%s' in a profile", key);
 }
 
@@ -817,7 +930,13 @@ int policy_finish(struct policy *p, char *err, size_t err_len, int *line)
 		if (pr->ca[0] == '\0')
 			return fail(err, err_len, "[profile %s]: ca= is required",
 				    pr->name);
-		if ((pr->n_crls > 0 || pr->ocsp != POLICY_OCSP_OFF) &&
+		/* A staple is asked for when the profile takes one. */
+		for (unsigned k = 0; k < pr->n_rev_methods; k++)
+			if (pr->rev_methods[k] == POLICY_REV_STAPLE &&
+			    pr->ocsp == POLICY_OCSP_OFF)
+				pr->ocsp = POLICY_OCSP_OPTIONAL;
+		if ((pr->n_crls > 0 || pr->ocsp != POLICY_OCSP_OFF ||
+		     pr->n_rev_methods > 0) &&
 		    pr->revocation == POLICY_REVOCATION_UNSET)
 			return fail(err, err_len, "[profile %s]: checks "
 				    "revocation, so it must say revocation = "

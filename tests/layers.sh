@@ -2,10 +2,12 @@
 # The layers of the source tree, checked on every quoted #include: a file
 # may include headers of its own folder and of the folders below it, never
 # above or beside. *_internal.h headers are private to their folder.
-#   4  agent/ctl
-#   3  agent/daemon
-#   2  agent/conn  agent/lifecycle   (siblings: neither uses the other)
-#   1  agent/runtime
+#   7  agent/ctl
+#   6  agent/daemon
+#   5  agent/conn  agent/lifecycle   (siblings: neither uses the other)
+#   4  agent/runtime
+#   3  agent/revocation
+#   2  agent/http
 #   0  agent/tls
 #  -1  pkcs11  policy  common        (pkcs11 and policy may use common)
 set -euo pipefail
@@ -13,9 +15,10 @@ cd "$(dirname "$0")/.."
 
 rank() {
 	case $1 in
-	agent/ctl) echo 4 ;; agent/daemon) echo 3 ;;
-	agent/conn | agent/lifecycle) echo 2 ;;
-	agent/runtime) echo 1 ;; agent/tls) echo 0 ;;
+	agent/ctl) echo 7 ;; agent/daemon) echo 6 ;;
+	agent/conn | agent/lifecycle) echo 5 ;;
+	agent/runtime) echo 4 ;; agent/revocation) echo 3 ;;
+	agent/http) echo 2 ;; agent/tls) echo 0 ;;
 	pkcs11 | policy | common) echo -1 ;;
 	*) echo "layers.sh: unknown folder $1" >&2; exit 2 ;;
 	esac

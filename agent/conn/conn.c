@@ -20,8 +20,10 @@
 #include "mtls_clock.h"
 #include "mtls_log.h"
 #include "caller.h"
+#include "net_addr.h"
 #include "proxy_proto.h"
 #include "relay.h"
+#include "revocation.h"
 #include "session_cache.h"
 #include "stats.h"
 
@@ -219,66 +221,6 @@ static mtls_err_t connect_error(int e)
 	}
 }
 
-#define CONN_ADDRS_MAX 16
-
-/* The addresses a destination resolved to, in getaddrinfo's order. */
-struct addrs {
-	unsigned n;
-	struct sockaddr_storage a[CONN_ADDRS_MAX];
-	socklen_t len[CONN_ADDRS_MAX];
-};
-
-/* Resolves host:port. An address literal must be in the standard form
- * (inet_pton's): getaddrinfo also takes "127.1", "2130706433",
- * "0x7f.0.0.1", "0177.0.0.1" or "fe80::1%lo", which would reach an
- * address that no rule written for its usual spelling sees. */
-static mtls_err_t resolve(const char *host, uint16_t port_num,
-			  struct addrs *out, struct mtls_error *err)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_family = AF_UNSPEC,
-				  .ai_flags = AI_NUMERICHOST };
-	struct addrinfo *res = NULL, *ai;
-	char name[POLICY_HOST_MAX], port[8];
-	uint8_t lit[16];
-	size_t n = strlen(host);
-	int rc;
-
-	out->n = 0;
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
-		host++, n -= 2;
-	if (n == 0 || n >= sizeof(name))
-		return mtls_error_set(err, MTLS_ERR_BAD_REQUEST, "bad host");
-	memcpy(name, host, n);
-	name[n] = '\0';
-	if (policy_parse_address(name, lit) == 0 &&
-	    getaddrinfo(name, NULL, &hints, &res) == 0) {
-		freeaddrinfo(res);
-		return mtls_error_set(err, MTLS_ERR_BAD_REQUEST,
-				      "%s: an address in a non-standard form "
-				      "(write it as a.b.c.d or in RFC 5952 "
-				      "form)", name);
-	}
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", port_num);
-	rc = getaddrinfo(name, port, &hints, &res);
-	if (rc != 0)
-		return mtls_error_set(err, MTLS_ERR_UNREACHABLE, "%s: %s",
-				      name, gai_strerror(rc));
-	for (ai = res; ai != NULL && out->n < CONN_ADDRS_MAX; ai = ai->ai_next) {
-		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-		    ai->ai_addrlen > sizeof(out->a[0]))
-			continue;
-		memcpy(&out->a[out->n], ai->ai_addr, ai->ai_addrlen);
-		out->len[out->n++] = ai->ai_addrlen;
-	}
-	freeaddrinfo(res);
-	if (out->n == 0)
-		return mtls_error_set(err, MTLS_ERR_UNREACHABLE,
-				      "%s: no address", name);
-	return MTLS_OK;
-}
-
 /* The address as the policy sees it (::ffff:a.b.c.d is a.b.c.d). */
 static void addr_for_policy(const struct sockaddr_storage *a,
 			    struct policy_dest *d)
@@ -298,7 +240,7 @@ static void addr_for_policy(const struct sockaddr_storage *a,
 
 /* Connects to the first address that answers, in the connection's own
  * thread: a server that never accepts holds no handshake worker. */
-static mtls_err_t connect_server(struct conn *c, const struct addrs *to,
+static mtls_err_t connect_server(struct conn *c, const struct net_addrs *to,
 				 const char *host, uint16_t port_num,
 				 struct mtls_error *err)
 {
@@ -385,7 +327,7 @@ struct route {
 	const char *sni; /* name sent and checked */
 	const char *alpn;
 	char session_key[512]; /* for resumption; empty: none */
-	struct addrs to;       /* where to connect: resolved, policy-checked */
+	struct net_addrs to;       /* where to connect: resolved, policy-checked */
 };
 
 /* The handshake pool: connection threads hand their handshake to a
@@ -639,6 +581,43 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 	return j.r;
 }
 
+/* The profile's network revocation methods over the server's chain (as
+ * the session holds it, also when resumed). */
+static mtls_err_t check_revocation(struct conn *c, const struct route *rt,
+				   WOLFSSL *ssl, struct tls_conn *tc,
+				   struct mtls_error *err)
+{
+	WOLFSSL_X509_CHAIN *chain;
+	struct rev_peer peer = { .n = 0 };
+	unsigned char produced[64];
+	int fmt, waived = 0, n;
+	mtls_err_t r;
+
+	if (rt->profile == NULL || rt->profile->n_rev_methods == 0)
+		return MTLS_OK;
+	chain = wolfSSL_get_peer_chain(ssl);
+	n = chain != NULL ? wolfSSL_get_chain_count(chain) : 0;
+	for (int i = 0; i < n && peer.n < REV_CHAIN_MAX; i++) {
+		int len = wolfSSL_get_chain_length(chain, i);
+		unsigned char *der = wolfSSL_get_chain_cert(chain, i);
+
+		if (der == NULL || len <= 0)
+			break;
+		peer.der[peer.n] = der;
+		peer.len[peer.n++] = (size_t)len;
+	}
+	/* Set only when wolfSSL checked a stapled answer and it said good. */
+	peer.staple_good = wolfSSL_get_ocsp_producedDate(ssl, produced,
+							 sizeof(produced),
+							 &fmt) == 0 &&
+			   produced[0] != '\0';
+	r = rev_check(rt->profile, &peer, (int64_t)time(NULL), c->id, &waived,
+		      err);
+	if (r == MTLS_OK && waived)
+		tc->revocation_skipped = 1;
+	return r;
+}
+
 /* Connects, handshakes, relays. reply() tells the program (proxy) that the
  * connection is up or why not; early holds bytes the program sent before
  * the reply. */
@@ -657,6 +636,11 @@ static void serve(struct conn *c, const struct route *rt,
 	r = connect_server(c, &rt->to, rt->host, rt->port, &err);
 	if (r == MTLS_OK)
 		r = hs_pool_run(c, rt, &tc, &ssl, &err);
+	/* After every handshake, full or resumed, and in this connection's
+	 * own thread: a slow responder holds no handshake worker and delays
+	 * only the connections waiting for its answer. */
+	if (r == MTLS_OK)
+		r = check_revocation(c, rt, ssl, &tc, &err);
 	if (r != MTLS_OK)
 		goto fail;
 	/* Handshake state (hashes, key shares, the peer's chain) is not needed
@@ -752,7 +736,7 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 	if (c->rt->cfg->agent.resume)
 		snprintf(rt.session_key, sizeof(rt.session_key), "t|%lu|%s|%s",
 			 tls_ctx_serial(ctx), ct->name, c->t->id->name);
-	r = resolve(rt.host, rt.port, &rt.to, &err);
+	r = net_resolve(rt.host, rt.port, &rt.to, &err);
 	if (r != MTLS_OK) {
 		count_failure(r);
 		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
@@ -942,11 +926,11 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 	policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &d);
 	if (d.reason == POLICY_REASON_ALLOWED) {
 		struct mtls_error err = { 0 };
-		struct addrs all;
+		struct net_addrs all;
 		char msg[512];
 		unsigned denied = 0;
 
-		r = resolve(req.host, req.port, &all, &err);
+		r = net_resolve(req.host, req.port, &all, &err);
 		if (r != MTLS_OK) {
 			log_warn("event=resolve_failed conn=%lu tunnel=%s "
 				 "dest=%s:%u reason=%s detail=\"%s\"", c->id,

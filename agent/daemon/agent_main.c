@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "control.h"
 #include "current.h"
+#include "revocation.h"
 #include "listener.h"
 #include "metrics.h"
 #include "mtls_clock.h"
@@ -464,6 +465,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	current_set(rt);
+	{
+		/* Revocation answers outlive reloads and restarts. */
+		char dir[1100];
+
+		snprintf(dir, sizeof(dir), "%s/revocation", rt->cfg->agent.state_dir);
+		if (rev_cache_open(dir, &err) != MTLS_OK) {
+			log_error("start_failed", &err);
+			goto out;
+		}
+	}
 	/* Control and metrics sockets are opened once, at start; a reload
 	 * does not move them. */
 	if (scheduler_start(rt, reload_fd) != 0 ||
@@ -542,6 +553,7 @@ int main(int argc, char **argv)
 		_exit(1);
 	}
 	conn_pool_stop();
+	rev_cache_close();
 	session_cache_clear();
 	stats_log();
 	status = 0;

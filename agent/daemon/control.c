@@ -19,6 +19,7 @@
 #include "p11.h"
 #include "pins.h"
 #include "renew_schedule.h"
+#include "revocation.h"
 #include "renew_state.h"
 #include "scheduler.h"
 #include "stats.h"
@@ -164,6 +165,16 @@ static json_object *status(struct runtime *rt)
 	}
 	json_object_object_add(h, "failed", f);
 	json_object_object_add(o, "handshakes", h);
+	{
+		char *buf = malloc(64 * 1024);
+
+		if (buf != NULL) {
+			rev_cache_describe(buf, 64 * 1024, now);
+			json_object_object_add(o, "revocation",
+					       json_object_new_string(buf));
+			free(buf);
+		}
+	}
 	return o;
 }
 

@@ -14,6 +14,7 @@
 #include "mtls_log.h"
 #include "p11.h"
 #include "renew_schedule.h"
+#include "revocation.h"
 #include "stats.h"
 
 #define METRICS_MAX (128 * 1024)
@@ -137,6 +138,17 @@ size_t metrics_render(char *buf, size_t cap)
 			    atomic_load(&g_stats.problem_count[i]));
 	put(&o, "mtls_acme_problems_total{type=\"other\"} %lu\n",
 	    atomic_load(&g_stats.problem_other));
+	head(&o, "mtls_revocation_checks_total", "counter",
+	     "Revocation checks of server certificates by method and outcome.");
+	for (unsigned m = 0; m < REV_M__COUNT; m++)
+		for (unsigned k = 0; k < REV_O__COUNT; k++)
+			put(&o, "mtls_revocation_checks_total{method=\"%s\","
+			    "outcome=\"%s\"} %lu\n", rev_method_name(m),
+			    rev_outcome_name(k), rev_count(m, k));
+	head(&o, "mtls_revocation_fail_open_total", "counter",
+	     "Connections let through without a revocation answer "
+	     "(revocation = fail-open).");
+	put(&o, "mtls_revocation_fail_open_total %lu\n", rev_fail_open_count());
 	head(&o, "mtls_policy_denials_total", "counter",
 	     "Connections the policy refused, by reason.");
 	for (int i = 1; i <= POLICY_REASON_ENVIRONMENT; i++)
