@@ -309,6 +309,14 @@ int ctl_status_agent(struct ctl *ctl, int json)
 	printf("HANDSHAKES   ok %lld; failed %s\n", (long long)num(v, "ok", 0),
 	       json_object_object_get_ex(v, "failed", &a) ?
 		       json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : "{}");
+	if (json_object_object_get_ex(r, "revocation", &a) &&
+	    json_object_array_length(a) > 0) {
+		printf("\nREVOCATION   cached answers (age since thisUpdate, "
+		       "refresh in)\n");
+		for (size_t i = 0; i < json_object_array_length(a); i++)
+			printf("  %s\n", json_object_get_string(
+					      json_object_array_get_idx(a, i)));
+	}
 	json_object_put(r);
 	return 0;
 }

@@ -168,12 +168,19 @@ static json_object *status(struct runtime *rt)
 	{
 		char *buf = malloc(64 * 1024);
 
+		/* Cached OCSP answers and CRLs, one line each. */
+		a = json_object_new_array();
 		if (buf != NULL) {
+			char *line = buf, *nl;
+
 			rev_cache_describe(buf, 64 * 1024, now);
-			json_object_object_add(o, "revocation",
-					       json_object_new_string(buf));
+			for (; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+				*nl = '\0';
+				json_object_array_add(a, json_object_new_string(line));
+			}
 			free(buf);
 		}
+		json_object_object_add(o, "revocation", a);
 	}
 	return o;
 }

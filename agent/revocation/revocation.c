@@ -780,9 +780,9 @@ mtls_err_t rev_check(const struct policy_profile *pr, const struct rev_peer *pee
 			       now, &invalid, w, sizeof(w));
 		free(idr);
 		if (o == REV_O_REVOKED)
-			return mtls_error_set(err, MTLS_ERR_REVOKED, "%s "
-					      "certificate: %s", i == 0 ?
-					      "server" : "intermediate", w);
+			return mtls_error_set(err, MTLS_ERR_REVOKED, "%s (the "
+					      "%s certificate)", w, i == 0 ?
+					      "server's" : "intermediate");
 		if (o != REV_O_GOOD && !unknown) {
 			unknown = 1;
 			snprintf(which, sizeof(which), "%s",

@@ -2111,6 +2111,66 @@ static void set_profile_value_refusals(void **state)
 	assert_int_equal(p->profiles[pr].names.n, 2);
 }
 
+static void set_profile_revocation_keys(void **state)
+{
+	struct policy *p = *state;
+	int pr = add_item(p, PROFILE, "p", 2, NULL);
+
+	assert_int_equal(p->profiles[pr].rev_max_age, 7 * 86400); /* default */
+	assert_int_equal(p->profiles[pr].rev_timeout_ms, 10000);
+	set_fails(p, PROFILE, pr, "revocation_methods", "ocsp, ldap", "ldap");
+	set_fails(p, PROFILE, pr, "revocation_methods", "ocsp, ocsp", "twice");
+	set_fails(p, PROFILE, pr, "revocation_methods", "ocsp,", "empty");
+	set_fails(p, PROFILE, pr, "revocation_chain", "some", "leaf or all");
+	set_fails(p, PROFILE, pr, "ocsp_url", "https://ocsp.example/", "http://");
+	set_fails(p, PROFILE, pr, "ocsp_url", "http://a b/", "http://");
+	set_fails(p, PROFILE, pr, "revocation_max_age", "0", "duration");
+	set_fails(p, PROFILE, pr, "revocation_max_age", "367d", "duration");
+	set_fails(p, PROFILE, pr, "revocation_max_age", "1w", "duration");
+	set_fails(p, PROFILE, pr, "revocation_max_age", "-5", "duration");
+	set_fails(p, PROFILE, pr, "revocation_timeout", "121", "seconds");
+	set_fails(p, PROFILE, pr, "revocation_timeout", "3m", "seconds");
+	set_fails(p, PROFILE, pr, "revocation_local", "maybe", "yes or no");
+	set_fails(p, PROFILE, pr, "revocation_bogus", "1", "unknown key");
+	set_ok(p, PROFILE, pr, "revocation_methods", "crl, staple, ocsp");
+	assert_int_equal(p->profiles[pr].n_rev_methods, 3);
+	assert_int_equal(p->profiles[pr].rev_methods[0], POLICY_REV_CRL);
+	assert_int_equal(p->profiles[pr].rev_methods[1], POLICY_REV_STAPLE);
+	assert_int_equal(p->profiles[pr].rev_methods[2], POLICY_REV_OCSP);
+	set_ok(p, PROFILE, pr, "revocation_chain", "all");
+	assert_int_equal(p->profiles[pr].rev_chain, 1);
+	set_ok(p, PROFILE, pr, "ocsp_url", "http://ocsp.example:8080/q");
+	assert_string_equal(p->profiles[pr].ocsp_url, "http://ocsp.example:8080/q");
+	set_ok(p, PROFILE, pr, "revocation_max_age", "12h");
+	assert_int_equal(p->profiles[pr].rev_max_age, 12 * 3600);
+	set_ok(p, PROFILE, pr, "revocation_max_age", "90");
+	assert_int_equal(p->profiles[pr].rev_max_age, 90);
+	set_ok(p, PROFILE, pr, "revocation_timeout", "5s");
+	assert_int_equal(p->profiles[pr].rev_timeout_ms, 5000);
+	set_ok(p, PROFILE, pr, "revocation_local", "yes");
+	assert_int_equal(p->profiles[pr].rev_local, 1);
+	set_ok(p, PROFILE, pr, "revocation_methods", "none");
+	assert_int_equal(p->profiles[pr].n_rev_methods, 0);
+}
+
+/* Network methods need the fail-open/fail-closed choice; taking a staple
+ * asks for one. */
+static void finish_revocation_methods(void **state)
+{
+	struct policy *p = *state;
+	int a;
+
+	add_item(p, PROFILE, "p", 21, "ca", "/etc/ssl/ca.pem",
+		 "revocation_methods", "ocsp", NULL);
+	finish_fails(p, 21, "[profile p]", "revocation", NULL);
+	p->n_profiles = 0;
+	a = add_item(p, PROFILE, "q", 22, "ca", "/etc/ssl/ca.pem",
+		     "revocation_methods", "staple, crl", "revocation",
+		     "fail-closed", NULL);
+	finish_ok(p);
+	assert_int_equal(p->profiles[a].ocsp, POLICY_OCSP_OPTIONAL);
+}
+
 static void set_verify_off_refused(void **state)
 {
 	struct policy *p = *state;
@@ -2628,6 +2688,8 @@ int main(void)
 		T_(set_long_values_refused),
 		T_(set_rule_value_refusals),
 		T_(set_profile_value_refusals),
+		T_(set_profile_revocation_keys),
+		T_(finish_revocation_methods),
 		T_(set_verify_off_refused),
 		T_(set_no_such_item),
 		T_(set_destination_env_and_matchers),
