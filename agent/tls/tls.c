@@ -523,8 +523,8 @@ static mtls_err_t load_revocation(WOLFSSL_CTX *ctx,
 						      pr->crls[i]);
 	}
 	if (pr->ocsp != POLICY_OCSP_OFF) {
-		/* Stapling only: the agent never fetches OCSP answers
-		 * itself. */
+		/* Stapling only: answers from the network are checked after
+		 * the handshake (agent/revocation), not by wolfSSL. */
 		if (wolfSSL_CTX_EnableOCSPStapling(ctx) != WOLFSSL_SUCCESS)
 			return mtls_error_set(err, MTLS_ERR_TLS,
 					      "EnableOCSPStapling");
