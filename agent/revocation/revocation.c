@@ -840,9 +840,79 @@ static void anchors_from_file(const char *path, uint8_t **der, size_t *len,
 	free(buf);
 }
 
+/* Issuers found before, by the SHA-256 of the certificate they signed:
+ * the signature over those very bytes was checked once, and a busy
+ * server's chain is not read and verified again on every connection. */
+#define REV_ISSUERS_KEPT 64
+static struct {
+	pthread_mutex_t lock;
+	struct {
+		uint8_t child[WC_SHA256_DIGEST_SIZE];
+		uint8_t *der;
+		size_t len;
+	} e[REV_ISSUERS_KEPT];
+	unsigned next;
+} I = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int issuer_kept(const uint8_t h[WC_SHA256_DIGEST_SIZE], uint8_t **out,
+		       size_t *out_len)
+{
+	int r = -1;
+
+	pthread_mutex_lock(&I.lock);
+	for (unsigned i = 0; i < REV_ISSUERS_KEPT && r != 0; i++)
+		if (I.e[i].der != NULL && memcmp(I.e[i].child, h, sizeof(I.e[i].child)) == 0 &&
+		    (*out = malloc(I.e[i].len)) != NULL) {
+			memcpy(*out, I.e[i].der, I.e[i].len);
+			*out_len = I.e[i].len;
+			r = 0;
+		}
+	pthread_mutex_unlock(&I.lock);
+	return r;
+}
+
+static void issuer_keep(const uint8_t h[WC_SHA256_DIGEST_SIZE],
+			const uint8_t *der, size_t len)
+{
+	uint8_t *copy = malloc(len);
+
+	if (copy == NULL)
+		return;
+	memcpy(copy, der, len);
+	pthread_mutex_lock(&I.lock);
+	free(I.e[I.next].der);
+	memcpy(I.e[I.next].child, h, WC_SHA256_DIGEST_SIZE);
+	I.e[I.next].der = copy;
+	I.e[I.next].len = len;
+	I.next = (I.next + 1) % REV_ISSUERS_KEPT;
+	pthread_mutex_unlock(&I.lock);
+}
+
+static int find_issuer_uncached(const struct policy_profile *pr,
+				const struct rev_peer *peer, unsigned idx,
+				const struct rev_cert *cert, uint8_t **out,
+				size_t *out_len);
+
 static int find_issuer(const struct policy_profile *pr, const struct rev_peer *peer,
 		       unsigned idx, const struct rev_cert *cert,
 		       uint8_t **out, size_t *out_len)
+{
+	uint8_t h[WC_SHA256_DIGEST_SIZE];
+
+	if (wc_Sha256Hash(cert->der.p, (word32)cert->der.len, h) != 0)
+		return -1;
+	if (issuer_kept(h, out, out_len) == 0)
+		return 0;
+	if (find_issuer_uncached(pr, peer, idx, cert, out, out_len) != 0)
+		return -1;
+	issuer_keep(h, *out, *out_len);
+	return 0;
+}
+
+static int find_issuer_uncached(const struct policy_profile *pr,
+				const struct rev_peer *peer, unsigned idx,
+				const struct rev_cert *cert, uint8_t **out,
+				size_t *out_len)
 {
 	uint8_t *der[REV_ANCHORS_MAX];
 	size_t len[REV_ANCHORS_MAX];
@@ -1063,6 +1133,12 @@ void rev_cache_close(void)
 	C.n = 0;
 	C.dir[0] = '\0';
 	pthread_mutex_unlock(&C.lock);
+	pthread_mutex_lock(&I.lock);
+	for (unsigned i = 0; i < REV_ISSUERS_KEPT; i++) {
+		free(I.e[i].der);
+		I.e[i].der = NULL;
+	}
+	pthread_mutex_unlock(&I.lock);
 }
 
 static void span(char *out, size_t cap, int64_t secs)
