@@ -123,12 +123,13 @@ mtls_err_t http_fetch(const char *url, const char *content_type,
 	r = dial(host, port, o->allow_local, deadline, &fd, err);
 	if (r != MTLS_OK)
 		goto out;
+	/* An IPv6 literal goes into Host: in brackets (RFC 9110 7.2). */
 	n = asprintf(&head,
-		     "%s %s HTTP/1.1\r\nHost: %s%s%s:%u%s\r\n"
+		     "%s %s HTTP/1.1\r\nHost: %s%s%s:%u\r\n"
 		     "User-Agent: mtls-agent/" MTLS_VERSION "\r\n"
 		     "%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
 		     body ? "POST" : "GET", path, strchr(host, ':') ? "[" : "",
-		     host, strchr(host, ':') ? "]" : "", port, "",
+		     host, strchr(host, ':') ? "]" : "", port,
 		     content_type ? "Content-Type: " : "",
 		     content_type ? content_type : "",
 		     content_type ? "\r\n" : "", body ? body_len : 0);
