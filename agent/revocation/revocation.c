@@ -651,7 +651,9 @@ static enum rev_outcome ask(const struct policy_profile *pr, enum rev_kind kind,
 			 e->last_error[0] ? e->last_error : "no answer");
 	}
 out:
-	pthread_cond_signal(&C.wake);
+	/* An answer still missing is the refresher's to retry. */
+	if (!e->have)
+		pthread_cond_signal(&C.wake);
 	pthread_mutex_unlock(&C.lock);
 	return o;
 }
