@@ -65,6 +65,7 @@ static inline void fixture_write(const char *name, const uint8_t *p, size_t n)
 }
 
 /* A shell command run in the fixture folder; its exit status. */
+__attribute__((format(printf, 1, 2)))
 static inline int fixture_sh(const char *fmt, ...)
 {
 	char cmd[8192];
