@@ -10,6 +10,7 @@
 #   ca2      RSA CA with its own responder ocsp2
 #   evil     a CA with ca1's subject Name and another key
 #   self     a self-signed certificate with OCSPSigning
+#   p384 p521 rsa4096 rsa1024 k256: self-signed, one per key kind
 set -euo pipefail
 D=$1
 rm -rf "$D"
@@ -90,6 +91,18 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	-keyout self.key -out self.pem -subj "/CN=self responder" -days 30 \
 	-addext extendedKeyUsage=OCSPSigning
 
+# Self-signed, for the signature algorithms: P-384 and P-521 with SHA-384
+# and SHA-512 (taken), RSA-1024 and secp256k1 (refused).
+selfsigned() { # name, key options, digest
+	openssl req -x509 -newkey $2 -nodes -keyout "$1.key" -out "$1.pem" \
+		-subj "/CN=$1" -days 30 -"$3"
+}
+selfsigned p384 "ec -pkeyopt ec_paramgen_curve:P-384" sha384
+selfsigned p521 "ec -pkeyopt ec_paramgen_curve:P-521" sha512
+selfsigned rsa4096 rsa:4096 sha512
+selfsigned rsa1024 rsa:1024 sha256
+selfsigned k256 "ec -pkeyopt ec_paramgen_curve:secp256k1" sha256
+
 issue() { # ca, name, extensions, key options, more ca options...
 	local ca=$1 name=$2 ext=$3 key=$4
 	shift 4
@@ -134,7 +147,7 @@ for c in crl_empty crl crl_ca2 crl_evil crl_idp_plain crl_idp_indirect crl_delta
 	openssl crl -in $c.pem -outform DER -out $c.der
 done
 for c in ca1 ca2 evil self leaf revoked revoked2 sibling ocsp ocsp_old \
-	leaf2 ocsp2 ocsp_evil unknown; do
+	leaf2 ocsp2 ocsp_evil unknown p384 p521 rsa4096 rsa1024 k256; do
 	openssl x509 -in $c.pem -outform DER -out $c.der
 done
 

@@ -214,6 +214,7 @@ static void cert_refused(void **state)
 		assert_int_equal(rev_cert_parse(t, n, &c), -1);
 	assert_int_equal(rev_cert_parse(t, b.len, &c), 0);
 	free(t);
+	free(b.p);
 }
 
 static void cert_pem(void **state)
@@ -253,6 +254,27 @@ static void issued_by(void **state)
 	assert_int_equal(rev_cert_issued_by(&pki->leaf, &pki->evil), -1);
 	assert_int_equal(rev_cert_issued_by(&pki->leaf, &pki->leaf), -1);
 	assert_int_equal(rev_cert_issued_by(&pki->self, &pki->self), 0);
+}
+
+static int self_signed(const char *name)
+{
+	struct rev_cert c;
+	struct blob b = cert_fixture(name, &c);
+	int r = rev_cert_issued_by(&c, &c);
+
+	free(b.p);
+	return r;
+}
+
+static void key_kinds(void **state)
+{
+	(void)state;
+	assert_int_equal(self_signed("p384.der"), 0);    /* ECDSA-SHA384 */
+	assert_int_equal(self_signed("p521.der"), 0);    /* ECDSA-SHA512 */
+	assert_int_equal(self_signed("rsa4096.der"), 0); /* RSA-SHA512 */
+	/* Too short an RSA key, a curve outside P-256/384/521. */
+	assert_int_equal(self_signed("rsa1024.der"), -1);
+	assert_int_equal(self_signed("k256.der"), -1);
 }
 
 static void sig_algorithms(void **state)
@@ -584,6 +606,7 @@ int main(void)
 		cmocka_unit_test(cert_refused),
 		cmocka_unit_test(cert_pem),
 		cmocka_unit_test(issued_by),
+		cmocka_unit_test(key_kinds),
 		cmocka_unit_test(sig_algorithms),
 		cmocka_unit_test(certid_and_request_as_openssl),
 		cmocka_unit_test(openssl_answers_our_request),
