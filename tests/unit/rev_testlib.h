@@ -92,11 +92,16 @@ static inline struct blob cert_fixture(const char *name, struct rev_cert *c)
 	return b;
 }
 
+static inline size_t hdr_len(size_t n)
+{
+	return n < 0x80 ? 2 : n < 0x100 ? 3 : n < 0x10000 ? 4 : 5;
+}
+
 /* DER builder: tlv() wraps contents in a tag and a definite length. */
 static inline struct blob tlv(uint8_t tag, struct blob v)
 {
 	struct blob b;
-	size_t h = v.len < 0x80 ? 2 : v.len < 0x100 ? 3 : v.len < 0x10000 ? 4 : 5;
+	size_t h = hdr_len(v.len);
 
 	b.p = malloc(h + v.len + 1);
 	if (b.p == NULL)
@@ -146,13 +151,37 @@ static inline struct blob cat(struct blob a, struct blob b)
 	return c;
 }
 
-/* depth SEQUENCEs, each holding the next, around an empty one. */
+/* depth SEQUENCEs, each holding the next, around an empty one: the
+ * lengths from the inside out, then the headers written outside in. */
 static inline struct blob nested(unsigned depth)
 {
-	struct blob b = bytes("", 0);
+	size_t *inner = malloc((depth + 1) * sizeof(*inner));
+	struct blob b;
+	size_t at = 0;
 
-	for (unsigned i = 0; i < depth; i++)
-		b = tlv(0x30, b);
+	if (inner == NULL)
+		exit(1);
+	inner[depth] = 0; /* contents of the innermost */
+	for (unsigned i = depth; i > 0; i--)
+		inner[i - 1] = hdr_len(inner[i]) + inner[i];
+	b.len = inner[0];
+	b.p = malloc(b.len + 1);
+	if (b.p == NULL)
+		exit(1);
+	for (unsigned i = 1; i <= depth; i++) {
+		size_t n = inner[i], h = hdr_len(n);
+
+		b.p[at] = 0x30;
+		if (h == 2) {
+			b.p[at + 1] = (uint8_t)n;
+		} else {
+			b.p[at + 1] = (uint8_t)(0x80 | (h - 2));
+			for (size_t k = 0; k < h - 2; k++)
+				b.p[at + 2 + k] = (uint8_t)(n >> (8 * (h - 3 - k)));
+		}
+		at += h;
+	}
+	free(inner);
 	return b;
 }
 

@@ -163,6 +163,16 @@ static void der_nesting(void **state)
 		i++;
 	assert_int_equal(i, DER_DEPTH_MAX);
 	free(b.p);
+	/* The builder's output is well formed: depth levels, then empty. */
+	b = nested(5);
+	der_init(&d[0], b.p, b.len);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(der_enter(&d[i], DER_SEQUENCE, &d[i + 1], NULL), 0);
+	assert_true(der_empty(&d[5]) && der_empty(&d[0]));
+	free(b.p);
+	b = nested(100000);
+	assert_int_equal(b.p[1], 0x83); /* over 64 KiB */
+	free(b.p);
 }
 
 /* ---- rev_cert ---- */
