@@ -16,7 +16,9 @@ D=$1
 rm -rf "$D"
 mkdir -p "$D"
 cd "$D"
-exec 2>"$D/openssl.log"
+exec 3>&2 2>"$D/openssl.log"
+# openssl's chatter goes to the log; on a failure its end is shown.
+trap 'st=$?; [ $st -eq 0 ] || tail -20 "$D/openssl.log" >&3; exit $st' EXIT
 
 cat >ext.cnf <<'X'
 [ca]
