@@ -33,6 +33,12 @@ static int ext_idp(struct der *v, struct crl_info *ci)
 				return -1;
 			if (t.tag == DER_CTX(4) || t.tag == DER_CTX(5))
 				ci->unsupported_critical = 1;
+			/* A scope: the caller checks it against the
+			 * certificate (RFC 5280 6.3.3 b.2). */
+			if (t.tag == DER_CTX(1))
+				ci->only_user_certs = 1;
+			if (t.tag == DER_CTX(2))
+				ci->only_ca_certs = 1;
 			break;
 		case DER_CTX(3):
 			ci->unsupported_critical = 1;

@@ -16,6 +16,8 @@ struct crl_info {
 	int64_t this_update;
 	int64_t next_update;      /* 0: absent */
 	int delta;                /* a deltaCRLIndicator: not a full CRL */
+	int only_user_certs;      /* IDP: covers end-entity certificates */
+	int only_ca_certs;        /* IDP: covers CA certificates only */
 	int unsupported_critical; /* a critical CRL or entry extension
 				     this code does not understand (an
 				     indirect CRL's certificateIssuer...) */

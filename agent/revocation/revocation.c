@@ -559,6 +559,13 @@ static int verdict(const struct entry *e, const struct rev_cert *cert,
 		*o = e->status == OCSP_STATUS_GOOD ? REV_O_GOOD : REV_O_UNKNOWN;
 		return 0;
 	}
+	/* A CRL that covers only CA certificates says nothing of a leaf,
+	 * and one for end entities nothing of an intermediate. */
+	if ((e->ci.only_ca_certs && !cert->is_ca) ||
+	    (e->ci.only_user_certs && cert->is_ca)) {
+		*o = REV_O_INVALID;
+		return 0;
+	}
 	{
 		int64_t at;
 		int reason;

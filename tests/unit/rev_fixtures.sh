@@ -78,6 +78,11 @@ issuingDistributionPoint = critical, @idp_plain
 [idp_plain]
 fullname = URI:http://crl.example.test/ca1.crl
 onlyuser = TRUE
+[crl_idp_ca]
+issuingDistributionPoint = critical, @idp_ca
+[idp_ca]
+fullname = URI:http://crl.example.test/ca1-arl.crl
+onlyCA = TRUE
 [crl_idp_indirect]
 issuingDistributionPoint = critical, @idp_indirect
 [idp_indirect]
@@ -136,6 +141,8 @@ openssl ca -config ca1.cnf -revoke revoked2.pem
 openssl ca -config ca1.cnf -gencrl -out crl.pem
 openssl ca -config ca1.cnf -gencrl -crlexts crl_idp_plain \
 	-out crl_idp_plain.pem
+openssl ca -config ca1.cnf -gencrl -crlexts crl_idp_ca \
+	-out crl_idp_ca.pem
 openssl ca -config ca1.cnf -gencrl \
 	-crlexts crl_idp_indirect -out crl_idp_indirect.pem
 openssl ca -config ca1.cnf -gencrl -crlexts crl_delta \
@@ -144,7 +151,7 @@ openssl ca -config ca1.cnf -gencrl -crlexts crl_unknown_crit \
 	-out crl_unknown_crit.pem
 openssl ca -config ca2.cnf -gencrl -md sha512 -out crl_ca2.pem
 openssl ca -config evil.cnf -gencrl -out crl_evil.pem
-for c in crl_empty crl crl_ca2 crl_evil crl_idp_plain crl_idp_indirect crl_delta \
+for c in crl_empty crl crl_ca2 crl_evil crl_idp_plain crl_idp_ca crl_idp_indirect crl_delta \
 	crl_unknown_crit; do
 	openssl crl -in $c.pem -outform DER -out $c.der
 done

@@ -159,6 +159,14 @@ static void extensions(void **state)
 	b = crl_fixture("crl_idp_plain.der", &ci);
 	assert_false(ci.delta);
 	assert_false(ci.unsupported_critical);
+	/* Scopes are the caller's to check against the certificate. */
+	assert_true(ci.only_user_certs);
+	assert_false(ci.only_ca_certs);
+	free(b.p);
+	b = crl_fixture("crl_idp_ca.der", &ci);
+	assert_false(ci.unsupported_critical);
+	assert_true(ci.only_ca_certs);
+	assert_false(ci.only_user_certs);
 	free(b.p);
 	b = crl_fixture("crl_idp_indirect.der", &ci);
 	assert_true(ci.unsupported_critical);
