@@ -276,8 +276,13 @@ echo "ok: a revocation reaches the proxy, the tunnel and a resumable session in 
 
 # ---- mtlsctl status
 "$MTLSCTL" -c "$conf" status >"$T/status.out" 2>&1 || t_fail "mtlsctl status: $(cat "$T/status.out")"
-grep -E '^revocation ' "$T/status.out" >"$T/status.rev" || t_fail "mtlsctl status: no revocation lines"
-for want in "method=ocsp .*status=good" "method=ocsp .*status=revoked" "method=crl .*status=revoked"; do
+# One line per cached answer, indented under REVOCATION; a CRL's line is
+# about the list, not a certificate: status=current or stale.
+grep -E '^ *revocation method=' "$T/status.out" | sed 's/^ *//' >"$T/status.rev" ||
+	t_fail "mtlsctl status: no revocation lines"
+for want in "method=ocsp .*status=good" "method=ocsp .*status=revoked" \
+	"method=crl url=http://127.0.0.1:$pc/ca.crl .*status=current" \
+	"method=crl url=http://127.0.0.1:$pc2/ca.crl .*status=stale"; do
 	grep -qE -- "$want" "$T/status.rev" || t_fail "mtlsctl status lacks /$want/: $(cat "$T/status.rev")"
 done
 while read -r line; do
