@@ -693,9 +693,12 @@ static void serve(struct conn *c, const struct route *rt,
 	goto out;
 fail:
 	count_failure(r);
+	/* resumed=1: refused after a resumed handshake (revocation). */
 	log_warn("event=handshake conn=%lu tunnel=%s result=fail reason=%s "
-		 "server=%s:%u detail=\"%s\"", c->id, tname, mtls_err_name(r),
-		 rt->host, rt->port, mtls_error_str(&err, msg, sizeof(msg)));
+		 "server=%s:%u%s detail=\"%s\"", c->id, tname, mtls_err_name(r),
+		 rt->host, rt->port,
+		 ssl != NULL && wolfSSL_session_reused(ssl) ? " resumed=1" : "",
+		 mtls_error_str(&err, msg, sizeof(msg)));
 	if (reply != NULL)
 		reply(c, r, msg);
 out:

@@ -45,6 +45,8 @@ pq=$(t_free_port)  # the intermediate's responder with -ndays 1 (warm restart)
 pr=$(t_free_port)  # the root's responder (for the intermediate)
 pc=$(t_free_port)  # CRL server
 pc2=$(t_free_port) # a second CRL server (stale case; stopped)
+pa=$(t_free_port)  # uid 65534's forged responder
+pt=$(t_free_port)  # uid 65534's responder answering a byte a second
 P=$T/pki
 rev_pki "$P" "http://127.0.0.1:$pr/" "http://127.0.0.1:$pc/root.crl"
 crl=http://127.0.0.1:$pc/ca.crl
@@ -59,6 +61,8 @@ leaf slow "http://127.0.0.1:$ps/" ""
 leaf later "http://127.0.0.1:$po/" ""
 leaf stale "" "http://127.0.0.1:$pc2/ca.crl"
 leaf warm "http://127.0.0.1:$pq/" ""
+leaf forged "http://127.0.0.1:$pa/" ""
+leaf trickle "http://127.0.0.1:$pt/" ""
 # The CRL lists crlrev only; ocsprev is revoked after it was made.
 rev_revoke "$P" "$P/crlrev.pem" keyCompromise
 rev_crl "$P" int
@@ -78,7 +82,8 @@ rev_fwd_start "$P" "$pl" "127.0.0.1:$po" 0
 # ---- servers: nginx with leaf + intermediate, verifying our client
 pki_ca "$T/cca" "Rev Client CA"
 declare -A port
-for s in good chainall ocsprev crlrev down downopen wrong local slow later stale warm; do
+for s in good chainall ocsprev crlrev down downopen wrong local slow later stale warm \
+	forged trickle; do
 	c=$s
 	case $s in chainall) c=good ;; downopen) c=down ;; esac
 	port[$s]=$(t_free_port)
@@ -115,7 +120,7 @@ profile cached "revocation_methods = ocsp" "revocation_local = yes" \
 	"revocation_timeout = 5s" "revocation = fail-closed"
 declare -A prof=([good]=strict [chainall]=chain [ocsprev]=strict [crlrev]=crlonly
 	[down]=strict [downopen]=open [wrong]=strict [local]=nolocal [slow]=patient
-	[later]=strict [stale]=crlstale [warm]=cached)
+	[later]=strict [stale]=crlstale [warm]=cached [forged]=open [trickle]=strict)
 printf '\n[proxy local]\nlisten = %s\n' "$T/agent.sock" >>"$conf"
 for s in "${!prof[@]}"; do
 	printf '\n[rule %s]\nhosts = localhost\nports = %s\naction = allow\nidentity = dev\nprofile = %s\n' \
@@ -270,9 +275,70 @@ agent_log_mark
 out=$(via later)
 [[ $out == *"dn="* ]] && t_fail "later via a resumable session after the revocation: $out"
 agent_log_wait "result=fail reason=revoked "
+# The session cached before the revocation was offered and taken: the
+# refusal came after a resumed handshake.
+grep -q "server=localhost:${port[later]} resumed=1 detail=.*revoked" "$T/agent.log" ||
+	t_fail "later: no refusal after a resumed handshake"
 ! tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q "server=localhost:${port[later]} .*result=ok" ||
 	t_fail "later: a connection (resumed?) succeeded after the revocation"
-echo "ok: a revocation reaches the proxy, the tunnel and a resumable session in $took s"
+echo "ok: a revocation reaches the proxy, the tunnel and a resumed session in $took s"
+
+# ---- another local user answers for the responder
+# uid 65534 holds the ports the certificates name (revocation_local = yes
+# lets the agent ask there) and answers as it likes: an OCSP "good" signed
+# by a key of its own for a certificate the CA has revoked (under
+# fail-open: a forged answer is refused, not waived), and an answer sent a
+# byte a second (fail-closed: refused once the fetch's time is up).
+openssl ocsp -issuer "$P/int/ca.pem" -cert "$P/forged.pem" -no_nonce \
+	-reqout "$T/forged.req" 2>/dev/null || t_fail "forged: request"
+openssl ocsp -index "$P/int/index.txt" -CA "$P/int/ca.pem" -rsigner "$P/other/ca.pem" \
+	-rkey "$P/other/ca.key" -reqin "$T/forged.req" -respout "$T/forged.der" -ndays 1 \
+	>/dev/null 2>&1 || t_fail "forged: answer"
+openssl ocsp -respin "$T/forged.der" -resp_text -noverify 2>/dev/null | grep -q "Cert Status: good" ||
+	t_fail "forged: the forged answer does not say good"
+rev_revoke "$P" "$P/forged.pem" keyCompromise
+evil() { # PORT MODE: a responder as uid 65534; its answer comes on stdin
+	"${NOBODY[@]}" /usr/bin/python3 -c '
+import socket, sys, time
+port, mode, body = int(sys.argv[1]), sys.argv[2], sys.stdin.buffer.read()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(16)
+ans = b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n" + \
+      b"Content-Length: %d\r\n\r\n" % len(body) + body
+while True:
+    c, _ = s.accept()
+    c.settimeout(30)
+    try:
+        c.recv(65536)
+        if mode == "forge":
+            c.sendall(ans)
+        else:
+            for b in ans:
+                c.sendall(bytes([b])); time.sleep(1)
+    except OSError:
+        pass
+    c.close()
+' "$1" "$2" <"$T/forged.der" >>"$T/evil-$1.log" 2>&1 &
+	t_on_exit "kill $! 2>/dev/null || true"
+	t_wait_port "$1" 30 "$!"
+}
+evil "$pa" forge
+evil "$pt" trickle
+inv=$(metric mtls_revocation_checks_total method=ocsp outcome=invalid)
+fo=$(metric mtls_revocation_fail_open_total)
+refused forged revocation_unknown "an answer forged by uid 65534, under fail-open"
+[ "$(metric mtls_revocation_checks_total method=ocsp outcome=invalid)" -gt "$inv" ] ||
+	t_fail "forged: not counted as invalid"
+[ "$(metric mtls_revocation_fail_open_total)" = "$fo" ] || t_fail "forged: waived by fail-open"
+echo "ok: an OCSP 'good' forged by uid 65534 on the responder's port is refused, fail-open or not"
+t0=${EPOCHREALTIME/./}
+refused trickle revocation_unknown "an answer a byte a second"
+ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+# revocation_timeout 5 s bounds the fetch; a waiter gives up 2 s later.
+((ms < 20000)) || t_fail "trickle: the connection waited $ms ms"
+grep -q 'event=revocation method=ocsp outcome=fetch_failed url="http://127.0.0.1:'"$pt"'/".*within 5000 ms' \
+	"$T/agent.log" || t_fail "trickle: no timed-out fetch in the log"
+echo "ok: a responder of uid 65534 sending a byte a second costs the fetch's 5 s ($ms ms), then refused"
 
 # ---- mtlsctl status
 "$MTLSCTL" -c "$conf" status >"$T/status.out" 2>&1 || t_fail "mtlsctl status: $(cat "$T/status.out")"
