@@ -32,6 +32,7 @@
 #define REV_RETRY 30          /* seconds after a failed background fetch */
 #define REV_IDLE (24 * 3600)  /* answers nobody used for this long are not
 				 refreshed */
+#define REV_REFRESHERS 4      /* background fetches at once */
 #define REV_ANCHORS_MAX 256
 #define REV_ANCHOR_FILES 8
 
@@ -73,6 +74,7 @@ static struct {
 	char dir[1024];         /* empty: memory only */
 	pthread_t refresher;
 	int running, stop;
+	unsigned refreshing;    /* background fetches under way */
 } C = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	.fetched = PTHREAD_COND_INITIALIZER,
 	.wake = PTHREAD_COND_INITIALIZER };
@@ -180,6 +182,10 @@ static int64_t refresh_time(const struct entry *e)
 
 	if (e->next_update != 0 && e->next_update < end)
 		end = e->next_update;
+	/* Already past its bound when fetched (a CRL published less often
+	 * than revocation_max_age): asking again at once gives the same. */
+	if (end <= e->fetched_at)
+		return e->fetched_at + REV_RETRY;
 	t = e->fetched_at + (end - e->fetched_at) * 3 / 4;
 	return t < e->fetched_at + REV_MIN_REFRESH ? e->fetched_at + REV_MIN_REFRESH : t;
 }
@@ -628,6 +634,14 @@ static enum rev_outcome ask(const struct policy_profile *pr, enum rev_kind kind,
 	e->allow_local = pr->rev_local;
 	e->timeout_ms = pr->rev_timeout_ms;
 	e->max_age = pr->rev_max_age;
+	/* Shared by profiles: the one with the shortest bound sets when it
+	 * is fetched again. */
+	if (e->have) {
+		int64_t t = refresh_time(e);
+
+		if (t < e->refresh_at)
+			e->refresh_at = t;
+	}
 	for (;;) {
 		if (verdict(e, cert, now, pr->rev_max_age, &o) == 0)
 			goto out;
@@ -1046,17 +1060,34 @@ drop:
 	}
 }
 
+/* One background refresh: a thread of its own, so that a responder that
+ * takes its whole timeout delays no other answer's refresh. */
+static void *refresh_one(void *arg)
+{
+	struct entry *e = arg;
+
+	pthread_mutex_lock(&C.lock);
+	fetch_locked(e, (int64_t)time(NULL));
+	C.refreshing--;
+	pthread_cond_broadcast(&C.wake);
+	pthread_mutex_unlock(&C.lock);
+	wc_ecc_fp_free(); /* the answer's signature was checked on this thread */
+	return NULL;
+}
+
 static void *refresher(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&C.lock);
 	while (!C.stop) {
 		int64_t now = (int64_t)time(NULL), next = now + 60;
-		struct entry *due = NULL;
 
 		for (unsigned i = 0; i < C.n; i++) {
 			struct entry *e = C.e[i];
+			pthread_attr_t a;
+			pthread_t t;
 			int64_t at;
+			int ok;
 
 			if (e->fetching || e->last_used < now - REV_IDLE ||
 			    (e->have && e->kind == REV_KIND_OCSP &&
@@ -1065,16 +1096,26 @@ static void *refresher(void *arg)
 			at = e->have ? e->refresh_at : 0;
 			if (e->retry_at > at)
 				at = e->retry_at;
-			if (at <= now) {
-				due = e;
-				break;
+			if (at > now) {
+				if (at < next)
+					next = at;
+				continue;
 			}
-			if (at < next)
-				next = at;
-		}
-		if (due != NULL) {
-			fetch_locked(due, now);
-			continue;
+			if (C.refreshing >= REV_REFRESHERS)
+				break; /* woken when one finishes */
+			/* Claimed here: no connection starts a second fetch. */
+			e->fetching = 1;
+			ok = pthread_attr_init(&a) == 0;
+			ok = ok && pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED) == 0 &&
+			     pthread_attr_setstacksize(&a, 512 * 1024) == 0 &&
+			     pthread_create(&t, &a, refresh_one, e) == 0;
+			pthread_attr_destroy(&a);
+			if (!ok) {
+				e->fetching = 0;
+				e->retry_at = now + REV_RETRY;
+				continue;
+			}
+			C.refreshing++;
 		}
 		{
 			struct timespec ts = { .tv_sec = (time_t)next };
@@ -1082,8 +1123,10 @@ static void *refresher(void *arg)
 			pthread_cond_timedwait(&C.wake, &C.lock, &ts);
 		}
 	}
+	/* The refreshes under way finish before the cache goes. */
+	while (C.refreshing > 0)
+		pthread_cond_wait(&C.wake, &C.lock);
 	pthread_mutex_unlock(&C.lock);
-	wc_ecc_fp_free(); /* answers' signatures were checked on this thread */
 	return NULL;
 }
 
@@ -1174,7 +1217,9 @@ size_t rev_cache_describe(char *buf, size_t cap, int64_t now)
 
 		hex(e->serial, e->serial_len, serial);
 		span(age, sizeof(age), now - e->this_update);
-		span(refresh, sizeof(refresh), (e->have ? e->refresh_at : e->retry_at) - now);
+		span(refresh, sizeof(refresh),
+		     (e->have && e->refresh_at > e->retry_at ? e->refresh_at :
+		      e->retry_at) - now);
 		span(nu, sizeof(nu), e->next_update - now);
 		if (!e->have)
 			status = "none";

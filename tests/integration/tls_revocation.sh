@@ -58,6 +58,7 @@ leaf later "http://127.0.0.1:$po/" ""
 leaf stale "" "http://127.0.0.1:$pc2/ca.crl"
 leaf warm "http://127.0.0.1:$pq/" ""
 leaf forged "http://127.0.0.1:$pa/" ""
+leaf latercrl "" "http://127.0.0.1:$pc/later.crl"
 leaf trickle "http://127.0.0.1:$pt/" ""
 # The CRL lists crlrev only; ocsprev is revoked after it was made.
 rev_revoke "$P" "$P/crlrev.pem" keyCompromise
@@ -67,6 +68,7 @@ rev_revoke "$P" "$P/ocsprev.pem" keyCompromise
 rev_crl_server_start "$T/crl" "$pc"
 rev_crl_publish "$P" int "$T/crl/www/ca.crl"
 rev_crl_publish "$P" root "$T/crl/www/root.crl"
+rev_crl_publish "$P" int "$T/crl/www/later.crl"
 rev_crl_server_start "$T/crl2" "$pc2"
 rev_ocsp_start "$P" "$po" int responder 1
 rev_ocsp_start "$P" "$pw" int other
@@ -79,7 +81,7 @@ rev_fwd_start "$P" "$pl" "127.0.0.1:$po" 0
 pki_ca "$T/cca" "Rev Client CA"
 declare -A port
 for s in good chainall ocsprev crlrev down downopen wrong local slow later stale warm \
-	forged trickle; do
+	forged trickle latercrl; do
 	c=$s
 	case $s in chainall) c=good ;; downopen) c=down ;; esac
 	port[$s]=$(t_free_port)
@@ -116,7 +118,8 @@ profile cached "revocation_methods = ocsp" "revocation_local = yes" \
 	"revocation_timeout = 5s" "revocation = fail-closed"
 declare -A prof=([good]=strict [chainall]=chain [ocsprev]=strict [crlrev]=crlonly
 	[down]=strict [downopen]=open [wrong]=strict [local]=nolocal [slow]=patient
-	[later]=strict [stale]=crlstale [warm]=cached [forged]=open [trickle]=strict)
+	[later]=strict [stale]=crlstale [warm]=cached [forged]=open [trickle]=strict
+	[latercrl]=crlstale)
 printf '\n[proxy local]\nlisten = %s\n' "$T/agent.sock" >>"$conf"
 for s in "${!prof[@]}"; do
 	printf '\n[rule %s]\nhosts = localhost\nports = %s\naction = allow\nidentity = dev\nprofile = %s\n' \
@@ -178,10 +181,15 @@ allowed stale "stale, CRL fresh"
 n=$(rev_crl_fetches "$T/crl2")
 [ "$n" -ge 1 ] || t_fail "stale: the CRL was not fetched"
 rev_crl_server_stop "$T/crl2"
+# latercrl: a good verdict from the CRL cached, then a new CRL lists it.
+allowed latercrl "latercrl, before its CRL lists it"
 # later: revoked now; the responder answers so from its next request.
 rev_revoke "$P" "$P/later.pem" keyCompromise
 rev_ocsp_refresh "$P" "$po"
 REVOKED_AT=${EPOCHREALTIME/./}
+rev_revoke "$P" "$P/latercrl.pem" superseded
+rev_crl "$P" int
+rev_crl_publish "$P" int "$T/crl/www/later.crl"
 
 # ---- good
 agent_log_mark
@@ -278,6 +286,12 @@ grep -q "server=localhost:${port[later]} resumed=1 detail=.*revoked" "$T/agent.l
 ! tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q "server=localhost:${port[later]} .*result=ok" ||
 	t_fail "later: a connection (resumed?) succeeded after the revocation"
 echo "ok: a revocation reaches the proxy, the tunnel and a resumed session in $took s"
+t_until 150 not_through latercrl ||
+	t_fail "latercrl: still allowed $(((${EPOCHREALTIME/./} - REVOKED_AT) / 1000000)) s after its CRL listed it"
+took=$(((${EPOCHREALTIME/./} - REVOKED_AT) / 1000000))
+refused latercrl revoked "latercrl after its CRL listed it"
+((took <= 90)) || t_fail "latercrl: refused only after $took s (max_age 30 s)"
+echo "ok: a revocation published by CRL only is refused in $took s (revocation_max_age 30 s)"
 
 # ---- another local user answers for the responder
 # uid 65534 holds the ports the certificates name (revocation_local = yes
