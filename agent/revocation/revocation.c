@@ -1003,8 +1003,14 @@ static void load_one(const char *name, int64_t now)
 	char key[65], msg[200];
 
 	if (rev_store_read(C.dir, name, &rec, &err) != MTLS_OK) {
+		char path[1200];
+
 		log_warn("event=revocation_cache_skipped file=\"%s\" detail=\"%s\"",
 			 name, mtls_error_str(&err, msg, sizeof(msg)));
+		/* The folder is ours alone: what is not a record of ours
+		 * (a symlink is removed, not followed) has no business here. */
+		snprintf(path, sizeof(path), "%s/%s", C.dir, name);
+		unlink(path);
 		return;
 	}
 	e = calloc(1, sizeof(*e));

@@ -393,11 +393,26 @@ agent_log_wait "event=revocation method=ocsp outcome=good "
 [ "$(rev_fetches "$P" "$pq")" -gt "$n" ] || t_fail "warm: the responder was not asked"
 agent_stop
 rev_ocsp_stop "$P" "$pq"
+# What a crash or a tamperer may leave: a write cut short, garbage under
+# an answer's name, a symlink in place of one. Each is skipped (the junk
+# and the symlink removed), the real answers still count.
+junk=$(printf 'a%.0s' $(seq 64))
+printf 'half a record' >"$R/$junk.ocsp.tmp.4242"
+printf 'mtls-agent revocation 1\nkind=ocsp\ngarbage\n' >"$R/$junk.ocsp" && chmod 600 "$R/$junk.ocsp"
+ln -s /etc/passwd "$R/${junk/a/b}.crl"
 agent_start "$conf"
+[ ! -e "$R/$junk.ocsp.tmp.4242" ] || t_fail "an interrupted write was left in $R"
+grep -q "event=revocation_cache_skipped file=\"$junk.ocsp\"" "$T/agent.log" ||
+	t_fail "the garbage record was not skipped"
+grep -q "event=revocation_cache_skipped file=\"${junk/a/b}.crl\"" "$T/agent.log" ||
+	t_fail "the planted symlink was not skipped"
+[ ! -e "$R/$junk.ocsp" ] && [ ! -L "$R/${junk/a/b}.crl" ] ||
+	t_fail "the garbage record or the symlink is still in $R"
+[ -s /etc/passwd ] || t_fail "/etc/passwd is gone"
 # Fail-closed with the responder down: only the cache can let it through.
 allowed warm "warm after a restart, responder down"
 ! tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q 'event=revocation_fail_open' ||
 	t_fail "warm: let through by fail-open, not by the cache"
-echo "ok: after a restart the cached answer (nextUpdate 1 day) lets a server through with its responder down"
+echo "ok: after a restart the cached answer (nextUpdate 1 day) lets a server through with its responder down; a cut write, garbage and a symlink in the cache are skipped"
 
 t_pass "network revocation in $(((${EPOCHREALTIME/./} - START) / 1000000)) s"
