@@ -18,6 +18,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "mtls_clock.h"
+#include "mtls_io.h"
 #include "mtls_log.h"
 #include "caller.h"
 #include "net_addr.h"
@@ -183,27 +184,6 @@ static void reap_all(void)
 
 
 
-/* Waits for events on fd until deadline or stop. 1 ready, 0 timeout,
- * -1 stop/error. */
-static int wait_fd(int fd, short events, int stop_fd, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = mtls_now_ms();
-		struct pollfd p[2] = { { .fd = fd, .events = events },
-				       { .fd = stop_fd, .events = POLLIN } };
-		int n;
-
-		if (now >= deadline)
-			return 0;
-		n = poll(p, 2, (int)(deadline - now));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || (p[1].revents & POLLIN))
-			return -1;
-		if (n > 0)
-			return 1;
-	}
-}
 
 static mtls_err_t connect_error(int e)
 {
@@ -263,7 +243,7 @@ static mtls_err_t connect_server(struct conn *c, const struct net_addrs *to,
 			break;
 		}
 		if (errno == EINPROGRESS) {
-			rc = wait_fd(fd, POLLOUT, c->stop_fd, deadline);
+			rc = mtls_wait_fd(fd, POLLOUT, c->stop_fd, deadline);
 			if (rc == 1 &&
 			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
 				       &len) == 0 && soerr == 0) {
@@ -298,7 +278,7 @@ static mtls_err_t handshake(struct conn *c, WOLFSSL *ssl, struct tls_conn *tc,
 		e = wolfSSL_get_error(ssl, ret);
 		if (e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE)
 			return tls_error(ssl, tc, ret, err);
-		w = wait_fd(c->srv_fd,
+		w = mtls_wait_fd(c->srv_fd,
 			    e == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
 			    c->stop_fd, deadline);
 		if (w == 0)
@@ -771,7 +751,7 @@ static int read_more(struct conn *c, uint8_t *buf, size_t cap, size_t *len,
 		}
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			return -1;
-		if (wait_fd(c->app_fd, POLLIN, c->stop_fd, deadline) != 1)
+		if (mtls_wait_fd(c->app_fd, POLLIN, c->stop_fd, deadline) != 1)
 			return -1;
 	}
 }

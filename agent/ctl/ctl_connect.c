@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "mtls_io.h"
 #include "mtlsctl.h"
 #include "proxy_proto.h"
 
@@ -73,20 +74,6 @@ static int read_answer(int fd, char *buf, size_t cap, size_t *len,
 	return -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 static int bridge(int sock)
 {
@@ -111,13 +98,13 @@ static int bridge(int sock)
 				/* Half-close: the server still answers. */
 				shutdown(sock, SHUT_WR);
 				in_open = 0;
-			} else if (write_all(sock, buf, (size_t)n) != 0) {
+			} else if (mtls_write_all(sock, buf, (size_t)n) != 0) {
 				break;
 			}
 		}
 		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			n = read(sock, buf, BRIDGE_BUF);
-			if (n <= 0 || write_all(1, buf, (size_t)n) != 0)
+			if (n <= 0 || mtls_write_all(1, buf, (size_t)n) != 0)
 				out_open = 0;
 		}
 	}
@@ -172,7 +159,7 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv)
 	}
 	snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
 		 dest, dest);
-	if (write_all(fd, req, strlen(req)) != 0 ||
+	if (mtls_write_all(fd, req, strlen(req)) != 0 ||
 	    read_answer(fd, answer, sizeof(answer), &len, &head) != 0) {
 		fprintf(stderr, "mtlsctl: the agent closed the connection\n");
 		close(fd);
@@ -186,7 +173,7 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv)
 		close(fd);
 		return 1;
 	}
-	if (len > head && write_all(1, answer + head, len - head) != 0) {
+	if (len > head && mtls_write_all(1, answer + head, len - head) != 0) {
 		close(fd);
 		return 1;
 	}

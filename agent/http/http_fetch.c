@@ -12,27 +12,9 @@
 #include <unistd.h>
 
 #include "mtls_clock.h"
+#include "mtls_io.h"
 #include "net_addr.h"
 
-/* Waits for ev on fd until deadline (ms): 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short ev, uint64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = ev };
-		int64_t left = (int64_t)(deadline - mtls_now_ms());
-		int n;
-
-		if (left <= 0)
-			return 0;
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n > 0)
-			return 1;
-	}
-}
 
 static mtls_err_t dial(const char *host, uint16_t port, int allow_local,
 		       uint64_t deadline, int *out, struct mtls_error *err)
@@ -65,7 +47,7 @@ static mtls_err_t dial(const char *host, uint16_t port, int allow_local,
 			*out = fd;
 			return MTLS_OK;
 		}
-		if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 1 &&
+		if (errno == EINPROGRESS && mtls_wait_fd(fd, POLLOUT, -1, deadline) == 1 &&
 		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
 		    soerr == 0) {
 			*out = fd;
@@ -89,7 +71,7 @@ static int send_all(int fd, const void *p, size_t n, uint64_t deadline)
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_fd(fd, POLLOUT, deadline) != 1)
+			if (mtls_wait_fd(fd, POLLOUT, -1, deadline) != 1)
 				return -1;
 			continue;
 		}
@@ -152,7 +134,7 @@ mtls_err_t http_fetch(const char *url, const char *content_type,
 	 * then must not hold the fetch (and everyone waiting on it) longer. */
 	while (got < o->max) {
 		ssize_t k;
-		int w = wait_fd(fd, POLLIN, deadline);
+		int w = mtls_wait_fd(fd, POLLIN, -1, deadline);
 
 		if (w == 0) {
 			r = mtls_error_set(err, MTLS_ERR_TIMEOUT, "%s: no "

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mtls_io.h"
+
 #define MAGIC "mtls-agent revocation 1\n"
 
 mtls_err_t rev_store_dir(const char *dir, struct mtls_error *err)
@@ -29,20 +31,6 @@ mtls_err_t rev_store_dir(const char *dir, struct mtls_error *err)
 	return MTLS_OK;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p = (const char *)p + w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 static const char *suffix(enum rev_kind k)
 {
@@ -73,9 +61,9 @@ mtls_err_t rev_store_write(const char *dir, const struct rev_record *r,
 	if (fd < 0)
 		return mtls_error_set(err, MTLS_ERR_IO, "%s: %s", tmp,
 				      strerror(errno));
-	if (write_all(fd, head, (size_t)n) != 0 ||
-	    write_all(fd, r->issuer, r->issuer_len) != 0 ||
-	    write_all(fd, r->answer, r->answer_len) != 0 || fsync(fd) != 0) {
+	if (mtls_write_all(fd, head, (size_t)n) != 0 ||
+	    mtls_write_all(fd, r->issuer, r->issuer_len) != 0 ||
+	    mtls_write_all(fd, r->answer, r->answer_len) != 0 || fsync(fd) != 0) {
 		int e = errno;
 
 		close(fd);
