@@ -183,8 +183,6 @@ static void reap_all(void)
 }
 
 
-
-
 static mtls_err_t connect_error(int e)
 {
 	switch (e) {
@@ -307,7 +305,7 @@ struct route {
 	const char *sni; /* name sent and checked */
 	const char *alpn;
 	char session_key[512]; /* for resumption; empty: none */
-	struct net_addrs to;       /* where to connect: resolved, policy-checked */
+	struct net_addrs to;   /* where to connect: resolved, policy-checked */
 };
 
 /* The handshake pool: connection threads hand their handshake to a

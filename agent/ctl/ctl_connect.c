@@ -74,7 +74,6 @@ static int read_answer(int fd, char *buf, size_t cap, size_t *len,
 	return -1;
 }
 
-
 static int bridge(int sock)
 {
 	char *buf = malloc(BRIDGE_BUF);

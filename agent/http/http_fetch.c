@@ -15,7 +15,6 @@
 #include "mtls_io.h"
 #include "net_addr.h"
 
-
 static mtls_err_t dial(const char *host, uint16_t port, int allow_local,
 		       uint64_t deadline, int *out, struct mtls_error *err)
 {

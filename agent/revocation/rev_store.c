@@ -31,7 +31,6 @@ mtls_err_t rev_store_dir(const char *dir, struct mtls_error *err)
 	return MTLS_OK;
 }
 
-
 static const char *suffix(enum rev_kind k)
 {
 	return k == REV_KIND_OCSP ? "ocsp" : "crl";
