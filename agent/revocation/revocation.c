@@ -657,7 +657,13 @@ static enum rev_outcome ask(const struct policy_profile *pr, enum rev_kind kind,
 		fetch_locked(e, now);
 		tried = 1;
 	}
-	if (e->have) {
+	if (e->have && e->last_outcome == REV_O_INVALID) {
+		/* What came instead of a fresh answer failed its checks: not
+		 * a lack of answer that fail-open may waive. */
+		o = REV_O_INVALID;
+		snprintf(why, why_len, "%s %.160s: %.120s", kind == REV_KIND_OCSP ?
+			 "OCSP responder" : "CRL", e->url, e->last_error);
+	} else if (e->have) {
 		o = REV_O_STALE;
 		snprintf(why, why_len, "%s answer from %.160s is past its "
 			 "freshness bound (%.100s)", kind == REV_KIND_OCSP ? "OCSP" : "CRL",
