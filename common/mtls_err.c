@@ -65,3 +65,31 @@ const char *mtls_error_str(const struct mtls_error *err, char *buf, size_t len)
 		snprintf(buf, len, "%s", mtls_err_msg(err->code));
 	return buf;
 }
+
+mtls_err_t mtls_error_where(struct mtls_error *err, const char *fmt, ...)
+{
+	char where[256], old[MTLS_ERR_DETAIL_MAX];
+	va_list ap;
+
+	if (err == NULL)
+		return MTLS_OK;
+	va_start(ap, fmt);
+	vsnprintf(where, sizeof(where), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->detail, sizeof(old));
+	old[sizeof(old) - 1] = '\0';
+	/* Cut at the end when both do not fit: the place comes first. */
+	{
+		size_t wl = strlen(where), ol = strlen(old);
+
+		if (wl > sizeof(err->detail) - 3)
+			wl = sizeof(err->detail) - 3;
+		memcpy(err->detail, where, wl);
+		memcpy(err->detail + wl, ": ", 2);
+		if (ol > sizeof(err->detail) - wl - 3)
+			ol = sizeof(err->detail) - wl - 3;
+		memcpy(err->detail + wl + 2, old, ol);
+		err->detail[wl + 2 + ol] = '\0';
+	}
+	return err->code;
+}

@@ -69,6 +69,11 @@ mtls_err_t mtls_error_set(struct mtls_error *err, mtls_err_t code,
 			  const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Puts where the error comes from ("file:line: key") before its detail;
+ * the code stays. Returns it. */
+mtls_err_t mtls_error_where(struct mtls_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 void mtls_error_clear(struct mtls_error *err);
 
 /* "message: detail" into buf; returns buf. */

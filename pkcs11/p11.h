@@ -89,6 +89,10 @@ struct p11_token_status {
 const char *p11_rv_name(unsigned long rv);
 
 /* name_or_path: a p11-kit module name ("softhsm2") or a path to a .so. */
+/* Whether text is a pkcs11: URI this layer takes (RFC 7512, through
+ * p11-kit, with no attribute or value p11-kit did not recognise). */
+mtls_err_t p11_uri_check(const char *text, struct mtls_error *err);
+
 mtls_err_t p11_module_open(const char *name_or_path, struct p11_module **out,
 			   struct mtls_error *err);
 void p11_module_close(struct p11_module *m);

@@ -27,6 +27,22 @@ mtls_err_t p11_uri_parse(const char *text, P11KitUri **out,
 		return mtls_error_set(err, MTLS_ERR_URI, "%s: %s", shown,
 				      p11_kit_uri_message(r));
 	}
+	/* p11-kit keeps going past an attribute it does not know
+	 * ("tokne=acc") or a value it cannot read ("type=bogus"), and the
+	 * URI then matches more than was meant, or nothing: "token
+	 * absent" for a typo. Refused here, where the URI is read. */
+	if (p11_kit_uri_any_unrecognized(u)) {
+		char shown[P11_URI_MAX];
+
+		p11_uri_redact(text, shown, sizeof(shown));
+		p11_kit_uri_free(u);
+		return mtls_error_set(err, MTLS_ERR_URI, "%s: an attribute or "
+				      "value RFC 7512 does not define (known: "
+				      "token, manufacturer, serial, model, "
+				      "object, id, type=private|public|cert|"
+				      "secret-key|data, slot-*, library-*)",
+				      shown);
+	}
 	*out = u;
 	return MTLS_OK;
 }
@@ -46,4 +62,14 @@ void p11_uri_redact(const char *in, char *out, size_t len)
 	const char *rest = p + strlen("pin-value=");
 	rest += strcspn(rest, ";?&");
 	snprintf(out, len, "%.*s***%s", (int)head, in, rest);
+}
+
+mtls_err_t p11_uri_check(const char *text, struct mtls_error *err)
+{
+	P11KitUri *u;
+	mtls_err_t r = p11_uri_parse(text, &u, err);
+
+	if (r == MTLS_OK)
+		p11_kit_uri_free(u);
+	return r;
 }

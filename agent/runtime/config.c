@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "mtls_log.h"
+#include "p11.h"
 
 /* libinih is built with INI_MAX_LINE; our reader refuses longer lines
  * instead of letting the parser see the tail as a line of its own. */
@@ -44,6 +45,15 @@ struct parse_state {
 	char identity_token[CFG_MAX_IDENTITIES][CFG_NAME_MAX];
 	struct mtls_error *err;
 	int failed;
+	/* Keys of the current section, for duplicates (a second value would
+	 * silently win, or be appended to a list). */
+	struct {
+		char key[64];
+		int line;
+	} seen[128];
+	unsigned n_seen;
+	int agent_line;  /* where [agent] began, 0 if not yet */
+	int sections;    /* headers read */
 };
 
 static int fail(struct parse_state *st, const char *fmt, ...)
@@ -79,8 +89,13 @@ static void reader_section(struct parse_state *st, const char *line)
 	if (*p != '[')
 		return;
 	end = strchr(p, ']');
-	if (end == NULL)
-		return; /* inih reports the syntax error */
+	if (end == NULL) {
+		/* Named here, on its own line: inih would go on and the
+		 * first complaint would be about the next line's key. */
+		fail(st, "section header without its closing ']': write "
+		     "[%.*s]", (int)strcspn(p + 1, "\r\n"), p + 1);
+		return;
+	}
 	p++;
 	while (*p == ' ' || *p == '\t')
 		p++;
@@ -209,6 +224,19 @@ static int set_str(struct parse_state *st, char **dst, const char *v)
 	return 1;
 }
 
+/* A pkcs11: URI as the token layer will read it, refused here with the
+ * line rather than later as a token or key that is not found. */
+static int uri_check(struct parse_state *st, const char *k, const char *v)
+{
+	struct mtls_error e = { 0 };
+	char msg[256];
+
+	if (p11_uri_check(v, &e) == MTLS_OK)
+		return 0;
+	fail(st, "%s: %s", k, mtls_error_str(&e, msg, sizeof(msg)));
+	return -1;
+}
+
 static int set_name(struct parse_state *st, char *dst, const char *v)
 {
 	if (strlen(v) >= CFG_NAME_MAX)
@@ -236,7 +264,14 @@ static int begin_section(struct parse_state *st, const char *section)
 	size_t klen;
 
 	snprintf(st->section, sizeof(st->section), "%s", section);
+	st->n_seen = 0;
+	st->sections++;
 	if (strcmp(section, "agent") == 0) {
+		if (st->agent_line > 0)
+			return fail(st, "[agent] a second time (first at line "
+				    "%d): put its keys in one [agent] section",
+				    st->agent_line);
+		st->agent_line = st->line;
 		st->kind = SEC_AGENT;
 		return 1;
 	}
@@ -411,11 +446,16 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 	struct cfg_token *t = &st->c->tokens[st->index];
 	unsigned long n;
 
-	if (strcmp(k, "module") == 0)
+	if (strcmp(k, "module") == 0) {
+		t->line_module = st->line;
 		return set_str(st, &t->module, v);
+	}
 	if (strcmp(k, "uri") == 0) {
 		if (strncmp(v, "pkcs11:", 7) != 0)
 			return fail(st, "uri must start with pkcs11:");
+		if (uri_check(st, k, v) != 0)
+			return 0;
+		t->line_uri = st->line;
 		return set_str(st, &t->uri, v);
 	}
 	if (strcmp(k, "pin_source") == 0) {
@@ -424,6 +464,7 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 		    strncmp(v, "env:", 4) != 0 && strcmp(v, "unlock") != 0)
 			return fail(st, "pin_source: file:PATH, "
 					"credential:NAME, env:VAR or unlock");
+		t->line_pin = st->line;
 		return set_str(st, &t->pin_source, v);
 	}
 	if (strcmp(k, "so_pin_source") == 0) {
@@ -726,14 +767,21 @@ static int identity_key(struct parse_state *st, const char *k, const char *v)
 		if (strncmp(v, "pkcs11:", 7) != 0)
 			return fail(st, "key must be a pkcs11: URI (keys stay "
 					"on the token)");
+		if (uri_check(st, k, v) != 0)
+			return 0;
 		return set_str(st, &id->key, v);
 	}
-	if (strcmp(k, "cert") == 0)
+	if (strcmp(k, "cert") == 0) {
+		if (strncmp(v, "pkcs11:", 7) == 0 && uri_check(st, k, v) != 0)
+			return 0;
 		return set_str(st, &id->cert, v);
+	}
 	if (strcmp(k, "chain") == 0)
 		return set_str(st, &id->chain, v);
-	if (strcmp(k, "ca") == 0)
+	if (strcmp(k, "ca") == 0) {
+		id->line_ca = st->line;
 		return set_str(st, &id->ca, v);
+	}
 	if (strcmp(k, "env") == 0) {
 		if (!valid_name(v))
 			return fail(st, "env: a word like dev or prod");
@@ -949,6 +997,17 @@ static int handler(void *user, const char *section, const char *key,
 		return 0;
 	if (strcmp(section, st->section) != 0)
 		return fail(st, "unexpected section [%s]", section);
+	for (unsigned i = 0; i < st->n_seen; i++)
+		if (strcmp(st->seen[i].key, key) == 0)
+			return fail(st, "duplicate key '%s' in [%s] (first at "
+				    "line %d): keep one (a list is written "
+				    "a, b, c on one line)", key, st->section,
+				    st->seen[i].line);
+	if (st->n_seen < sizeof(st->seen) / sizeof(st->seen[0]) &&
+	    strlen(key) < sizeof(st->seen[0].key)) {
+		snprintf(st->seen[st->n_seen].key, sizeof(st->seen[0].key), "%s", key);
+		st->seen[st->n_seen++].line = st->line;
+	}
 	switch (st->kind) {
 	case SEC_AGENT:
 		return agent_key(st, key, value);
@@ -987,6 +1046,16 @@ static int find_token(const struct config *c, const char *name)
 static int check(struct parse_state *st)
 {
 	struct config *c = st->c;
+
+	/* A file with nothing in it but comments (a wrong path, a file not
+	 * yet written) would start an agent with nothing to do; with
+	 * sockets passed by systemd a unit may want exactly that. */
+	if (st->sections == 0 && getenv("LISTEN_FDS") == NULL) {
+		st->line = st->line > 0 ? st->line : 1;
+		return fail(st, "nothing configured: not one [section] (see "
+			    "mtls-agent.conf(5) and the example config in "
+			    "/usr/share/doc/mtls-agent)");
+	}
 
 	for (unsigned i = 0; i < c->n_tokens; i++) {
 		struct cfg_token *t = &c->tokens[i];

@@ -99,6 +99,7 @@ struct cfg_token {
 	char *so_pin_source; /* SO credential (PIV management key) or NULL */
 	unsigned max_sessions;
 	int line;
+	int line_module, line_uri, line_pin; /* where each was set */
 };
 
 struct cfg_identity {
@@ -111,6 +112,7 @@ struct cfg_identity {
 	char *env;        /* environment tag (dev, prod, ...) or NULL */
 	struct cfg_renew renew;
 	int line;
+	int line_ca;
 };
 
 /* A tunnel (fixed destination) or, with is_proxy, an agent socket that

@@ -224,10 +224,25 @@ static mtls_err_t runtime_build(struct config *cfg,
 		 * module, so a reload never disturbs the sessions of the
 		 * runtime it replaces. */
 		r = p11_module_open(ct->module, &rt->modules[i], err);
-		if (r != MTLS_OK)
+		if (r != MTLS_OK) {
+			mtls_error_where(err, "%s:%d: [token %s] module = %s "
+					 "(`p11-kit list-modules` names the "
+					 "registered modules; a path works too)",
+					 cfg->path, ct->line_module, ct->name,
+					 ct->module);
 			goto fail;
+		}
 		r = p11_token_open(rt->modules[i], ct->uri, ct->pin_source,
 				   ct->max_sessions, &rt->tokens[i], err);
+		if (r == MTLS_ERR_TOKEN_ABSENT)
+			mtls_error_where(err, "%s:%d: [token %s] uri (is the "
+					 "token inserted? `p11-kit list-modules` "
+					 "shows each module's tokens and their "
+					 "labels)", cfg->path, ct->line_uri,
+					 ct->name);
+		else if (r != MTLS_OK)
+			mtls_error_where(err, "%s:%d: [token %s]", cfg->path,
+					 ct->line, ct->name);
 		if (r == MTLS_OK)
 			r = p11_token_set_so_source(rt->tokens[i],
 						    ct->so_pin_source, err);
@@ -271,8 +286,23 @@ static mtls_err_t runtime_build(struct config *cfg,
 			r = MTLS_OK;
 			continue;
 		}
-		if (r != MTLS_OK)
+		if (r == MTLS_ERR_TOKEN_ABSENT) {
+			/* The token is looked up when the agent logs in. */
+			mtls_error_where(err, "%s:%d: [token %s] uri (is the "
+					 "token inserted? `p11-kit list-modules` "
+					 "shows each module's tokens and their "
+					 "labels)", cfg->path, ct->line_uri,
+					 ct->name);
 			goto fail;
+		}
+		if (r != MTLS_OK) {
+			/* Most often the PIN file: missing, or readable by
+			 * others. */
+			mtls_error_where(err, "%s:%d: [token %s] pin_source",
+					 cfg->path, ct->line_pin ? ct->line_pin :
+					 ct->line, ct->name);
+			goto fail;
+		}
 		log_info("event=token_open token=%s module=%s", ct->name,
 			 ct->module);
 	}
@@ -439,9 +469,25 @@ static mtls_err_t tunnel_build(struct runtime *rt, struct tunnel *t,
 					  rt->cfg->identities[ct->identity].ca;
 	char what[CFG_NAME_MAX + 8];
 
+	mtls_err_t r;
+
 	snprintf(what, sizeof(what), "tunnel=%s", ct->name);
-	return ctx_current(&t->tls, t->id, ca, (int)ct->min_tls, t->profile,
-			   what, err);
+	r = ctx_current(&t->tls, t->id, ca, (int)ct->min_tls, t->profile, what,
+			err);
+	/* A trust anchor or CRL file that cannot be used: say which line
+	 * named it. */
+	if (r == MTLS_ERR_CONFIG && t->profile != NULL)
+		mtls_error_where(err, "%s:%d: [profile %s] (used by [tunnel %s])",
+				 rt->cfg->path, t->profile->line,
+				 t->profile->name, ct->name);
+	else if (r == MTLS_ERR_CONFIG && ct->ca != NULL)
+		mtls_error_where(err, "%s:%d: [tunnel %s] ca", rt->cfg->path,
+				 ct->line, ct->name);
+	else if (r == MTLS_ERR_CONFIG)
+		mtls_error_where(err, "%s:%d: [identity %s] ca", rt->cfg->path,
+				 rt->cfg->identities[ct->identity].line_ca,
+				 rt->cfg->identities[ct->identity].name);
+	return r;
 }
 
 mtls_err_t runtime_tunnel_ctx(struct runtime *rt, struct tunnel *t,
@@ -498,6 +544,9 @@ mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 		 rt->cfg->identities[identity].name);
 	pthread_mutex_lock(&rt->routes_lock);
 	r = ctx_current(rc, rt->ids[identity], NULL, 0, pr, what, err);
+	if (r == MTLS_ERR_CONFIG)
+		mtls_error_where(err, "%s:%d: [profile %s]", rt->cfg->path,
+				 pr->line, pr->name);
 	if (r == MTLS_OK)
 		r = ctx_ref(rc, out, err);
 	pthread_mutex_unlock(&rt->routes_lock);

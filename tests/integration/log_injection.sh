@@ -19,7 +19,7 @@ conf=$T/agent.conf
 agent_conf_token "$conf" itoken "$T/pin"
 agent_conf_identity "$conf" dev "$T/ca/ca.pem"
 identity_provision "$conf" dev ec-p256 "$T/ca" "CN=log-device"
-sed -i "s#^\[agent\]\$#[agent]\nstate_dir = $T/state\ncontrol = $T/control.sock#" "$conf"
+sed -i "s#^\[agent\]\$#[agent]\ncontrol = $T/control.sock#" "$conf"
 # Nothing listens there: the connection fails after its accept is logged.
 agent_conf_tunnel "$conf" web "$T/web.sock" "127.0.0.1:$(t_free_port)" dev "mode = 0666"
 agent_start "$conf"

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -299,6 +300,54 @@ static void test_est_bootstrap(void **state)
 
 /* enroll = acme: what it needs, the challenge's own key, secrets kept out
  * of the file; every error names file:line. */
+/* What a new user gets wrong, each refused with the line and a fix. */
+static void test_first_run_mistakes(void **state)
+{
+	const char tok[] = "[token t]\nmodule = softhsm2\n";
+	char buf[512];
+	struct config *c;
+
+	(void)state;
+	/* URIs: a typo, an unknown value, a bad escape. */
+	snprintf(buf, sizeof(buf), "%suri = pkcs11:tokne=acc\n", tok);
+	expect_error(buf, "t.conf:3: uri: invalid PKCS#11 URI: pkcs11:tokne=acc: "
+		     "an attribute or value RFC 7512 does not define");
+	snprintf(buf, sizeof(buf), "%suri = pkcs11:token=acc;type=bogus\n", tok);
+	expect_error(buf, "t.conf:3: uri: invalid PKCS#11 URI");
+	snprintf(buf, sizeof(buf), "%suri = pkcs11:token=a%%zzc\n", tok);
+	expect_error(buf, "t.conf:3: uri: invalid PKCS#11 URI");
+	snprintf(buf, sizeof(buf), "%suri = pkcs11:token=a\n[identity i]\n"
+		 "key = pkcs11:object=k;typ=private\n", tok);
+	expect_error(buf, "t.conf:5: key: invalid PKCS#11 URI");
+	snprintf(buf, sizeof(buf), "%suri = pkcs11:token=a\n[identity i]\n"
+		 "key = pkcs11:object=k;type=private\n"
+		 "cert = pkcs11:object=k;type=cart\n", tok);
+	expect_error(buf, "t.conf:6: cert: invalid PKCS#11 URI");
+	/* Twice: a section, a key (also a number, which once just won). */
+	expect_error("[agent]\nmax_connections = 5\n[agent]\n",
+		     "t.conf:3: [agent] a second time (first at line 1)");
+	expect_error("[agent]\nmax_connections = 5\nmax_connections = 6\n",
+		     "t.conf:3: duplicate key 'max_connections' in [agent] "
+		     "(first at line 2)");
+	expect_error("[rule r]\nhosts = a\nhosts = b\naction = allow\n",
+		     "t.conf:3: duplicate key 'hosts' in [rule r]");
+	/* An unterminated header, named on its own line. */
+	snprintf(buf, sizeof(buf), "%suri = pkcs11:token=a\n[tunnel api\n"
+		 "listen = /run/x.sock\n", tok);
+	expect_error(buf, "t.conf:4: section header without its closing ']': "
+		     "write [tunnel api]");
+	/* Nothing at all, or comments only; unless systemd passes sockets. */
+	expect_error("", "t.conf:1: nothing configured");
+	expect_error("; just a comment\n\n# another\n", "nothing configured");
+	assert_int_equal(setenv("LISTEN_FDS", "1", 1), 0);
+	c = parse_ok("; sockets from systemd\n");
+	config_free(c);
+	unsetenv("LISTEN_FDS");
+	/* A section alone is deliberate: kept. */
+	c = parse_ok("[agent]\nmetrics = /run/m.sock\n");
+	config_free(c);
+}
+
 static void test_acme(void **state)
 {
 	static const char base[] =
@@ -374,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_card_keys),
 		cmocka_unit_test(test_est_bootstrap),
 		cmocka_unit_test(test_acme),
+		cmocka_unit_test(test_first_run_mistakes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
