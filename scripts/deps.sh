@@ -17,7 +17,8 @@ PACKAGES=(
 	iproute2 procps util-linux ca-certificates fcgiwrap
 	# adversarial tests: a hostile client in Python's standard library
 	python3
-	# promtool (checks the metrics format), systemd-analyze, systemd-socket-activate
+	# promtool (checks the metrics format and docs/monitoring's alerting
+	# rules), systemd-analyze, systemd-socket-activate
 	prometheus systemd
 	# TPM tests (tests/lib/tpm.sh): swtpm and tpm2-pkcs11
 	swtpm tpm2-tools libtpm2-pkcs11-1 libtss2-tcti-swtpm0

@@ -14,6 +14,7 @@
 #include "mtls_log.h"
 #include "p11.h"
 #include "renew_schedule.h"
+#include "renew_state.h"
 #include "revocation.h"
 #include "stats.h"
 
@@ -162,6 +163,42 @@ size_t metrics_render(char *buf, size_t cap)
 			if (rt->ids[i] != NULL)
 				put(&o, "mtls_certificate_not_after_seconds{identity=\"%s\"} %ld\n",
 				    rt->ids[i]->name, rt->ids[i]->not_after);
+		head(&o, "mtls_certificate_not_before_seconds", "gauge",
+		     "Start of validity of each identity's certificate in service (Unix time).");
+		for (unsigned i = 0; i < rt->cfg->n_identities; i++)
+			if (rt->ids[i] != NULL)
+				put(&o, "mtls_certificate_not_before_seconds{identity=\"%s\"} %ld\n",
+				    rt->ids[i]->name, rt->ids[i]->not_before);
+		/* Identities that renew (enroll =): when renewal is due (renew_at
+		 * or renew_before; the jitter may start it earlier, the backoff
+		 * later) and how many attempts in a row failed (the state
+		 * file's count, kept across restarts, 0 again after a renewal). */
+		head(&o, "mtls_certificate_renewal_due_seconds", "gauge",
+		     "When renewal of each enrolling identity's certificate is due (Unix time).");
+		for (unsigned i = 0; i < rt->cfg->n_identities; i++) {
+			struct renew_params p = rt->cfg->identities[i].renew.sched;
+
+			p.jitter_permille = 0; /* the scheduler starts up to that earlier */
+			if (rt->ids[i] != NULL &&
+			    rt->cfg->identities[i].renew.enroll != CFG_ENROLL_NONE)
+				put(&o, "mtls_certificate_renewal_due_seconds{identity=\"%s\"} %lld\n",
+				    rt->ids[i]->name, (long long)renew_due(&p,
+					    rt->ids[i]->not_before,
+					    rt->ids[i]->not_after, 0));
+		}
+		head(&o, "mtls_renewal_failures", "gauge",
+		     "Consecutive failed renewal attempts of each enrolling identity.");
+		for (unsigned i = 0; i < rt->cfg->n_identities; i++) {
+			const struct cfg_identity *ci = &rt->cfg->identities[i];
+			struct mtls_error err;
+			struct renew_state st;
+
+			if (ci->renew.enroll != CFG_ENROLL_NONE &&
+			    renew_state_load(rt->cfg->agent.state_dir, ci->name,
+					     &st, &err) == MTLS_OK)
+				put(&o, "mtls_renewal_failures{identity=\"%s\"} %u\n",
+				    ci->name, st.failures);
+		}
 		head(&o, "mtls_certificate_expiry_warning", "gauge",
 		     "1 when an identity's certificate is within a warn_before threshold.");
 		for (unsigned i = 0; i < rt->cfg->n_identities; i++)

@@ -1,7 +1,8 @@
 /* Prometheus text format (version 0.0.4) on a Unix socket or a loopback
  * port: handshakes by result and reason, handshake and token-signature
  * duration histograms, token errors by CK_RV, connections, bytes, each
- * identity's not-after, renewals, policy denials, token presence. */
+ * identity's validity dates, renewal due time and consecutive failures,
+ * renewals, policy denials, token presence. */
 #ifndef MTLS_METRICS_H
 #define MTLS_METRICS_H
 
