@@ -112,7 +112,7 @@ static size_t n_opts(const struct ctl_command *cmd)
 }
 
 /* "usage: mtlsctl [-c CONFIG] csr IDENTITY --subject CN=..,O=.. [--san
- * DNS:NAME]... [-o FILE]", made from the table. */
+ * DNS:NAME]... [--out FILE]", made from the table. */
 static void print_usage_line(FILE *f, const struct ctl_command *cmd)
 {
 	fprintf(f, "usage: mtlsctl [-c CONFIG] %s", cmd->name);
@@ -122,11 +122,7 @@ static void print_usage_line(FILE *f, const struct ctl_command *cmd)
 		const struct ctl_opt *o = &cmd->opts[i];
 		int opt = !(o->flags & REQ);
 
-		fprintf(f, " %s", opt ? "[" : "");
-		if (o->letter != 0)
-			fprintf(f, "-%c", o->letter);
-		else
-			fprintf(f, "--%s", o->name);
+		fprintf(f, " %s--%s", opt ? "[" : "", o->name);
 		if (o->arg != NULL)
 			fprintf(f, " %s", o->arg);
 		fprintf(f, "%s%s", opt ? "]" : "", o->flags & REP ? "..." : "");
