@@ -1,9 +1,8 @@
 /* mtlsctl env: the lines a shell evaluates so that its programs use the
  * agent socket, as ssh-agent -s prints SSH_AUTH_SOCK:
  *   eval "$(mtlsctl env)"
- * ALL_PROXY and all_proxy (curl reads the lowercase one for most schemes,
- * other programs the uppercase one) name the socket as a SOCKS5 proxy that
- * resolves names itself (socks5h). */
+ * ALL_PROXY and all_proxy (programs differ in the spelling they read) name
+ * the socket as a SOCKS5 proxy that resolves names itself (socks5h). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
