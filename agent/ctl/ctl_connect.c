@@ -129,10 +129,8 @@ int ctl_connect(struct ctl *ctl, int argc, char **argv)
 			return 2;
 		socket_path = optarg;
 	}
-	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mtlsctl connect [--socket PATH] HOST:PORT\n");
-		return 2;
-	}
+	if (optind + 1 != argc)
+		return ctl_usage("connect");
 	dest = argv[optind];
 	if (strlen(dest) > PROXY_HOST_MAX + 6 || strpbrk(dest, " \r\n") != NULL) {
 		fprintf(stderr, "mtlsctl: bad destination '%s'\n", dest);

@@ -100,10 +100,8 @@ static int simple(struct ctl *ctl, const char *req, const char *extra,
 int ctl_reload(struct ctl *ctl, int argc, char **argv)
 {
 	(void)argv;
-	if (argc != 1) {
-		fprintf(stderr, "usage: mtlsctl reload\n");
-		return 2;
-	}
+	if (argc != 1)
+		return ctl_usage("reload");
 	return simple(ctl, "{\"cmd\":\"reload\"}", NULL, "reload requested");
 }
 
@@ -180,10 +178,8 @@ int ctl_unlock(struct ctl *ctl, int argc, char **argv)
 	char req[512];
 	int rc;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: mtlsctl unlock TOKEN\n");
-		return 2;
-	}
+	if (argc != 2)
+		return ctl_usage("unlock");
 	pin = mtls_secret_new();
 	if (pin == NULL || read_pin(argv[1], pin) != 0) {
 		fprintf(stderr, "mtlsctl: no PIN given\n");
@@ -200,10 +196,8 @@ int ctl_lock(struct ctl *ctl, int argc, char **argv)
 {
 	char req[512];
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: mtlsctl lock TOKEN\n");
-		return 2;
-	}
+	if (argc != 2)
+		return ctl_usage("lock");
 	request_with(req, sizeof(req), CONTROL_CMD_LOCK, "token", argv[1]);
 	return simple(ctl, req, NULL, "token locked: logged out, PIN forgotten");
 }

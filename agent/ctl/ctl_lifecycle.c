@@ -138,10 +138,8 @@ int ctl_enroll(struct ctl *ctl, int argc, char **argv)
 {
 	int i;
 
-	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--bootstrap") == 0)) {
-		fprintf(stderr, "usage: mtlsctl enroll IDENTITY [--bootstrap]\n");
-		return 2;
-	}
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--bootstrap") == 0))
+		return ctl_usage("enroll");
 	i = find(ctl, argv[1]);
 	return i < 0 ? 1 : run(ctl, i, 1);
 }
@@ -150,10 +148,8 @@ int ctl_renew(struct ctl *ctl, int argc, char **argv)
 {
 	int i;
 
-	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--now") == 0)) {
-		fprintf(stderr, "usage: mtlsctl renew IDENTITY [--now]\n");
-		return 2;
-	}
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--now") == 0))
+		return ctl_usage("renew");
 	i = find(ctl, argv[1]);
 	if (i < 0)
 		return 1;
@@ -173,10 +169,8 @@ int ctl_status(struct ctl *ctl, int argc, char **argv)
 	int64_t now = (int64_t)time(NULL);
 	int json = argc == 2 && strcmp(argv[1], "--json") == 0;
 
-	if (argc != 1 && !json) {
-		fprintf(stderr, "usage: mtlsctl status [--json]\n");
-		return 2;
-	}
+	if (argc != 1 && !json)
+		return ctl_usage("status");
 	if (ctl_load_config(ctl) != 0)
 		return 1;
 	switch (ctl_status_agent(ctl, json)) {
@@ -287,12 +281,8 @@ int ctl_revoke(struct ctl *ctl, int argc, char **argv)
 		reason_name = optarg;
 	}
 	reason = acme_reason_code(reason_name);
-	if (optind + 1 != argc || reason < 0) {
-		fprintf(stderr, "usage: mtlsctl revoke IDENTITY [--reason "
-				"unspecified|key-compromise|affiliation-changed|"
-				"superseded|cessation-of-operation]\n");
-		return 2;
-	}
+	if (optind + 1 != argc || reason < 0)
+		return ctl_usage("revoke");
 	i = find(ctl, argv[optind]);
 	if (i < 0)
 		return 1;

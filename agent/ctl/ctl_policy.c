@@ -59,12 +59,8 @@ int ctl_policy(struct ctl *ctl, int argc, char **argv)
 	const char *colon;
 	int opt;
 
-	if (argc < 2 || strcmp(argv[1], "check") != 0) {
-		fprintf(stderr, "usage: mtlsctl policy check --uid U [--gid G] "
-				"[--exe PATH] [--unit UNIT] --dest HOST:PORT "
-				"[--at 2026-11-29T08:00:00Z]\n");
-		return 2;
-	}
+	if (argc < 2 || strcmp(argv[1], "check") != 0)
+		return ctl_usage("policy");
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "u:g:e:U:d:a:j", opts, NULL)) != -1) {
 		switch (opt) {

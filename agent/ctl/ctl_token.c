@@ -115,11 +115,8 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv)
 		else
 			return 2;
 	}
-	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mtlsctl keygen IDENTITY [--type T] "
-				"[--acme-account]\n");
-		return 2;
-	}
+	if (optind + 1 != argc)
+		return ctl_usage("keygen");
 	if (strcmp(type, "ec-p256") == 0) {
 		kt = P11_KEY_EC;
 		bits = 256;
@@ -229,11 +226,8 @@ int ctl_csr(struct ctl *ctl, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind + 1 != argc || req.subject == NULL) {
-		fprintf(stderr, "usage: mtlsctl csr IDENTITY --subject CN=.. "
-				"[--san DNS:..] [-o FILE]\n");
-		return 2;
-	}
+	if (optind + 1 != argc || req.subject == NULL)
+		return ctl_usage("csr");
 	if (token_open(ctl, argv[optind], &ct, &err) != 0)
 		return 1;
 	if (p11_key_open(ct.tok.t, ct.id->key, &key, &err) != MTLS_OK ||
@@ -271,10 +265,8 @@ int ctl_import_cert(struct ctl *ctl, int argc, char **argv)
 	int subj_len, rc = 1;
 	const char *label_uri;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: mtlsctl import-cert IDENTITY CERT.pem\n");
-		return 2;
-	}
+	if (argc != 3)
+		return ctl_usage("import-cert");
 	if (token_open(ctl, argv[1], &ct, &err) != 0)
 		return 1;
 	/* Loading it as the identity checks that the certificate belongs
@@ -376,10 +368,8 @@ int ctl_key_info(struct ctl *ctl, int argc, char **argv)
 	char key_uri[1024], cert_uri[1024], chain[1024];
 	int rc = 1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: mtlsctl key-info IDENTITY\n");
-		return 2;
-	}
+	if (argc != 2)
+		return ctl_usage("key-info");
 	if (token_open(ctl, argv[1], &ct, &err) != 0)
 		return 1;
 	{

@@ -39,6 +39,15 @@ int ctl_renew_agent(struct ctl *ctl, const char *identity);
 /* Asks for a reload, printing nothing; -1 if not done. */
 int ctl_reload_quiet(struct ctl *ctl);
 
+/* Shell lines for programs to use the agent socket (like ssh-agent -s). */
+int ctl_env(struct ctl *ctl, int argc, char **argv);
+/* mtlsctl help [COMMAND]; mtlsctl list (for completion), both from the
+ * command table in mtlsctl.c. */
+int ctl_help(struct ctl *ctl, int argc, char **argv);
+int ctl_list(struct ctl *ctl, int argc, char **argv);
+/* Prints the command's usage line (from the table) on stderr; returns 2. */
+int ctl_usage(const char *command);
+
 /* The module and token of an identity, opened directly (not logged in). */
 struct ctl_token {
 	struct p11_module *m;

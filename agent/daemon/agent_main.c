@@ -44,7 +44,9 @@ static void usage(FILE *f)
 		   "  -c, --config FILE  configuration (default %s)\n"
 		   "  -t, --check        load config, tokens and identities, "
 		   "then exit\n"
-		   "  -V, --version      print the version\n",
+		   "  -V, --version      print the version\n"
+		   "  -h, --help         this help\n"
+		   "See mtls-agent(8); mtlsctl help for the control tool.\n",
 		DEFAULT_CONFIG);
 }
 
