@@ -840,6 +840,19 @@ mtls_err_t tls_error(WOLFSSL *ssl, struct tls_conn *tc, int ret,
 	default:
 		break;
 	}
+	/* A server that stops below our minimum version answers with a
+	 * TLS 1.2 ServerHello (wolfSSL: "record layer version error") or a
+	 * protocol_version alert: say it in the words of the configuration. */
+	if (wolfSSL_CTX_get_min_proto_version(wolfSSL_get_SSL_CTX(ssl)) ==
+		    TLS1_3_VERSION &&
+	    (e == VERSION_ERROR ||
+	     (wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS &&
+	      ah.last_rx.level == alert_fatal && ah.last_rx.code == 70)))
+		return mtls_error_set(err, MTLS_ERR_TLS, "the server does not "
+				      "speak TLS 1.3, and min_tls = 1.3 (of "
+				      "the tunnel or profile, or what the "
+				      "identity's key allows) refuses older "
+				      "versions (%s, %d)", text, e);
 	if (wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS &&
 	    ah.last_rx.level == alert_fatal) {
 		int code = ah.last_rx.code;

@@ -59,7 +59,15 @@ for id in ec rsa; do
 	agent_conf_tunnel "$conf" ${id}13 "$T/${id}13.sock" "localhost:$p13" $id
 	agent_conf_tunnel "$conf" ${id}12 "$T/${id}12.sock" "localhost:$p12" $id
 done
+# min_tls = 1.3 against the TLS 1.2-only server: refused in the words of
+# the configuration, not as wolfSSL's "record layer version error".
+agent_conf_tunnel "$conf" strict12 "$T/strict12.sock" "localhost:$p12" ec "min_tls = 1.3"
 agent_start "$conf"
+agent_log_mark
+out=$(curl -sS --max-time 30 --unix-socket "$T/strict12.sock" http://localhost/ 2>&1 || true)
+[[ $out == *"Protocol"* ]] && t_fail "min_tls = 1.3 reached a TLS 1.2 server: $out"
+agent_log_wait 'tunnel=strict12 result=fail reason=tls_error .*the server does not speak TLS 1.3, and min_tls = 1.3'
+echo "ok: min_tls = 1.3 against a TLS 1.2-only server says so"
 
 s_server_check "$T/ec13.sock" s-ec TLSv1.3 ECDSA
 s_server_check "$T/ec12.sock" s-ec TLSv1.2 ECDSA
