@@ -217,11 +217,12 @@ struct fetched {
 	int64_t at;
 };
 
-/* Checks a fetched or loaded OCSP answer for e; fills f. */
-static void judge_ocsp(const struct entry *e, uint8_t *der, size_t len,
-		       const uint8_t *nonce, int64_t now, struct fetched *f)
+/* Checks a fetched or loaded OCSP answer for id from issuer; fills f. */
+static void judge_ocsp(const struct ocsp_certid *id, const struct rev_cert *issuer,
+		       uint8_t *der, size_t len, const uint8_t *nonce, int64_t now,
+		       struct fetched *f)
 {
-	enum ocsp_check c = ocsp_response_check(der, len, &e->id, &e->ic, nonce,
+	enum ocsp_check c = ocsp_response_check(der, len, id, issuer, nonce,
 						nonce ? OCSP_NONCE_LEN : 0, now,
 						&f->oa);
 
@@ -239,13 +240,13 @@ static void judge_ocsp(const struct entry *e, uint8_t *der, size_t len,
 		     REV_O_UNKNOWN;
 }
 
-static void judge_crl(const struct entry *e, uint8_t *der, size_t len,
+static void judge_crl(const struct rev_cert *issuer, uint8_t *der, size_t len,
 		      int64_t now, struct fetched *f)
 {
 	if (crl_parse(der, len, &f->ci) != 0) {
 		f->outcome = REV_O_INVALID;
 		snprintf(f->error, sizeof(f->error), "not a CRL");
-	} else if (crl_verify(&f->ci, &e->ic) != 0) {
+	} else if (crl_verify(&f->ci, issuer) != 0) {
 		f->outcome = REV_O_INVALID;
 		snprintf(f->error, sizeof(f->error), "CRL not signed by the "
 			 "certificate's issuer");
@@ -286,7 +287,6 @@ static void fetch(const struct job *j, int64_t now, struct fetched *f)
 	uint8_t req[OCSP_REQUEST_MAX], nonce[OCSP_NONCE_LEN];
 	struct http_answer a;
 	struct mtls_error err = { 0 };
-	struct entry view;
 	char *raw = NULL, msg[160];
 	uint8_t *der = NULL;
 	size_t der_len = 0;
@@ -329,13 +329,10 @@ static void fetch(const struct job *j, int64_t now, struct fetched *f)
 		return;
 	}
 	free(raw);
-	memset(&view, 0, sizeof(view));
-	view.id = j->id;
-	view.ic = j->ic;
 	if (j->kind == REV_KIND_OCSP)
-		judge_ocsp(&view, der, der_len, nonce, now, f);
+		judge_ocsp(&j->id, &j->ic, der, der_len, nonce, now, f);
 	else
-		judge_crl(&view, der, der_len, now, f);
+		judge_crl(&j->ic, der, der_len, now, f);
 	if (f->answer == NULL)
 		free(der);
 }
@@ -522,29 +519,23 @@ static struct entry *entry_for(enum rev_kind kind, const char *key,
 	return e;
 }
 
-static void wait_fetch(int64_t deadline_ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	{
-		int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-
-		if (deadline_ms <= now_ms)
-			return;
-		(void)now_ms;
-	}
-	ts.tv_sec = (time_t)(deadline_ms / 1000);
-	ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000;
-	pthread_cond_timedwait(&C.fetched, &C.lock, &ts);
-}
-
 static int64_t realtime_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for a fetch to finish, until deadline_ms (CLOCK_REALTIME, the
+ * condition variable's clock). */
+static void wait_fetch(int64_t deadline_ms)
+{
+	struct timespec ts = { .tv_sec = (time_t)(deadline_ms / 1000),
+			       .tv_nsec = (long)(deadline_ms % 1000) * 1000000 };
+
+	if (deadline_ms > realtime_ms())
+		pthread_cond_timedwait(&C.fetched, &C.lock, &ts);
 }
 
 /* The verdict of e for serial now (lock held): -1 when e has nothing
@@ -1048,9 +1039,9 @@ static void load_one(const char *name, int64_t now)
 	memset(&f, 0, sizeof(f));
 	f.at = rec.fetched_at;
 	if (e->kind == REV_KIND_OCSP)
-		judge_ocsp(e, rec.answer, rec.answer_len, NULL, now, &f);
+		judge_ocsp(&e->id, &e->ic, rec.answer, rec.answer_len, NULL, now, &f);
 	else
-		judge_crl(e, rec.answer, rec.answer_len, now, &f);
+		judge_crl(&e->ic, rec.answer, rec.answer_len, now, &f);
 	if (f.answer == NULL)
 		goto drop;
 	rec.answer = NULL; /* f.answer owns it */
