@@ -13,7 +13,7 @@ PACKAGES=(
 	# tokens and their tools
 	p11-kit softhsm2 opensc
 	# peers and tools for the demo and the tests (procps: ps, pkill)
-	nginx-light openssl curl socat libengine-pkcs11-openssl stunnel4
+	nginx-light openssl curl wget socat libengine-pkcs11-openssl stunnel4
 	iproute2 procps util-linux ca-certificates fcgiwrap
 	# adversarial tests: a hostile client in Python's standard library
 	python3

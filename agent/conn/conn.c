@@ -21,6 +21,7 @@
 #include "mtls_io.h"
 #include "mtls_log.h"
 #include "caller.h"
+#include "http_forward.h"
 #include "net_addr.h"
 #include "proxy_proto.h"
 #include "relay.h"
@@ -601,7 +602,9 @@ static mtls_err_t check_revocation(struct conn *c, const struct route *rt,
  * the reply. */
 static void serve(struct conn *c, const struct route *rt,
 		  void (*reply)(struct conn *, mtls_err_t, const char *),
-		  const uint8_t *early, size_t early_len, uint64_t t0)
+		  const uint8_t *early, size_t early_len,
+		  struct relay_filter *filter, struct relay_result *out_rr,
+		  uint64_t t0)
 {
 	const char *tname = c->t->cfg->name;
 	struct tls_conn tc = { .id = rt->id, .profile = rt->profile };
@@ -640,8 +643,8 @@ static void serve(struct conn *c, const struct route *rt,
 		reply(c, MTLS_OK, NULL);
 
 	r = relay_run(ssl, &tc, c->srv_fd, c->app_fd, c->stop_fd,
-		      c->rt->cfg->agent.idle_timeout_ms, early, early_len, &rr,
-		      &err);
+		      c->rt->cfg->agent.idle_timeout_ms, early, early_len, filter,
+		      &rr, &err);
 	/* Kept after the relay: a TLS 1.3 ticket arrives after the handshake
 	 * and is read with the first data. */
 	if (rt->session_key[0] != '\0' && rr.to_client > 0)
@@ -668,6 +671,8 @@ static void serve(struct conn *c, const struct route *rt,
 		 (unsigned long long)(mtls_now_ms() - t0),
 		 rr.idle_timeout ? " idle_timeout=1" : "",
 		 rr.stopped ? " stopped=1" : "");
+	if (out_rr != NULL)
+		*out_rr = rr;
 	goto out;
 fail:
 	count_failure(r);
@@ -727,7 +732,7 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		tls_ctx_free(ctx);
 		return;
 	}
-	serve(c, &rt, NULL, NULL, 0, t0);
+	serve(c, &rt, NULL, NULL, 0, NULL, NULL, t0);
 	tls_ctx_free(ctx);
 }
 
@@ -822,24 +827,238 @@ static void http_reply_to(struct conn *c, mtls_err_t r, const char *detail)
 		linger_close(c->app_fd);
 }
 
+/* The policy's route to host:port for this caller (0), or the reply that
+ * says why not, already sent and counted (-1). rt->host points at host. */
+static int route_to(struct conn *c, const char *host, uint16_t port,
+		    void (*reply)(struct conn *, mtls_err_t, const char *),
+		    struct route *rt)
+{
+	const struct policy *pol = c->rt->cfg->policy;
+	const struct caller *whop = &c->who;
+	struct policy_caller pc;
+	struct policy_decision d;
+	struct policy_dest dest;
+	mtls_err_t r;
+
+	caller_policy(whop, &pc);
+	memset(rt, 0, sizeof(*rt));
+	memset(&dest, 0, sizeof(dest));
+	dest.host = host;
+	dest.port = port;
+	/* First by name (a denied name is never looked up), then for every
+	 * address it resolves to: CIDR and environment rules see the address
+	 * that would be reached, and only addresses allowed along the same
+	 * route are connected to. */
+	policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &d);
+	if (d.reason == POLICY_REASON_ALLOWED) {
+		struct mtls_error err = { 0 };
+		struct net_addrs all;
+		char msg[512];
+		unsigned denied = 0;
+
+		r = net_resolve(host, port, &all, &err);
+		if (r != MTLS_OK) {
+			log_warn("event=resolve_failed conn=%lu tunnel=%s "
+				 "dest=%s:%u reason=%s detail=\"%s\"", c->id,
+				 c->t->cfg->name, host, port,
+				 mtls_err_name(r),
+				 mtls_error_str(&err, msg, sizeof(msg)));
+			reply(c, r, msg);
+			count_failure(r);
+			return -1;
+		}
+		for (unsigned i = 0; i < all.n; i++) {
+			struct policy_decision da;
+
+			addr_for_policy(&all.a[i], &dest);
+			policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &da);
+			if (da.reason == POLICY_REASON_ALLOWED &&
+			    (rt->to.n == 0 || (da.identity == d.identity &&
+					      da.profile == d.profile))) {
+				if (rt->to.n == 0)
+					d = da;
+				rt->to.a[rt->to.n] = all.a[i];
+				rt->to.len[rt->to.n++] = all.len[i];
+				continue;
+			}
+			if (denied++ == 0 && rt->to.n == 0 &&
+			    da.reason != POLICY_REASON_ALLOWED)
+				d = da; /* the answer if none is allowed */
+		}
+		if (rt->to.n == 0 && d.reason == POLICY_REASON_ALLOWED)
+			d.reason = POLICY_REASON_NO_RULE;
+		if (denied > 0 && rt->to.n > 0)
+			log_notice("event=addresses_denied conn=%lu dest=%s:%u "
+				   "denied=%u allowed=%u", c->id, host,
+				   port, denied, rt->to.n);
+	}
+	if (d.reason != POLICY_REASON_ALLOWED) {
+		atomic_fetch_add(&g_stats.policy_denials[d.reason], 1);
+		log_warn("event=policy_denied conn=%lu tunnel=%s uid=%lld "
+			 "pid=%lld exe=\"%s\" unit=\"%s\" dest=%s:%u reason=%s "
+			 "why=\"%s\"", c->id, c->t->cfg->name,
+			 (long long)whop->uid, (long long)whop->pid, whop->exe,
+			 whop->unit, host, port,
+			 policy_reason_name(d.reason), d.why);
+		reply(c, MTLS_ERR_POLICY_DENIED,
+		      d.rule >= 0 && pol->rules[d.rule].reason[0] ?
+			      pol->rules[d.rule].reason : policy_reason_name(d.reason));
+		return -1;
+	}
+	log_info("event=route conn=%lu tunnel=%s uid=%lld pid=%lld exe=\"%s\" "
+		 "dest=%s:%u rule=%s identity=%s profile=%s", c->id,
+		 c->t->cfg->name, (long long)whop->uid, (long long)whop->pid,
+		 whop->exe, host, port, pol->rules[d.rule].name,
+		 pol->identities[d.identity].name, pol->profiles[d.profile].name);
+	{
+		struct mtls_error err = { 0 };
+		char msg[512];
+
+		r = runtime_route_ctx(c->rt, d.identity, d.profile, &rt->ctx, &err);
+		if (r != MTLS_OK) {
+			log_err("event=route_failed conn=%lu detail=\"%s\"", c->id,
+				mtls_error_str(&err, msg, sizeof(msg)));
+			reply(c, r, msg);
+			count_failure(r);
+			return -1;
+		}
+	}
+	rt->id = c->rt->ids[d.identity];
+	rt->profile = &pol->profiles[d.profile];
+	rt->host = host;
+	rt->port = port;
+	rt->sni = host;
+	if (c->rt->cfg->agent.resume)
+		snprintf(rt->session_key, sizeof(rt->session_key), "r|%lu|%s|%s|%u",
+			 tls_ctx_serial(rt->ctx), rt->id->name, host,
+			 port);
+	return 0;
+}
+
+/* --- plain HTTP proxying (http_proxy): requests in absolute-form --- */
+
+static void forward_reply(struct conn *c, mtls_err_t r, const char *detail)
+{
+	/* Up: the program's request goes on, its answer is the server's. */
+	if (r != MTLS_OK)
+		http_reply_to(c, r, detail);
+}
+
+struct forward {
+	unsigned long conn;
+	const char *host; /* the route's server */
+	uint16_t port;
+	int in_body;
+	struct http_body body;
+};
+
+/* Each head is rewritten, each body passed on as it is; a head for
+ * another server, or one that does not parse, ends this route: the
+ * caller routes it anew (or answers it) once this server has answered
+ * what it was asked, so that answers reach the program in order. */
+static enum relay_verdict forward_filter(void *arg, const uint8_t *in,
+					 size_t len, int eof, uint8_t *out,
+					 size_t cap, size_t *used,
+					 size_t *out_len)
+{
+	struct forward *f = arg;
+	struct http_forward_head h;
+	enum proxy_parse pr;
+
+	(void)eof;
+	if (f->in_body) {
+		int end = http_body_step(&f->body, in, len, used);
+
+		if (end < 0) {
+			log_warn("event=bad_request conn=%lu detail=\"broken "
+				 "chunked body\"", f->conn);
+			return RELAY_REFUSE;
+		}
+		if (*used > cap)
+			return RELAY_REFUSE;
+		memcpy(out, in, *used);
+		*out_len = *used;
+		if (end)
+			f->in_body = 0;
+		return RELAY_PASS;
+	}
+	pr = http_forward_parse(in, len, &h, out, cap, out_len);
+	if (pr == PROXY_NEED_MORE)
+		return RELAY_MORE;
+	if (pr == PROXY_ERROR || !http_forward_same_origin(&h, f->host, f->port))
+		return RELAY_SWITCH;
+	http_body_start(&f->body, &h);
+	f->in_body = h.body != HTTP_BODY_NONE;
+	*used = h.consumed;
+	return RELAY_PASS;
+}
+
+_Static_assert(RELAY_BUF >= HTTP_FORWARD_HEAD_MAX,
+	       "a rewritten head fits the relay's buffer");
+
+/* buf holds len bytes of the first request (cap RELAY_BUF). */
+static void forward_serve(struct conn *c, uint8_t *buf, size_t len,
+			  uint64_t deadline, uint64_t t0)
+{
+	uint8_t head[HTTP_FORWARD_HEAD_MAX], rest[RELAY_BUF];
+	struct http_forward_head h;
+	struct relay_result rr;
+	struct route rt;
+	enum proxy_parse pr;
+	size_t hl;
+
+	for (;;) {
+		while ((pr = http_forward_parse(buf, len, &h, head, sizeof(head),
+						&hl)) == PROXY_NEED_MORE)
+			if (read_more(c, buf, RELAY_BUF, &len, deadline) != 0)
+				return;
+		if (pr == PROXY_ERROR) {
+			char out[1024];
+
+			send_all(c->app_fd, out,
+				 http_reply(h.status, "bad_request", h.error,
+					    out, sizeof(out)));
+			linger_close(c->app_fd);
+			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
+				 c->id, c->t->cfg->name, h.error);
+			count_failure(MTLS_ERR_BAD_REQUEST);
+			return;
+		}
+		if (route_to(c, h.host, h.port, forward_reply, &rt) != 0)
+			return;
+		struct forward fw = { .conn = c->id, .host = h.host, .port = h.port };
+		struct relay_filter filter = { .fn = forward_filter, .arg = &fw,
+					       .rest = rest };
+
+		memset(&rr, 0, sizeof(rr));
+		serve(c, &rt, forward_reply, buf, len, &filter, &rr, t0);
+		tls_ctx_free(rt.ctx);
+		if (!rr.switched)
+			return;
+		/* The next request names another server, or does not parse:
+		 * it starts over, as the connection's first did. */
+		close(c->srv_fd);
+		c->srv_fd = -1;
+		memcpy(buf, rest, filter.rest_len);
+		len = filter.rest_len;
+		t0 = mtls_now_ms();
+		deadline = t0 + c->rt->cfg->agent.request_timeout_ms;
+	}
+}
+
 static void proxy_serve(struct conn *c, uint64_t t0)
 {
 	/* A client that connects and says nothing is dropped after this. */
 	uint64_t deadline = t0 + c->rt->cfg->agent.request_timeout_ms;
-	const struct policy *pol = c->rt->cfg->policy;
-	uint8_t buf[PROXY_REQUEST_MAX];
+	uint8_t buf[RELAY_BUF];
 	size_t len = 0, off = 0;
 	struct proxy_request req;
-	struct policy_caller pc;
-	struct policy_decision d;
-	struct policy_dest dest;
-	const struct caller *whop = &c->who;
 	struct route rt;
 	mtls_err_t r;
 	enum proxy_parse pr;
 	void (*reply)(struct conn *, mtls_err_t, const char *);
 
-	if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+	if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
 		goto quiet;
 	if (buf[0] == 0x05) {
 		int method_ok = 0;
@@ -847,7 +1066,7 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 		reply = socks_reply;
 		while ((pr = socks5_parse_greeting(buf, len, &method_ok, &off)) ==
 		       PROXY_NEED_MORE)
-			if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
 				goto quiet;
 		if (pr != PROXY_DONE || !method_ok) {
 			/* "no acceptable methods" */
@@ -862,7 +1081,7 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 		send_all(c->app_fd, "\x05\x00", 2);
 		while ((pr = socks5_parse_request(buf + off, len - off, &req)) ==
 		       PROXY_NEED_MORE)
-			if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
 				goto quiet;
 		if (pr == PROXY_ERROR) {
 			uint8_t out[10];
@@ -877,8 +1096,16 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 		off += req.consumed;
 	} else {
 		reply = http_reply_to;
+		/* CONNECT, or any other method: a request in absolute-form. */
+		while (len < 8 && memchr(buf, '\n', len) == NULL)
+			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
+				goto quiet;
+		if (len < 8 || memcmp(buf, "CONNECT ", 8) != 0) {
+			forward_serve(c, buf, len, deadline, t0);
+			return;
+		}
 		while ((pr = http_parse_connect(buf, len, &req)) == PROXY_NEED_MORE)
-			if (read_more(c, buf, sizeof(buf), &len, deadline) != 0)
+			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
 				goto quiet;
 		if (pr == PROXY_ERROR) {
 			char out[1024];
@@ -894,98 +1121,9 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 		}
 		off = req.consumed;
 	}
-
-	caller_policy(whop, &pc);
-	memset(&rt, 0, sizeof(rt));
-	memset(&dest, 0, sizeof(dest));
-	dest.host = req.host;
-	dest.port = req.port;
-	/* First by name (a denied name is never looked up), then for every
-	 * address it resolves to: CIDR and environment rules see the address
-	 * that would be reached, and only addresses allowed along the same
-	 * route are connected to. */
-	policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &d);
-	if (d.reason == POLICY_REASON_ALLOWED) {
-		struct mtls_error err = { 0 };
-		struct net_addrs all;
-		char msg[512];
-		unsigned denied = 0;
-
-		r = net_resolve(req.host, req.port, &all, &err);
-		if (r != MTLS_OK) {
-			log_warn("event=resolve_failed conn=%lu tunnel=%s "
-				 "dest=%s:%u reason=%s detail=\"%s\"", c->id,
-				 c->t->cfg->name, req.host, req.port,
-				 mtls_err_name(r),
-				 mtls_error_str(&err, msg, sizeof(msg)));
-			reply(c, r, msg);
-			goto counted;
-		}
-		for (unsigned i = 0; i < all.n; i++) {
-			struct policy_decision da;
-
-			addr_for_policy(&all.a[i], &dest);
-			policy_decide(pol, &pc, &dest, (int64_t)time(NULL), &da);
-			if (da.reason == POLICY_REASON_ALLOWED &&
-			    (rt.to.n == 0 || (da.identity == d.identity &&
-					      da.profile == d.profile))) {
-				if (rt.to.n == 0)
-					d = da;
-				rt.to.a[rt.to.n] = all.a[i];
-				rt.to.len[rt.to.n++] = all.len[i];
-				continue;
-			}
-			if (denied++ == 0 && rt.to.n == 0 &&
-			    da.reason != POLICY_REASON_ALLOWED)
-				d = da; /* the answer if none is allowed */
-		}
-		if (rt.to.n == 0 && d.reason == POLICY_REASON_ALLOWED)
-			d.reason = POLICY_REASON_NO_RULE;
-		if (denied > 0 && rt.to.n > 0)
-			log_notice("event=addresses_denied conn=%lu dest=%s:%u "
-				   "denied=%u allowed=%u", c->id, req.host,
-				   req.port, denied, rt.to.n);
-	}
-	if (d.reason != POLICY_REASON_ALLOWED) {
-		atomic_fetch_add(&g_stats.policy_denials[d.reason], 1);
-		log_warn("event=policy_denied conn=%lu tunnel=%s uid=%lld "
-			 "pid=%lld exe=\"%s\" unit=\"%s\" dest=%s:%u reason=%s "
-			 "why=\"%s\"", c->id, c->t->cfg->name,
-			 (long long)whop->uid, (long long)whop->pid, whop->exe,
-			 whop->unit, req.host, req.port,
-			 policy_reason_name(d.reason), d.why);
-		reply(c, MTLS_ERR_POLICY_DENIED,
-		      d.rule >= 0 && pol->rules[d.rule].reason[0] ?
-			      pol->rules[d.rule].reason : policy_reason_name(d.reason));
+	if (route_to(c, req.host, req.port, reply, &rt) != 0)
 		return;
-	}
-	log_info("event=route conn=%lu tunnel=%s uid=%lld pid=%lld exe=\"%s\" "
-		 "dest=%s:%u rule=%s identity=%s profile=%s", c->id,
-		 c->t->cfg->name, (long long)whop->uid, (long long)whop->pid,
-		 whop->exe, req.host, req.port, pol->rules[d.rule].name,
-		 pol->identities[d.identity].name, pol->profiles[d.profile].name);
-	{
-		struct mtls_error err = { 0 };
-		char msg[512];
-
-		r = runtime_route_ctx(c->rt, d.identity, d.profile, &rt.ctx, &err);
-		if (r != MTLS_OK) {
-			log_err("event=route_failed conn=%lu detail=\"%s\"", c->id,
-				mtls_error_str(&err, msg, sizeof(msg)));
-			reply(c, r, msg);
-			goto counted;
-		}
-	}
-	rt.id = c->rt->ids[d.identity];
-	rt.profile = &pol->profiles[d.profile];
-	rt.host = req.host;
-	rt.port = req.port;
-	rt.sni = req.host;
-	if (c->rt->cfg->agent.resume)
-		snprintf(rt.session_key, sizeof(rt.session_key), "r|%lu|%s|%s|%u",
-			 tls_ctx_serial(rt.ctx), rt.id->name, req.host,
-			 req.port);
-	serve(c, &rt, reply, buf + off, len - off, t0);
+	serve(c, &rt, reply, buf + off, len - off, NULL, NULL, t0);
 	tls_ctx_free(rt.ctx);
 	return;
 counted:

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -22,14 +23,89 @@ struct dir {
 	int done; /* EOF passed on to the sink */
 };
 
+/* The app's bytes before the filter took them. */
+struct raw {
+	uint8_t buf[RELAY_BUF];
+	size_t len;
+	int eof;
+	int wait; /* the filter wants more than there is */
+};
+
+/* Reads the app into raw and lets the filter fill up. Returns 1 on
+ * progress, 0 if nothing changed, or the filter's SWITCH/REFUSE. */
+static int filter_step(struct relay_filter *f, struct raw *raw,
+		       struct dir *up, int app_fd, int *verdict)
+{
+	size_t used = 0, olen = 0;
+	int progress = 0;
+	ssize_t n;
+
+	*verdict = RELAY_PASS;
+	if (!raw->eof && raw->len < sizeof(raw->buf) &&
+	    (raw->len == 0 || raw->wait)) {
+		n = recv(app_fd, raw->buf + raw->len, sizeof(raw->buf) - raw->len,
+			 0);
+		if (n > 0) {
+			raw->len += (size_t)n;
+			raw->wait = 0;
+			progress = 1;
+		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			raw->eof = 1;
+			raw->wait = 0;
+			progress = 1;
+		}
+	}
+	if (raw->wait || (raw->len == 0 && !raw->eof))
+		return progress;
+	if (raw->len == 0) {
+		up->eof = 1;
+		return 1;
+	}
+	*verdict = f->fn(f->arg, raw->buf, raw->len, raw->eof, up->buf,
+			 sizeof(up->buf), &used, &olen);
+	if (*verdict == RELAY_PASS && (used == 0 || used > raw->len ||
+				       olen > sizeof(up->buf)))
+		*verdict = RELAY_MORE;
+	switch (*verdict) {
+	case RELAY_PASS:
+		memmove(raw->buf, raw->buf + used, raw->len - used);
+		raw->len -= used;
+		up->len = olen;
+		up->off = 0;
+		return 1;
+	case RELAY_MORE:
+		/* A head cut by the app's EOF is dropped; one that fills the
+		 * buffer can never complete. */
+		if (raw->eof) {
+			raw->len = 0;
+			up->eof = 1;
+			return 1;
+		}
+		if (raw->len == sizeof(raw->buf)) {
+			*verdict = RELAY_REFUSE;
+			break;
+		}
+		raw->wait = 1;
+		return progress;
+	default:
+		break;
+	}
+	memcpy(f->rest, raw->buf, raw->len);
+	f->rest_len = raw->len;
+	raw->len = 0;
+	return 1;
+}
+
 mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     int app_fd, int stop_fd, unsigned idle_ms,
 		     const uint8_t *early, size_t early_len,
-		     struct relay_result *res, struct mtls_error *err)
+		     struct relay_filter *filter, struct relay_result *res,
+		     struct mtls_error *err)
 {
 	struct dir up = { 0 }, down = { 0 }; /* up: app -> server */
 	uint64_t last = mtls_now_ms(), stop_checked = last;
-	int tls_want_read = 1, tls_want_write = 0;
+	int tls_want_read = 1, tls_want_write = 0, switching = 0;
+	struct raw *raw = NULL;
 	mtls_err_t r = MTLS_OK;
 	ssize_t n;
 	int e;
@@ -37,9 +113,18 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 	memset(res, 0, sizeof(*res));
 	if (early_len > sizeof(up.buf))
 		return mtls_error_set(err, MTLS_ERR_LIMIT, "early data too large");
-	if (early_len > 0)
+	if (filter != NULL) {
+		/* Only connections with a filter pay for its buffer. */
+		raw = calloc(1, sizeof(*raw));
+		if (raw == NULL)
+			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+		filter->rest_len = 0;
+		memcpy(raw->buf, early, early_len);
+		raw->len = early_len;
+	} else {
 		memcpy(up.buf, early, early_len);
-	up.len = early_len;
+		up.len = early_len;
+	}
 	for (;;) {
 		int progress = 0;
 
@@ -82,13 +167,30 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 			}
 		}
 		if (down.eof && down.len == 0 && !down.done) {
-			(void)shutdown(app_fd, SHUT_WR);
+			/* Switching: the server answered all it was asked and
+			 * the app's connection goes on with another. */
+			if (switching)
+				res->switched = 1;
+			else
+				(void)shutdown(app_fd, SHUT_WR);
 			down.done = 1;
 			progress = 1;
 		}
 
 		/* app -> server */
-		if (up.len == 0 && !up.eof) {
+		if (raw != NULL && up.len == 0 && !up.eof) {
+			int v;
+
+			progress |= filter_step(filter, raw, &up, app_fd, &v);
+			if (v == RELAY_REFUSE) {
+				res->refused = 1;
+				goto out;
+			}
+			if (v == RELAY_SWITCH) {
+				switching = 1;
+				up.eof = 1;
+			}
+		} else if (up.len == 0 && !up.eof) {
 			n = recv(app_fd, up.buf, sizeof(up.buf), 0);
 			if (n > 0) {
 				up.len = (size_t)n;
@@ -158,7 +260,8 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		};
 		int timeout = -1;
 
-		if (up.len == 0 && !up.eof)
+		if (up.len == 0 && !up.eof &&
+		    (raw == NULL || (!raw->eof && raw->len < sizeof(raw->buf))))
 			p[0].events |= POLLIN;
 		if (down.len > 0)
 			p[0].events |= POLLOUT;
@@ -193,5 +296,8 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		}
 	}
 out:
+	if (raw != NULL)
+		explicit_bzero(raw, sizeof(*raw));
+	free(raw);
 	return r;
 }

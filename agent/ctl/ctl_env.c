@@ -2,7 +2,10 @@
  * agent socket, as ssh-agent -s prints SSH_AUTH_SOCK:
  *   eval "$(mtlsctl env)"
  * ALL_PROXY and all_proxy (programs differ in the spelling they read) name
- * the socket as a SOCKS5 proxy that resolves names itself (socks5h). */
+ * the socket as a SOCKS5 proxy that resolves names itself (socks5h);
+ * http_proxy names it as a plain HTTP proxy when it is a loopback port
+ * (programs take no Unix socket there). HTTP_PROXY is never printed: CGI
+ * servers put a request's "Proxy:" header in that name (httpoxy). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,10 +130,9 @@ int ctl_env(struct ctl *ctl, int argc, char **argv)
 
 		snprintf(url, sizeof(url), "socks5h://%s%s%s:%u", v6 ? "[" : "",
 			 proxy->listen_host, v6 ? "]" : "", proxy->listen_port);
-		if (want_http)
-			snprintf(http, sizeof(http), "http://%s%s%s:%u",
-				 v6 ? "[" : "", proxy->listen_host,
-				 v6 ? "]" : "", proxy->listen_port);
+		snprintf(http, sizeof(http), "http://%s%s%s:%u",
+			 v6 ? "[" : "", proxy->listen_host,
+			 v6 ? "]" : "", proxy->listen_port);
 	}
 	if (want_http && http[0] == '\0')
 		fprintf(stderr, "mtlsctl: the agent socket is a Unix socket: "

@@ -76,7 +76,7 @@ static const struct ctl_command {
 	  { { "socket", 0, "PATH", 0, "the agent socket (default: the first [proxy], "
 	      "else $XDG_RUNTIME_DIR/mtls-agent/agent.sock)" },
 	    { "csh", 0, NULL, 0, "setenv lines for csh and tcsh" },
-	    { "http-proxy", 0, NULL, 0, "also http_proxy, for a proxy on a loopback port" } } },
+	    { "http-proxy", 0, NULL, 0, "say so when http_proxy cannot be printed (a Unix socket)" } } },
 	{ "policy", ctl_policy, "check",
 	  "what the policy decides for a caller and a destination, offline",
 	  { { "uid", 'u', "U", REQ, "the caller's user (name or number)" },

@@ -67,6 +67,10 @@ nginx_start() {
 	            default_type text/plain;
 	            return 200 "dn=\$ssl_client_s_dn verify=\$ssl_client_verify proto=\$ssl_protocol\n";
 	        }
+	        location = /req {
+	            default_type text/plain;
+	            return 200 "method=\$request_method uri=\$request_uri host=\$http_host pc=\$http_proxy_connection pa=\$http_proxy_authorization dn=\$ssl_client_s_dn port=\$server_port\n";
+	        }
 	        location /files/ { alias $dir/www/; }
 	        location = /echo {
 	            client_max_body_size 1m;
