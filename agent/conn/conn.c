@@ -689,6 +689,46 @@ out:
 		wolfSSL_free(ssl);
 }
 
+/* A program that runs its own TLS through the agent (an https:// URL
+ * through the proxy, or a TLS client pointed at a tunnel) sends a
+ * ClientHello where the server expects plaintext. Caught in the first
+ * bytes, it is answered in the only words a TLS client reads, an alert,
+ * and the log says what to change. */
+static enum relay_verdict hello_filter(void *arg, const uint8_t *in,
+				       size_t len, int eof, uint8_t *out,
+				       size_t cap, size_t *used, size_t *out_len)
+{
+	(void)arg;
+	(void)out;
+	(void)cap;
+	(void)used;
+	(void)out_len;
+	/* A TLS record: handshake (22), version 3.x (SSL 3.0 .. TLS 1.3). */
+	if (in[0] == 0x16) {
+		if (len < 3 && !eof)
+			return RELAY_MORE;
+		if (len >= 3 && in[1] == 0x03 && in[2] <= 0x04)
+			return RELAY_REFUSE;
+	}
+	return RELAY_PLAIN;
+}
+
+/* A fatal protocol_version alert: curl shows "tlsv1 alert protocol
+ * version". */
+static void refuse_inner_tls(struct conn *c, const struct route *rt)
+{
+	static const uint8_t alert[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 70 };
+
+	/* Seven bytes into the socket buffer the ClientHello left empty. */
+	(void)send(c->app_fd, alert, sizeof(alert), MSG_NOSIGNAL);
+	count_failure(MTLS_ERR_BAD_REQUEST);
+	log_warn("event=bad_request conn=%lu tunnel=%s server=%s:%u "
+		 "reason=tls_inside detail=\"the program sent a TLS ClientHello "
+		 "through the agent: the agent does the TLS, so the program "
+		 "must use http:// (not https://) URLs\"", c->id,
+		 c->t->cfg->name, rt->host, rt->port);
+}
+
 static void tunnel_serve(struct conn *c, uint64_t t0)
 {
 	const struct cfg_tunnel *ct = c->t->cfg;
@@ -732,7 +772,14 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		tls_ctx_free(ctx);
 		return;
 	}
-	serve(c, &rt, NULL, NULL, 0, NULL, NULL, t0);
+	{
+		struct relay_filter hf = { .fn = hello_filter, .rest = NULL };
+		struct relay_result rr = { 0 };
+
+		serve(c, &rt, NULL, NULL, 0, &hf, &rr, t0);
+		if (rr.refused)
+			refuse_inner_tls(c, &rt);
+	}
 	tls_ctx_free(ctx);
 }
 
@@ -1123,7 +1170,14 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 	}
 	if (route_to(c, req.host, req.port, reply, &rt) != 0)
 		return;
-	serve(c, &rt, reply, buf + off, len - off, NULL, NULL, t0);
+	{
+		struct relay_filter hf = { .fn = hello_filter, .rest = NULL };
+		struct relay_result rr = { 0 };
+
+		serve(c, &rt, reply, buf + off, len - off, &hf, &rr, t0);
+		if (rr.refused)
+			refuse_inner_tls(c, &rt);
+	}
 	tls_ctx_free(rt.ctx);
 	return;
 counted:

@@ -73,6 +73,13 @@ static int filter_step(struct relay_filter *f, struct raw *raw,
 		up->len = olen;
 		up->off = 0;
 		return 1;
+	case RELAY_PLAIN:
+		memcpy(up->buf, raw->buf, raw->len);
+		up->len = raw->len;
+		up->off = 0;
+		up->eof = raw->eof;
+		raw->len = 0;
+		return 1;
 	case RELAY_MORE:
 		/* A head cut by the app's EOF is dropped; one that fills the
 		 * buffer can never complete. */
@@ -90,8 +97,10 @@ static int filter_step(struct relay_filter *f, struct raw *raw,
 	default:
 		break;
 	}
-	memcpy(f->rest, raw->buf, raw->len);
-	f->rest_len = raw->len;
+	if (f->rest != NULL) {
+		memcpy(f->rest, raw->buf, raw->len);
+		f->rest_len = raw->len;
+	}
 	raw->len = 0;
 	return 1;
 }
@@ -189,6 +198,10 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 			if (v == RELAY_SWITCH) {
 				switching = 1;
 				up.eof = 1;
+			}
+			if (v == RELAY_PLAIN) {
+				free(raw);
+				raw = NULL;
 			}
 		} else if (up.len == 0 && !up.eof) {
 			n = recv(app_fd, up.buf, sizeof(up.buf), 0);
@@ -296,6 +309,7 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		}
 	}
 out:
+	/* Request heads carry the program's credentials (Authorization). */
 	if (raw != NULL)
 		explicit_bzero(raw, sizeof(*raw));
 	free(raw);

@@ -32,6 +32,7 @@ enum relay_verdict {
 		       * answering (close_notify, then its EOF), and return
 		       * without closing the app's side */
 	RELAY_REFUSE, /* stop now */
+	RELAY_PLAIN,  /* no filter from here on: in goes on as it is */
 };
 
 struct relay_filter {
@@ -40,7 +41,7 @@ struct relay_filter {
 				 size_t *used, size_t *out_len);
 	void *arg;
 	/* On RELAY_SWITCH or RELAY_REFUSE: the app's bytes not passed on
-	 * (at most RELAY_BUF), for the caller. */
+	 * (at most RELAY_BUF), for the caller; NULL: not kept. */
 	uint8_t *rest;
 	size_t rest_len;
 };

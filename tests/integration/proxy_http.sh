@@ -160,6 +160,21 @@ out=$(ask_raw "POST http://localhost:$pA/echo HTTP/1.1\r\nContent-Length: 4\r\nT
 out=$(ask_raw "POST http://localhost:$pA/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET /req HTTP/1.1\r\nHost: localhost\r\n\r\n")
 [[ $out != *"method=GET"* ]] || t_fail "a second request smuggled in a broken chunked body: $out"
 
+# A program running its own TLS through the agent (an https:// URL, by
+# CONNECT or SOCKS5) gets a TLS alert, and the log says what to change;
+# its ClientHello never reaches the server.
+agent_log_mark
+for px in "http://127.0.0.1:$pp" "socks5h://127.0.0.1:$pp"; do
+	rc=0
+	err=$(curl -sS --max-time 30 -x "$px" "https://localhost:$pA/req" 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 35 ] && [[ $err == *"alert protocol version"* ]] ||
+		t_fail "https:// through $px: curl $rc: $err"
+done
+agent_log_wait 'reason=tls_inside detail="the program sent a TLS ClientHello through the agent: the agent does the TLS, so the program must use http:// \(not https://\) URLs"'
+[ "$(tail -n "+$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'reason=tls_inside')" = 2 ] ||
+	t_fail "not both inner-TLS attempts logged"
+echo "ok: https:// through the proxy: curl says '$err'"
+
 # 6. Another uid borrows no identity: the policy allows uid 0 only.
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env http_proxy="$http_proxy" \
 	curl -sS --max-time 30 -D - "http://localhost:$pA/req" | tr -d '\r') || true
