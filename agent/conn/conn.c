@@ -24,6 +24,7 @@
 #include "http_forward.h"
 #include "net_addr.h"
 #include "proxy_proto.h"
+#include "refuser.h"
 #include "relay.h"
 #include "revocation.h"
 #include "session_cache.h"
@@ -1245,6 +1246,7 @@ void conn_pool_stop(void)
 		pthread_cond_wait(&hp.done, &hp.lock);
 	pthread_mutex_unlock(&hp.lock);
 	reap_all();
+	refuser_stop();
 }
 
 mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
@@ -1289,7 +1291,12 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 				 "max_connections_per_uid=%u", t->cfg->name,
 				 (long long)c->who.uid,
 				 rt->cfg->agent.max_connections_per_uid);
-			close(fd);
+			snprintf(why, sizeof(why), "uid %lld has %u connections "
+				 "open, max_connections_per_uid = %u",
+				 (long long)c->who.uid,
+				 rt->cfg->agent.max_connections_per_uid,
+				 rt->cfg->agent.max_connections_per_uid);
+			refuser_take(fd, t->cfg->is_proxy, why);
 			runtime_put(rt);
 			free(c);
 			return MTLS_OK;

@@ -23,6 +23,7 @@
 
 #include "caller.h"
 #include "conn.h"
+#include "refuser.h"
 #include "control.h"
 #include "current.h"
 #include "revocation.h"
@@ -280,10 +281,16 @@ static void accept_on(struct runtime *rt, struct tunnel *t, int stop_fd)
 		if (atomic_load(&g_stats.connections_active) >=
 		    rt->cfg->agent.max_connections) {
 			atomic_fetch_add(&g_stats.connections_refused, 1);
+			char why[128];
+
 			log_warn("event=refused tunnel=%s reason=limit "
 				 "max_connections=%u", t->cfg->name,
 				 rt->cfg->agent.max_connections);
-			close(fd);
+			snprintf(why, sizeof(why), "the agent has %u connections "
+				 "open, max_connections = %u",
+				 rt->cfg->agent.max_connections,
+				 rt->cfg->agent.max_connections);
+			refuser_take(fd, t->cfg->is_proxy, why);
 			continue;
 		}
 		runtime_get(rt);

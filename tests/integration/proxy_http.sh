@@ -29,7 +29,7 @@ conf=$T/agent.conf
 agent_conf_token "$conf" htoken "$T/pin"
 agent_conf_identity "$conf" corp "$ca"
 identity_provision "$conf" corp ec-p256 "$T/ca" "CN=corp-device"
-sed -i '/^\[agent\]$/a request_timeout = 4s' "$conf"
+sed -i '/^\[agent\]$/a request_timeout = 4s\nmax_connections_per_uid = 4' "$conf"
 cat >>"$conf" <<-EOF
 
 	[proxy tcp]
@@ -197,6 +197,38 @@ while True:
 assert b"403" in out and b"dn=CN=corp-device" not in out, out
 EOF
 	t_fail "uid 65534 pipelined requests"
+# uid 65534 over its per-uid limit (4) is answered, not reset: HTTP 503
+# with the reason, SOCKS5 reply 1; and uid 0 is served meanwhile.
+setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - "$pp" "$pA" <<'EOF' ||
+import socket, sys
+pp, a = sys.argv[1:]
+def conn():
+    return socket.create_connection(("127.0.0.1", int(pp)), timeout=30)
+def until_closed(s):
+    out = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            return out
+        out += c
+held = [conn() for _ in range(4)]  # silent: held until request_timeout
+s = conn()
+s.sendall(f"GET http://localhost:{a}/req HTTP/1.1\r\n\r\n".encode())
+out = until_closed(s).decode()
+assert out.startswith("HTTP/1.1 503"), out
+assert "X-Mtls-Reason: limit" in out and "max_connections_per_uid = 4" in out, out
+s = conn()
+s.sendall(b"\x05\x01\x00")
+assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x01\x00\x03\x09localhost" + int(a).to_bytes(2, "big"))
+r = s.recv(10)
+assert r[:2] == b"\x05\x01", r
+EOF
+	t_fail "uid 65534 over its limit was not answered"
+out=$(curl -sS --max-time 30 "http://localhost:$pB/req")
+[[ $out == *"port=$pB"* ]] || t_fail "uid 0 while uid 65534 is at its limit: $out"
+agent_log_wait 'event=refused tunnel=tcp reason=limit uid=65534 max_connections_per_uid=4'
+
 # The same server spelled otherwise: the rules name localhost, so the
 # addresses are other destinations (no rule: denied), and the denied port
 # stays denied in any case and with a trailing dot.
