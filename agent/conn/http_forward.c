@@ -261,6 +261,12 @@ enum proxy_parse http_forward_parse(const uint8_t *buf, size_t len,
 			continue;
 		if (nlen >= 6 && strncasecmp(f, "Proxy-", 6) == 0)
 			continue;
+		/* After a 101 the bytes are no longer HTTP requests to frame:
+		 * WebSocket and the like go through CONNECT or SOCKS5. */
+		if (nlen == 7 && strncasecmp(f, "Upgrade", 7) == 0)
+			return fail(h, 501, "Upgrade is not passed on plain "
+				    "HTTP proxying: use CONNECT or SOCKS5 "
+				    "(ALL_PROXY)");
 		if (nlen == 14 && strncasecmp(f, "Content-Length", 14) == 0) {
 			uint64_t n;
 

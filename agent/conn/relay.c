@@ -128,9 +128,10 @@ mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		if (raw == NULL)
 			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 		filter->rest_len = 0;
-		memcpy(raw->buf, early, early_len);
+		if (early_len > 0)
+			memcpy(raw->buf, early, early_len);
 		raw->len = early_len;
-	} else {
+	} else if (early_len > 0) {
 		memcpy(up.buf, early, early_len);
 		up.len = early_len;
 	}

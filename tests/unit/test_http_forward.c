@@ -91,6 +91,8 @@ static void test_refused(void **state)
 	expect_error("POST http://s/ HTTP/1.1\r\nTransfer-Encoding: gzip, "
 		     "chunked\r\n\r\n", 501);
 	expect_error("CONNECT http://s/ HTTP/1.1\r\n\r\n", 400);
+	expect_error("GET http://s/ws HTTP/1.1\r\nConnection: Upgrade\r\n"
+		     "Upgrade: websocket\r\n\r\n", 501);
 }
 
 static void test_bounds(void **state)
