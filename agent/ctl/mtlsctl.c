@@ -40,9 +40,10 @@ static const struct ctl_command {
 	  "tokens, identities by expiry, listeners; read offline without the agent",
 	  { { "json", 0, NULL, 0, "the agent's answer as JSON (needs the agent)" } } },
 	{ "reload", ctl_reload, "", "ask the agent to reload its configuration", { { 0 } } },
-	{ "unlock", ctl_unlock, "[--pinentry] TOKEN",
-	  "ask for the token's PIN and hand it to the agent (--pinentry: "
-	  "the agent asks through pinentry on this terminal)", { { 0 } } },
+	{ "unlock", ctl_unlock, "TOKEN",
+	  "ask for the token's PIN and hand it to the agent",
+	  { { "pinentry", 0, NULL, 0, "pin_source = pinentry: the agent asks "
+	      "through pinentry, on this terminal" } } },
 	{ "lock", ctl_lock, "TOKEN",
 	  "the agent logs out of the token and forgets its PIN", { { 0 } } },
 	{ "enroll", ctl_enroll, "IDENTITY", "first certificate for an identity",
