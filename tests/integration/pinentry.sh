@@ -17,7 +17,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/agent.sh"
 
 PINENTRY=/usr/bin/pinentry-curses
-for tool in tmux "$PINENTRY" setpriv nginx; do
+for tool in tmux "$PINENTRY" setpriv nginx socat; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
 done
 
@@ -105,9 +105,19 @@ t_pass "wrong PIN reported, asked again only by mtlsctl unlock"
 # 4. Another uid cannot open a pinentry, on its tty or ours.
 n=$(asked)
 agent_log_mark
-setpriv --reuid=65534 --regid=65534 --clear-groups \
-	"$MTLSCTL" -c "$conf" unlock --pinentry soft </dev/null >/dev/null 2>&1 &&
-	t_fail "uid 65534 was answered on the control socket"
+# The request mtlsctl unlock --pinentry sends, naming our pane's tty:
+# refused by the socket's mode (0600), and by the agent's uid check when
+# an operator opened the socket to everyone.
+atk() {
+	printf '{"cmd":"unlock","token":"soft","pinentry":true,"tty":"%s"}\n\n' "$pane_tty" |
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+			socat -t 30 - UNIX-CONNECT:"$T/control.sock" >"$T/atk.out" 2>&1 || true
+	grep -q '"ok"' "$T/atk.out" && t_fail "uid 65534 was answered: $(cat "$T/atk.out")"
+	return 0
+}
+atk
+chmod 666 "$T/control.sock"
+atk
 agent_log_wait 'event=control_refused uid=65534' 60
 [ "$(asked)" = "$n" ] || t_fail "uid 65534 made the agent open a pinentry"
 grep -q 'pPIN-2718zz\|wrong-PIN' "$T/agent.log" && t_fail "a PIN reached the log"
