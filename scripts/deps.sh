@@ -15,6 +15,8 @@ PACKAGES=(
 	# peers and tools for the demo and the tests (procps: ps, pkill)
 	nginx-light openssl curl wget socat libengine-pkcs11-openssl stunnel4
 	iproute2 procps util-linux ca-certificates fcgiwrap
+	# pin_source = pinentry: the real pinentry on a pty made by tmux
+	pinentry-curses tmux
 	# adversarial tests: a hostile client in Python's standard library
 	python3
 	# promtool (checks the metrics format and docs/monitoring's alerting

@@ -178,6 +178,26 @@ int ctl_unlock(struct ctl *ctl, int argc, char **argv)
 	char req[512];
 	int rc;
 
+	if (argc == 3 && strcmp(argv[1], "--pinentry") == 0) {
+		/* pin_source = pinentry: the agent asks through pinentry, on
+		 * this terminal (the agent checks that it is ours). */
+		json_object *o = json_object_new_object();
+		const char *tty = ttyname(STDIN_FILENO), *term = getenv("TERM");
+
+		json_object_object_add(o, "cmd",
+				       json_object_new_string(CONTROL_CMD_UNLOCK));
+		json_object_object_add(o, "token", json_object_new_string(argv[2]));
+		json_object_object_add(o, "pinentry", json_object_new_boolean(1));
+		if (tty != NULL)
+			json_object_object_add(o, "tty", json_object_new_string(tty));
+		if (term != NULL && strlen(term) < 32)
+			json_object_object_add(o, "term", json_object_new_string(term));
+		snprintf(req, sizeof(req), "%s",
+			 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+		return simple(ctl, req, "",
+			      "pinentry started; see mtlsctl status");
+	}
 	if (argc != 2)
 		return ctl_usage("unlock");
 	pin = mtls_secret_new();

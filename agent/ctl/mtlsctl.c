@@ -41,7 +41,9 @@ static const struct ctl_command {
 	  { { "json", 0, NULL, 0, "the agent's answer as JSON (needs the agent)" } } },
 	{ "reload", ctl_reload, "", "ask the agent to reload its configuration", { { 0 } } },
 	{ "unlock", ctl_unlock, "TOKEN",
-	  "ask for the token's PIN and hand it to the agent", { { 0 } } },
+	  "ask for the token's PIN and hand it to the agent",
+	  { { "pinentry", 0, NULL, 0, "pin_source = pinentry: the agent asks "
+	      "through pinentry, on this terminal" } } },
 	{ "lock", ctl_lock, "TOKEN",
 	  "the agent logs out of the token and forgets its PIN", { { 0 } } },
 	{ "enroll", ctl_enroll, "IDENTITY", "first certificate for an identity",

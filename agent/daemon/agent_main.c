@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "refuser.h"
 #include "control.h"
+#include "pinentry_job.h"
 #include "current.h"
 #include "revocation.h"
 #include "listener.h"
@@ -451,7 +452,8 @@ int main(int argc, char **argv)
 			const char *src = rt->cfg->tokens[i].pin_source;
 
 			if (rt->locked[i] &&
-			    !(src != NULL && strcmp(src, "unlock") == 0)) {
+			    !(src != NULL && (strcmp(src, "unlock") == 0 ||
+					      strcmp(src, "pinentry") == 0))) {
 				log_err("event=check_failed token=%s reason=%s",
 					rt->cfg->tokens[i].name,
 					mtls_err_name(rt->lock_reason[i]));
@@ -474,6 +476,17 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	current_set(rt);
+	pinentry_job_init();
+	for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {
+		const char *why_not = NULL;
+
+		if (rt->locked[i] && rt->lock_reason[i] == MTLS_ERR_PIN_MISSING &&
+		    pinentry_job_token(rt, i) &&
+		    pinentry_job_ask(rt, i, "the agent started", NULL, NULL, 0,
+				     &why_not) != 0)
+			log_warn("event=pinentry_not_asked token=%s reason=\"%s\"",
+				 rt->cfg->tokens[i].name, why_not);
+	}
 	{
 		/* Revocation answers outlive reloads and restarts. */
 		char dir[1100];

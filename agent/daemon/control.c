@@ -1,4 +1,5 @@
 #include "control.h"
+#include "pinentry_job.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -201,6 +202,11 @@ static void ask_reload(void)
 		log_err("event=control_reload_failed");
 }
 
+void control_ask_reload(void)
+{
+	ask_reload();
+}
+
 static json_object *dispatch(const struct control_request *r,
 			     const struct caller *who)
 {
@@ -225,7 +231,19 @@ static json_object *dispatch(const struct control_request *r,
 		struct mtls_error err = { 0 };
 		char msg[512];
 
-		if (i < 0 || pin == NULL || r->pin_len == 0 ||
+		if (i >= 0 && r->pinentry) {
+			const char *why_not = NULL;
+
+			/* The dialogue runs in a thread of its own; the
+			 * answer says only that it was started. */
+			if (pinentry_job_ask(rt, (unsigned)i,
+					     "asked by mtlsctl unlock", r->tty,
+					     r->term, (uid_t)who->uid,
+					     &why_not) == 0)
+				reply = ok_reply();
+			else
+				reply = error_reply(MTLS_ERR_ARG, why_not);
+		} else if (i < 0 || pin == NULL || r->pin_len == 0 ||
 		    mtls_secret_set(pin, r->pin, r->pin_len) != 0) {
 			reply = error_reply(MTLS_ERR_ARG, "unlock needs a token name and a PIN");
 		} else if (p11_token_unlock(rt->tokens[i], pin, &err) != MTLS_OK) {
@@ -245,11 +263,23 @@ static json_object *dispatch(const struct control_request *r,
 		if (i < 0) {
 			reply = error_reply(MTLS_ERR_ARG, "no such token");
 		} else {
+			const char *why_not = NULL;
+
 			pins_forget(rt->cfg->tokens[i].name);
 			p11_token_lock(rt->tokens[i]);
 			reply = ok_reply();
 			log_notice("event=token_locked token=%s by_uid=%lld",
 				   rt->cfg->tokens[i].name, (long long)who->uid);
+			/* On the agent's own terminal: a lock's caller named
+			 * none (mtlsctl unlock --pinentry names its own). */
+			if (pinentry_job_token(rt, (unsigned)i) &&
+			    pinentry_job_ask(rt, (unsigned)i,
+					     "the token was locked with mtlsctl "
+					     "lock", NULL, NULL, (uid_t)who->uid,
+					     &why_not) != 0)
+				log_warn("event=pinentry_not_asked token=%s "
+					 "reason=\"%s\"",
+					 rt->cfg->tokens[i].name, why_not);
 		}
 	} else {
 		reply = error_reply(MTLS_ERR_BAD_REQUEST, "unknown command");

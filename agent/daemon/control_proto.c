@@ -35,6 +35,24 @@ int control_request_parse(char *buf, size_t len, struct control_request *req,
 		}
 		snprintf(req->arg, sizeof(req->arg), "%s", json_object_get_string(v));
 	}
+	if (json_object_object_get_ex(o, "pinentry", &v))
+		req->pinentry = json_object_get_boolean(v);
+	if (json_object_object_get_ex(o, "tty", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) >= (int)sizeof(req->tty)) {
+			*why = "bad tty";
+			goto out;
+		}
+		snprintf(req->tty, sizeof(req->tty), "%s", json_object_get_string(v));
+	}
+	if (json_object_object_get_ex(o, "term", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) >= (int)sizeof(req->term)) {
+			*why = "bad term";
+			goto out;
+		}
+		snprintf(req->term, sizeof(req->term), "%s", json_object_get_string(v));
+	}
 	req->pin = nl + 1;
 	req->pin_len = 0;
 	while (req->pin + req->pin_len < buf + len &&

@@ -9,6 +9,10 @@
  *                                               line, outside the JSON, so
  *                                               it never sits in the JSON
  *                                               library's buffers
+ *             {"cmd":"unlock","token":"NAME","pinentry":true,
+ *              "tty":"/dev/pts/N","term":"xterm"}   pin_source = pinentry:
+ *                                               ask through pinentry, on
+ *                                               the caller's own tty
  *             {"cmd":"lock","token":"NAME"}
  *   response: one JSON object, then the agent closes the connection
  *             {"ok":true, ...}  or  {"ok":false,"error":REASON,"detail":TEXT}
@@ -35,6 +39,9 @@ struct control_request {
 	char arg[64];          /* identity or token name, or empty */
 	const char *pin;       /* unlock: the line after the request, in buf */
 	size_t pin_len;
+	int pinentry;          /* unlock: ask through pinentry */
+	char tty[64];          /* ... on this tty (the caller's), or empty */
+	char term[32];         /* ... of this TERM, or empty */
 };
 
 /* Parses what a client sent (buf holds len bytes, NUL-terminated at

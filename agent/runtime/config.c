@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mtls_log.h"
 #include "p11.h"
@@ -461,11 +462,21 @@ static int token_key(struct parse_state *st, const char *k, const char *v)
 	if (strcmp(k, "pin_source") == 0) {
 		if (strncmp(v, "file:", 5) != 0 &&
 		    strncmp(v, "credential:", 11) != 0 &&
-		    strncmp(v, "env:", 4) != 0 && strcmp(v, "unlock") != 0)
+		    strncmp(v, "env:", 4) != 0 && strcmp(v, "unlock") != 0 &&
+		    strcmp(v, "pinentry") != 0)
 			return fail(st, "pin_source: file:PATH, "
-					"credential:NAME, env:VAR or unlock");
+					"credential:NAME, env:VAR, unlock or "
+					"pinentry");
 		t->line_pin = st->line;
 		return set_str(st, &t->pin_source, v);
+	}
+	if (strcmp(k, "pinentry_program") == 0) {
+		/* Run by the agent with a person's PIN passing through it:
+		 * an absolute path to an executable, as gpg-agent's option. */
+		if (v[0] != '/' || access(v, X_OK) != 0)
+			return fail(st, "pinentry_program: an absolute path to "
+					"an executable (%s)", v);
+		return set_str(st, &t->pinentry_program, v);
 	}
 	if (strcmp(k, "so_pin_source") == 0) {
 		/* A person cannot be asked for it mid-renewal: no unlock. */
@@ -1318,6 +1329,7 @@ void config_free(struct config *c)
 		free(c->tokens[i].uri);
 		free(c->tokens[i].pin_source);
 		free(c->tokens[i].so_pin_source);
+		free(c->tokens[i].pinentry_program);
 	}
 	for (unsigned i = 0; i < c->n_identities; i++) {
 		free(c->identities[i].key);

@@ -95,7 +95,8 @@ struct cfg_token {
 	char name[CFG_NAME_MAX];
 	char *module;     /* p11-kit module name or path */
 	char *uri;        /* pkcs11: URI selecting the token */
-	char *pin_source; /* file:, credential:, env: or NULL */
+	char *pin_source; /* file:, credential:, env:, unlock, pinentry or NULL */
+	char *pinentry_program; /* pin_source = pinentry; NULL: /usr/bin/pinentry */
 	char *so_pin_source; /* SO credential (PIV management key) or NULL */
 	unsigned max_sessions;
 	int line;

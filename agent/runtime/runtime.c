@@ -232,7 +232,14 @@ static mtls_err_t runtime_build(struct config *cfg,
 					 ct->module);
 			goto fail;
 		}
-		r = p11_token_open(rt->modules[i], ct->uri, ct->pin_source,
+		/* pinentry: to pkcs11/ a PIN handed over at run time, as
+		 * with unlock (the daemon asks the person and unlocks). */
+		r = p11_token_open(rt->modules[i], ct->uri,
+				   ct->pin_source != NULL &&
+						   strcmp(ct->pin_source,
+							  "pinentry") == 0 ?
+					   "unlock" :
+					   ct->pin_source,
 				   ct->max_sessions, &rt->tokens[i], err);
 		if (r == MTLS_ERR_TOKEN_ABSENT)
 			mtls_error_where(err, "%s:%d: [token %s] uri (is the "
@@ -258,7 +265,8 @@ static mtls_err_t runtime_build(struct config *cfg,
 			mtls_secret_free(pin);
 		}
 		if (r == MTLS_ERR_PIN_MISSING && ct->pin_source != NULL &&
-		    strcmp(ct->pin_source, "unlock") == 0) {
+		    (strcmp(ct->pin_source, "unlock") == 0 ||
+		     strcmp(ct->pin_source, "pinentry") == 0)) {
 			/* Waits for mtlsctl unlock; its identities are not
 			 * loaded until then. */
 			log_notice("event=token_locked token=%s hint=\"mtlsctl "
