@@ -1,6 +1,7 @@
 #include <wolfssl/options.h>
 
 #include "csr.h"
+#include "dn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -66,48 +67,29 @@ static size_t der_header_len(size_t n)
 	return n < 0x80 ? 2 : n < 0x100 ? 3 : 4;
 }
 
-static mtls_err_t set_subject(CertName *name, const char *subject,
+/* The subject as written (RFC 4514), in its order: wolfSSL's CertName
+ * has one field per attribute type and an order of its own, so the Name
+ * is encoded here and handed in raw. wc_SetSubjectRaw wants a whole
+ * certificate to copy the subject from; the Cert's sbjRaw is the Name's
+ * contents (wolfSSL 5.5.4 adds the SEQUENCE header), read by strlen. */
+static mtls_err_t set_subject(Cert *c, const char *subject,
 			      struct mtls_error *err)
 {
-	char buf[512], *save = NULL, *tok;
+	uint8_t der[sizeof(c->sbjRaw)];
+	size_t len, hl;
+	mtls_err_t r;
 
-	if (strlen(subject) >= sizeof(buf))
+	r = dn_encode(subject, der, sizeof(der), &len, err);
+	if (r != MTLS_OK)
+		return r;
+	hl = der[1] < 0x80 ? 2 : 2 + (der[1] & 0x7f);
+	/* Never a NUL in it (lengths under 256, printable values), but a
+	 * NUL would cut the subject short: refused rather than cut. */
+	if (len <= hl || len - hl >= sizeof(c->sbjRaw) ||
+	    memchr(der + hl, 0, len - hl) != NULL)
 		return mtls_error_set(err, MTLS_ERR_ARG, "subject too long");
-	strcpy(buf, subject);
-	for (tok = strtok_r(buf, ",", &save); tok != NULL;
-	     tok = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(tok, '=');
-		char *dst;
-
-		while (*tok == ' ')
-			tok++;
-		if (eq == NULL)
-			return mtls_error_set(err, MTLS_ERR_ARG,
-					      "subject part '%s' lacks '='", tok);
-		*eq = '\0';
-		if (strcmp(tok, "CN") == 0)
-			dst = name->commonName;
-		else if (strcmp(tok, "O") == 0)
-			dst = name->org;
-		else if (strcmp(tok, "OU") == 0)
-			dst = name->unit;
-		else if (strcmp(tok, "C") == 0)
-			dst = name->country;
-		else if (strcmp(tok, "ST") == 0)
-			dst = name->state;
-		else if (strcmp(tok, "L") == 0)
-			dst = name->locality;
-		else
-			return mtls_error_set(err, MTLS_ERR_ARG,
-					      "subject attribute %s not "
-					      "supported (CN O OU C ST L)", tok);
-		if (strlen(eq + 1) >= CTC_NAME_SIZE)
-			return mtls_error_set(err, MTLS_ERR_ARG,
-					      "subject %s too long", tok);
-		strcpy(dst, eq + 1);
-	}
-	if (name->commonName[0] == '\0')
-		return mtls_error_set(err, MTLS_ERR_ARG, "subject needs CN=");
+	memset(c->sbjRaw, 0, sizeof(c->sbjRaw));
+	memcpy(c->sbjRaw, der + hl, len - hl);
 	return MTLS_OK;
 }
 
@@ -180,7 +162,7 @@ mtls_err_t csr_make(struct p11_key *key, const struct csr_request *req,
 	if (wc_InitCert(&c) != 0)
 		return mtls_error_set(err, MTLS_ERR_CRYPTO, "wc_InitCert");
 	c.version = 0; /* PKCS#10 v1 */
-	r = set_subject(&c.subject, req->subject, err);
+	r = set_subject(&c, req->subject, err);
 	if (r == MTLS_OK)
 		r = set_sans(&c, req, err);
 	if (r != MTLS_OK)
