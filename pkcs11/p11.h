@@ -93,6 +93,18 @@ const char *p11_rv_name(unsigned long rv);
  * p11-kit, with no attribute or value p11-kit did not recognise). */
 mtls_err_t p11_uri_check(const char *text, struct mtls_error *err);
 
+/* An initialised token as its module shows it. */
+struct p11_token_info {
+	char module[256]; /* the registered name, or the path given */
+	char label[33], serial[17], model[17], manufacturer[33];
+	int login_required;
+};
+
+/* The initialised tokens of one module (name or path), or of every module
+ * p11-kit has registered (NULL); at most cap, *n found. */
+mtls_err_t p11_tokens_list(const char *module, struct p11_token_info *out,
+			   size_t cap, size_t *n, struct mtls_error *err);
+
 mtls_err_t p11_module_open(const char *name_or_path, struct p11_module **out,
 			   struct mtls_error *err);
 void p11_module_close(struct p11_module *m);

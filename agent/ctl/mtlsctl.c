@@ -34,7 +34,7 @@ static const struct ctl_command {
 	int (*fn)(struct ctl *, int, char **);
 	const char *operands;
 	const char *summary;
-	struct ctl_opt opts[8];
+	struct ctl_opt opts[12];
 } commands[] = {
 	{ "status", ctl_status, "",
 	  "tokens, identities by expiry, listeners; read offline without the agent",
@@ -57,6 +57,22 @@ static const struct ctl_command {
 	  { { "reason", 'r', "unspecified|key-compromise|affiliation-changed|"
 	      "superseded|cessation-of-operation", 0,
 	      "the reason the CA publishes (default unspecified)" } } },
+	{ "init", ctl_init, "",
+	  "write a first configuration (-c PATH, else ~/.config/mtls-agent/), "
+	  "make the key on the token, print the CSR",
+	  { { "pin-source", 0, "file:PATH|env:VAR|credential:NAME", REQ,
+	      "where the agent reads the token's PIN" },
+	    { "module", 0, "NAME|PATH", 0, "the PKCS#11 module (default: every "
+	      "module p11-kit has registered)" },
+	    { "token", 0, "LABEL", 0, "the token (needed when there are several)" },
+	    { "identity", 0, "NAME", 0, "the identity's name (default device)" },
+	    { "subject", 0, "CN=..,O=..", 0, "the CSR's subject (default CN=hostname)" },
+	    { "san", 0, "DNS:NAME", REP, "a subjectAltName" },
+	    { "type", 0, "ec-p256|ec-p384|rsa-2048|rsa-3072", 0,
+	      "the key type (default ec-p256)" },
+	    { "server-ca", 0, "FILE", 0, "the CA that issues the servers' certificates" },
+	    { "allow", 0, "HOSTS", 0, "a rule letting you reach HOSTS (with --server-ca)" },
+	    { "out", 'o', "FILE", 0, "write the CSR to FILE, not stdout" } } },
 	{ "keygen", ctl_keygen, "IDENTITY",
 	  "generate the identity's key pair on its token",
 	  { { "type", 't', "ec-p256|ec-p384|rsa-2048|rsa-3072", 0,
@@ -415,6 +431,7 @@ int main(int argc, char **argv)
 		if ((strcmp(argv[i], "-c") == 0 ||
 		     strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
 			ctl.config_path = argv[i + 1];
+			ctl.config_given = 1;
 			i += 2;
 		} else if (strcmp(argv[i], "-h") == 0 ||
 			   strcmp(argv[i], "--help") == 0) {

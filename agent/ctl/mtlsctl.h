@@ -10,6 +10,7 @@
 
 struct ctl {
 	const char *config_path;
+	int config_given; /* -c on the command line */
 	struct config *cfg; /* loaded on demand */
 };
 
@@ -18,6 +19,8 @@ int ctl_keygen(struct ctl *ctl, int argc, char **argv);
 int ctl_csr(struct ctl *ctl, int argc, char **argv);
 int ctl_import_cert(struct ctl *ctl, int argc, char **argv);
 int ctl_key_info(struct ctl *ctl, int argc, char **argv);
+/* A first configuration, the key on the token and its CSR. */
+int ctl_init(struct ctl *ctl, int argc, char **argv);
 
 /* Through the agent socket; and the policy, offline. */
 int ctl_connect(struct ctl *ctl, int argc, char **argv);
