@@ -67,29 +67,80 @@ static size_t der_header_len(size_t n)
 	return n < 0x80 ? 2 : n < 0x100 ? 3 : 4;
 }
 
+/* The contents of a Name as wolfSSL keeps it in sbjRaw: a run of whole
+ * SETs, up to its strlen (5.5.4 reads the raw subject by strlen and adds
+ * the SEQUENCE header itself). A NUL inside the Name would have cut it:
+ * refused rather than sent short. */
+static int raw_name_ok(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0)
+		return 0;
+	while (i < n) {
+		size_t len;
+
+		if (p[i] != 0x31 || i + 1 >= n)
+			return 0;
+		if (p[i + 1] < 0x80) {
+			len = p[i + 1];
+			i += 2;
+		} else if (p[i + 1] == 0x81 && i + 2 < n) {
+			len = p[i + 2];
+			i += 3;
+		} else if (p[i + 1] == 0x82 && i + 3 < n) {
+			len = (size_t)p[i + 2] << 8 | p[i + 3];
+			i += 4;
+		} else {
+			return 0;
+		}
+		if (len > n - i)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
 /* The subject as written (RFC 4514), in its order: wolfSSL's CertName
  * has one field per attribute type and an order of its own, so the Name
- * is encoded here and handed in raw. wc_SetSubjectRaw wants a whole
- * certificate to copy the subject from; the Cert's sbjRaw is the Name's
- * contents (wolfSSL 5.5.4 adds the SEQUENCE header), read by strlen. */
-static mtls_err_t set_subject(Cert *c, const char *subject,
+ * is encoded here and handed in raw. A renewal takes the certificate's
+ * own (wc_SetSubjectRaw copies it from a certificate). */
+static mtls_err_t set_subject(Cert *c, const struct csr_request *req,
 			      struct mtls_error *err)
 {
 	uint8_t der[sizeof(c->sbjRaw)];
 	size_t len, hl;
 	mtls_err_t r;
 
-	r = dn_encode(subject, der, sizeof(der), &len, err);
+	memset(c->sbjRaw, 0, sizeof(c->sbjRaw));
+	if (req->subject_of_cert != NULL) {
+		if (req->subject_of_cert_len > INT32_MAX ||
+		    wc_SetSubjectRaw(c, req->subject_of_cert,
+				     (int)req->subject_of_cert_len) != 0)
+			return mtls_error_set(err, MTLS_ERR_CERT, "the subject of "
+					      "the certificate in service cannot "
+					      "be read");
+		len = strnlen((const char *)c->sbjRaw, sizeof(c->sbjRaw));
+		if (len >= sizeof(c->sbjRaw) || !raw_name_ok(c->sbjRaw, len))
+			return mtls_error_set(err, MTLS_ERR_CERT, "the subject of "
+					      "the certificate in service cannot "
+					      "be asked for again (too long, or a "
+					      "NUL in it)");
+		return MTLS_OK;
+	}
+	if (req->subject == NULL)
+		return mtls_error_set(err, MTLS_ERR_ARG, "no subject");
+	r = dn_encode(req->subject, der, sizeof(der), &len, err);
 	if (r != MTLS_OK)
 		return r;
 	hl = der[1] < 0x80 ? 2 : 2 + (der[1] & 0x7f);
-	/* Never a NUL in it (lengths under 256, printable values), but a
-	 * NUL would cut the subject short: refused rather than cut. */
-	if (len <= hl || len - hl >= sizeof(c->sbjRaw) ||
-	    memchr(der + hl, 0, len - hl) != NULL)
+	if (len <= hl || len - hl >= sizeof(c->sbjRaw))
 		return mtls_error_set(err, MTLS_ERR_ARG, "subject too long");
-	memset(c->sbjRaw, 0, sizeof(c->sbjRaw));
 	memcpy(c->sbjRaw, der + hl, len - hl);
+	if (!raw_name_ok(c->sbjRaw, strnlen((const char *)c->sbjRaw,
+					    sizeof(c->sbjRaw))) ||
+	    strnlen((const char *)c->sbjRaw, sizeof(c->sbjRaw)) != len - hl)
+		return mtls_error_set(err, MTLS_ERR_ARG, "subject too long");
 	return MTLS_OK;
 }
 
@@ -162,7 +213,7 @@ mtls_err_t csr_make(struct p11_key *key, const struct csr_request *req,
 	if (wc_InitCert(&c) != 0)
 		return mtls_error_set(err, MTLS_ERR_CRYPTO, "wc_InitCert");
 	c.version = 0; /* PKCS#10 v1 */
-	r = set_subject(&c, req->subject, err);
+	r = set_subject(&c, req, err);
 	if (r == MTLS_OK)
 		r = set_sans(&c, req, err);
 	if (r != MTLS_OK)

@@ -13,7 +13,12 @@
 #define CSR_MAX_SANS 16
 
 struct csr_request {
-	const char *subject; /* "CN=x,O=y,OU=z,C=FR,ST=..,L=.." */
+	/* RFC 4514, kept in its order: "CN=dev\\, one,OU=Ops,DC=corp" */
+	const char *subject;
+	/* Or the subject of this certificate (DER), byte for byte: a renewal
+	 * asks for the name in service, whatever its order or types. */
+	const uint8_t *subject_of_cert;
+	size_t subject_of_cert_len;
 	const char *sans[CSR_MAX_SANS]; /* "DNS:name", "URI:spiffe://..", "email:a@b" */
 	unsigned n_sans;
 };

@@ -112,25 +112,6 @@ static int kept_owner(const struct renew_env *e, const uint8_t *id,
 	return -1;
 }
 
-/* "/CN=a/O=b" (wolfSSL's one-line form) -> "CN=a,O=b" for csr_make; -1 if
- * it does not fit (a cut subject would ask for another name). */
-static int subject_from_oneline(const char *in, char *out, size_t cap)
-{
-	size_t n = 0;
-	const char *p;
-
-	for (p = in; *p && n + 1 < cap; p++) {
-		if (*p == '/') {
-			if (n > 0)
-				out[n++] = ',';
-		} else {
-			out[n++] = *p;
-		}
-	}
-	out[n] = '\0';
-	return *p == '\0' ? 0 : -1;
-}
-
 /* The names a request asks for, and room for them. */
 struct request_names {
 	struct csr_request req;
@@ -159,16 +140,16 @@ static mtls_err_t make_request(struct renew_env *e, struct renew_state *st,
 		n = snprintf(subject, sizeof(names->subject), "%s", r->subject);
 		if (n < 0 || (size_t)n >= sizeof(names->subject))
 			return mtls_error_set(err, MTLS_ERR_LIMIT, "subject too long");
+		rq->subject = subject;
 	} else if (e->current != NULL) {
-		if (subject_from_oneline(e->current->subject, subject,
-					 sizeof(names->subject)) != 0)
-			return mtls_error_set(err, MTLS_ERR_LIMIT, "subject of the "
-					      "certificate in service too long");
+		/* The name in service, byte for byte: its order and string
+		 * types are the CA's, and a one-line form loses both. */
+		rq->subject_of_cert = e->current->chain_der[0];
+		rq->subject_of_cert_len = e->current->chain_len[0];
 	} else
 		return mtls_error_set(err, MTLS_ERR_CONFIG,
 				      "[identity %s]: a first enrollment needs "
 				      "subject=", e->cfg->identities[e->index].name);
-	rq->subject = subject;
 	if (r->sans != NULL) {
 		n = snprintf(san_list, sizeof(san_list), "%s", r->sans);
 		if (n < 0 || (size_t)n >= sizeof(san_list))
