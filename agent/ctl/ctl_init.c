@@ -313,7 +313,9 @@ int ctl_init(struct ctl *ctl, int argc, char **argv)
 				"PATH\n");
 		return 2;
 	}
-	if (access(path, F_OK) == 0 || errno != ENOENT) {
+	/* lstat: a dangling symlink is there too (link(2) below refuses it
+	 * all the same; this says so before the modules are loaded). */
+	if (lstat(path, &(struct stat){ 0 }) == 0 || errno != ENOENT) {
 		fprintf(stderr, "mtlsctl: %s exists: init writes a new "
 				"configuration only (edit that one, or pass -c "
 				"another path)\n", path);

@@ -31,7 +31,7 @@ struct job {
 	unsigned slot;
 	char program[512];
 	char tty[64], term[32], display[128];
-	char title[64], desc[700], error[160];
+	char title[96], desc[700], error[160];
 };
 
 static void copy_env(char *dst, size_t len, const char *name)
