@@ -84,6 +84,10 @@ IFS=: read -r _ _ uid gid _ home shell <"$T/passwd"
 [ "$home" = /var/lib/mtls-agent ] && [ "$uid" -lt 1000 ] ||
 	t_fail "mtls-agent user: $(cat "$T/passwd")"
 getent group mtls-agent >/dev/null || t_fail "no mtls-agent group"
+# Made by dh_installsysusers' snippet, not by hand (a second run finds the
+# user of the first: Debian keeps it at purge).
+grep -q 'systemd-sysusers.*mtls-agent.conf' /var/lib/dpkg/info/mtls-agent.postinst ||
+	t_fail "postinst has no dh_installsysusers snippet"
 [ "$(stat -c '%U:%G %a' /etc/mtls-agent)" = "root:mtls-agent 750" ] ||
 	t_fail "/etc/mtls-agent: $(stat -c '%U:%G %a' /etc/mtls-agent)"
 [ "$(stat -c '%U:%G %a' /var/lib/mtls-agent)" = "mtls-agent:mtls-agent 700" ] ||
@@ -101,29 +105,37 @@ pki_ca "$T/ca" "Package CA"
 conf=/etc/mtls-agent/mtls-agent.conf
 agent_conf_token "$conf" pkg /etc/mtls-agent/token.pin
 sed -i 's#^state_dir = .*#state_dir = /var/lib/mtls-agent#' "$conf"
-printf 'pPIN-5209kd\n' >/etc/mtls-agent/token.pin
+# PIN files must be 0600 (the agent refuses group access): root's while
+# root provisions the token, then the agent user's.
+(umask 077 && printf 'pPIN-5209kd\n' >/etc/mtls-agent/token.pin)
 agent_conf_identity "$conf" dev "$T/ca/ca.pem"
-identity_provision "$conf" dev ec-p256 "$T/ca" "/CN=pkg-dev"
+identity_provision "$conf" dev ec-p256 "$T/ca" "CN=pkg-dev"
 agent_conf_tunnel "$conf" dev "$T/dev.sock" "localhost:443" dev
 chown -R mtls-agent:mtls-agent "$T/tokens"
 chmod 644 "$SOFTHSM2_CONF" "$T/ca/ca.pem"
-chgrp mtls-agent "$conf" /etc/mtls-agent/token.pin
-chmod 640 "$conf" /etc/mtls-agent/token.pin
+chown mtls-agent:mtls-agent /etc/mtls-agent/token.pin
+chgrp mtls-agent "$conf" && chmod 640 "$conf"
 as_agent() { runuser -u mtls-agent -- env SOFTHSM2_CONF="$SOFTHSM2_CONF" "$@"; }
 as_agent "$MTLS_AGENT" -c "$conf" --check >"$T/check.out" 2>&1 ||
 	t_fail "mtls-agent --check as mtls-agent: $(cat "$T/check.out")"
-printf 'wrong-PIN\n' >/etc/mtls-agent/token.pin
+printf 'wrong-PIN\n' >/etc/mtls-agent/token.pin # keeps owner and mode
 if as_agent "$MTLS_AGENT" -c "$conf" --check >"$T/check-bad.out" 2>&1; then
 	t_fail "mtls-agent --check accepted a wrong PIN: $(cat "$T/check-bad.out")"
 fi
-echo "ok: mtls-agent --check as uid $uid: the configuration passes; a wrong PIN fails"
+grep -qi 'pin' "$T/check-bad.out" ||
+	t_fail "--check with a wrong PIN failed for another reason: $(cat "$T/check-bad.out")"
+echo "ok: mtls-agent --check as uid $uid: the configuration passes; a wrong PIN fails:" \
+	"$(grep -i pin "$T/check-bad.out" | tail -n 1)"
 
 # 5. The installed units, offline (no systemd runs as PID 1 here).
 systemd-analyze verify /lib/systemd/system/mtls-agent.service \
 	/lib/systemd/system/mtls-agent.socket >"$T/verify.log" 2>&1 ||
 	t_fail "systemd-analyze verify (system): $(cat "$T/verify.log")"
 [ ! -s "$T/verify.log" ] || t_fail "systemd-analyze verify (system) said: $(cat "$T/verify.log")"
-systemd-analyze --user verify /usr/lib/systemd/user/mtls-agent.service \
+# --user needs a runtime directory (the user units' %t): XDG_RUNTIME_DIR,
+# which root has none of here.
+mkdir -m 700 "$T/xdg-runtime"
+XDG_RUNTIME_DIR=$T/xdg-runtime systemd-analyze --user verify /usr/lib/systemd/user/mtls-agent.service \
 	/usr/lib/systemd/user/mtls-agent.socket >"$T/verify-user.log" 2>&1 ||
 	t_fail "systemd-analyze --user verify: $(cat "$T/verify-user.log")"
 [ ! -s "$T/verify-user.log" ] || t_fail "systemd-analyze --user verify said: $(cat "$T/verify-user.log")"
