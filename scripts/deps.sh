@@ -31,6 +31,10 @@ PACKAGES=(
 	# ACME tests (tests/lib/pebble.sh): pebble (test CA) with
 	# pebble-challtestsrv (mock DNS), lego (an independent ACME client)
 	pebble lego
+	# the Debian package (tests/package/deb.sh): dpkg-buildpackage with
+	# debhelper 13 (dh_installsysusers, dh_installtmpfiles), fakeroot for
+	# building as non-root, lintian to check the result
+	debhelper dpkg-dev fakeroot lintian
 )
 
 command -v dpkg-query >/dev/null || {
