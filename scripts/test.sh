@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole test suite on a fresh Debian 12 machine: installs what it needs,
 # builds with warnings as errors, runs every unit and integration test,
-# builds again with ASan+UBSan and runs the suite under the sanitizers, runs
+# builds, installs and purges the Debian package (as root), builds again with ASan+UBSan and runs the suite under the sanitizers, runs
 # the concurrent tests under ThreadSanitizer, then runs each libFuzzer
 # target for a bounded time.
 # Safe to run twice. .ci/run calls exactly this.
@@ -11,6 +11,15 @@ scripts/deps.sh
 
 BUILD=build scripts/build.sh -DMTLS_WERROR=ON
 (cd build && ctest --output-on-failure -j2)
+
+# The Debian package: built, lintian-clean, installed, checked as the
+# mtls-agent user, purged (about 15 s). Alone, after the plain run: it
+# installs into this machine's /usr and /etc. Needs root (CI is).
+if [ "$(id -u)" -eq 0 ]; then
+	tests/package/deb.sh
+else
+	echo "SKIPPED: tests/package/deb.sh needs root (dpkg -i); CI runs it" >&2
+fi
 
 # Sanitizers: leaks are fatal too (detect_leaks), so is any UB.
 BUILD=build-asan scripts/build.sh -DMTLS_WERROR=ON -DMTLS_SANITIZE=ON \

@@ -155,7 +155,20 @@ static int write_config(const char *path, const struct init_opts *o,
 	    (o->allow && safe_value("--allow", o->allow)) ||
 	    safe_value("--subject", o->subject))
 		return 1;
-	if (make_parents(path) != 0) {
+	/* The user's state folder, as the user unit's StateDirectory= would
+	 * make it, so that the agent also runs by hand; the system's one is
+	 * the package's (owned by the mtls-agent user). */
+	if (strcmp(statedir, "/var/lib/mtls-agent") != 0) {
+		char leaf[PATH_MAX + 2];
+
+		snprintf(leaf, sizeof(leaf), "%s/", statedir);
+		if (make_parents(leaf) != 0) {
+			fprintf(stderr, "mtlsctl: %s: %s\n", statedir,
+				strerror(errno));
+			return 1;
+		}
+	}
+		if (make_parents(path) != 0) {
 		fprintf(stderr, "mtlsctl: %s: cannot make its folder: %s\n", path,
 			strerror(errno));
 		return 1;

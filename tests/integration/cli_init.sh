@@ -15,8 +15,10 @@ set -euo pipefail
 t_init cli_init
 home=$T/home
 mkdir -p "$home" "$T/run" && chmod 700 "$T/run"
-export HOME=$home XDG_RUNTIME_DIR=$T/run
-unset XDG_CONFIG_HOME XDG_STATE_HOME
+# State under the test's home: as root without XDG_STATE_HOME init would
+# pick /var/lib/mtls-agent, the machine's.
+export HOME=$home XDG_RUNTIME_DIR=$T/run XDG_STATE_HOME=$home/.local/state
+unset XDG_CONFIG_HOME
 conf=$home/.config/mtls-agent/mtls-agent.conf
 
 # No token yet: the error says so, and nothing is written.
@@ -51,6 +53,8 @@ pki_server_cert "$T/ca" "$T/srv" localhost "DNS:localhost"
 [ "$(stat -c %a "$(dirname "$conf")")" = 700 ] || t_fail "config folder mode"
 grep -qx 'module = softhsm2' "$conf" || t_fail "module not by its registered name: $(cat "$conf")"
 grep -qx "listen = $T/run/mtls-agent/agent.sock" "$conf" || t_fail "agent socket: $(cat "$conf")"
+grep -qx "state_dir = $home/.local/state/mtls-agent" "$conf" || t_fail "state_dir: $(cat "$conf")"
+[ "$(stat -c %a "$home/.local/state/mtls-agent")" = 700 ] || t_fail "state folder mode"
 grep -q '^uri = pkcs11:token=laptop%20token;serial=' "$conf" || t_fail "token URI: $(cat "$conf")"
 grep -q 'iPIN' "$conf" && t_fail "the PIN itself is in the configuration"
 openssl req -in "$T/init.csr" -noout -verify 2>/dev/null || t_fail "the CSR does not verify"
