@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mtls_hex.h"
+
 /* RFC 9110 5.6.2 */
 static int is_tchar(unsigned char c)
 {
@@ -327,16 +329,6 @@ void http_body_start(struct http_body *b, const struct http_forward_head *h)
 	b->state = CH_SIZE;
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (uint8_t)tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int http_body_step(struct http_body *b, const uint8_t *buf, size_t len,
 		   size_t *used)
 {
@@ -357,10 +349,10 @@ int http_body_step(struct http_body *b, const uint8_t *buf, size_t len,
 
 		switch (b->state) {
 		case CH_SIZE:
-			if (hexval(c) >= 0) {
+			if (mtls_hexval(c) >= 0) {
 				if (b->line >= 15) /* < 2^60 */
 					return -1;
-				b->left = b->left * 16 + (uint64_t)hexval(c);
+				b->left = b->left * 16 + (uint64_t)mtls_hexval(c);
 				b->line++;
 				i++;
 				break;

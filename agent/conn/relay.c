@@ -31,8 +31,9 @@ struct raw {
 	int wait; /* the filter wants more than there is */
 };
 
-/* Reads the app into raw and lets the filter fill up. Returns 1 on
- * progress, 0 if nothing changed, or the filter's SWITCH/REFUSE. */
+/* Reads the app into raw and lets the filter fill up; *verdict is the
+ * filter's (RELAY_SWITCH and RELAY_REFUSE leave the rest in f->rest).
+ * Returns 1 on progress, 0 if nothing changed. */
 static int filter_step(struct relay_filter *f, struct raw *raw,
 		       struct dir *up, int app_fd, int *verdict)
 {

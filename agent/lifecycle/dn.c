@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mtls_hex.h"
+
 /* The attribute types a subject may name, with their DER OIDs and the
  * string type of their values (RFC 5280 appendix A, RFC 4519). */
 static const struct {
@@ -34,14 +36,6 @@ struct rdn {
 	uint8_t v[DN_VALUE_MAX];
 	size_t len;
 };
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 /* Well-formed UTF-8 (no overlong form, surrogate or code point past
  * U+10FFFF), without C0 controls or DEL. */
@@ -120,7 +114,7 @@ static mtls_err_t parse_rdn(const char **p, struct rdn *r,
 		int c = (unsigned char)*s;
 
 		if (c == '\\') {
-			int hi = hexval(s[1]), lo = hi >= 0 ? hexval(s[2]) : -1;
+			int hi = mtls_hexval(s[1]), lo = hi >= 0 ? mtls_hexval(s[2]) : -1;
 
 			if (hi >= 0 && lo >= 0) {
 				c = hi * 16 + lo;

@@ -13,6 +13,8 @@
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "mtls_hex.h"
+
 #define STATE_MAX 4096
 
 static const char *const step_names[] = {
@@ -39,17 +41,6 @@ void hex_encode(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int hex_decode(const char *in, uint8_t *out, size_t max, size_t *len)
 {
 	size_t n = strlen(in);
@@ -57,7 +48,7 @@ int hex_decode(const char *in, uint8_t *out, size_t max, size_t *len)
 	if (n % 2 != 0 || n / 2 > max)
 		return -1;
 	for (size_t i = 0; i < n / 2; i++) {
-		int a = hexval(in[2 * i]), b = hexval(in[2 * i + 1]);
+		int a = mtls_hexval(in[2 * i]), b = mtls_hexval(in[2 * i + 1]);
 
 		if (a < 0 || b < 0)
 			return -1;

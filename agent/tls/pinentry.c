@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mtls_hex.h"
+
 /* libgpg-error codes, low 16 bits (the high byte is the source). */
 #define GPG_ERR_CANCELED 99
 #define GPG_ERR_FULLY_CANCELED 198
@@ -41,17 +43,6 @@ mtls_err_t pinentry_escape(const char *text, char *out, size_t outlen)
 	return MTLS_OK;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum pinentry_reply pinentry_parse(const char *line, size_t len,
 				   struct mtls_secret *data)
 {
@@ -70,8 +61,8 @@ enum pinentry_reply pinentry_parse(const char *line, size_t len,
 
 				if (i + 2 >= len)
 					return PINENTRY_R_BAD;
-				h = hexval(line[i + 1]);
-				l = hexval(line[i + 2]);
+				h = mtls_hexval(line[i + 1]);
+				l = mtls_hexval(line[i + 2]);
 				if (h < 0 || l < 0)
 					return PINENTRY_R_BAD;
 				c = h * 16 + l;
