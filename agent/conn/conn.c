@@ -983,6 +983,19 @@ static int route_to(struct conn *c, const char *host, uint16_t port,
 	return 0;
 }
 
+/* A request that does not parse: its status and reason, then close. */
+static void http_bad_request(struct conn *c, int status, const char *why)
+{
+	char out[1024];
+
+	send_all(c->app_fd, out, http_reply(status, "bad_request", why, out,
+					    sizeof(out)));
+	linger_close(c->app_fd);
+	log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"", c->id,
+		 c->t->cfg->name, why);
+	count_failure(MTLS_ERR_BAD_REQUEST);
+}
+
 /* --- plain HTTP proxying (http_proxy): requests in absolute-form --- */
 
 static void forward_reply(struct conn *c, mtls_err_t r, const char *detail)
@@ -1061,15 +1074,7 @@ static void forward_serve(struct conn *c, uint8_t *buf, size_t len,
 			if (read_more(c, buf, RELAY_BUF, &len, deadline) != 0)
 				return;
 		if (pr == PROXY_ERROR) {
-			char out[1024];
-
-			send_all(c->app_fd, out,
-				 http_reply(h.status, "bad_request", h.error,
-					    out, sizeof(out)));
-			linger_close(c->app_fd);
-			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
-				 c->id, c->t->cfg->name, h.error);
-			count_failure(MTLS_ERR_BAD_REQUEST);
+			http_bad_request(c, h.status, h.error);
 			return;
 		}
 		if (route_to(c, h.host, h.port, forward_reply, &rt) != 0)
@@ -1156,16 +1161,8 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
 				goto quiet;
 		if (pr == PROXY_ERROR) {
-			char out[1024];
-
-			send_all(c->app_fd, out,
-				 http_reply(req.http_status, "bad_request",
-					    req.error, out, sizeof(out)));
-			linger_close(c->app_fd);
-			r = MTLS_ERR_BAD_REQUEST;
-			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
-				 c->id, c->t->cfg->name, req.error);
-			goto counted;
+			http_bad_request(c, req.http_status, req.error);
+			return;
 		}
 		off = req.consumed;
 	}
