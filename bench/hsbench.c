@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: hsbench unix|tcp|tls TARGET CONC SECONDS\n");
 		return 2;
 	}
+	/* A connection the server closes early is an error to count, not a
+	 * SIGPIPE that ends the run without its line. */
+	signal(SIGPIPE, SIG_IGN);
 	mode = argv[1];
 	target = argv[2];
 	conc = atoi(argv[3]);
