@@ -158,6 +158,19 @@ mtls_err_t p11_token_unlock(struct p11_token *t, const struct mtls_secret *pin,
 			    struct mtls_error *err);
 /* Logs out, closes the sessions and forgets a PIN given by unlock. */
 void p11_token_lock(struct p11_token *t);
+/* For a PIN only a person gives (pinentry, as a smartcard user expects):
+ * when the token is seen gone (pulled out, another card in its slot, a
+ * reset that lost the login, its module re-initialised), the PIN given
+ * with p11_token_unlock is forgotten and fn(ctx) called, with the token's
+ * lock held (fn must not call into pkcs11/). The token then waits for a
+ * person again. */
+void p11_token_forget_pin_on_removal(struct p11_token *t,
+				     void (*fn)(void *ctx), void *ctx);
+/* Asks the module now whether the token is in its slot (the same token:
+ * serial and label), or looks for it when it was gone: for watching a
+ * token nobody is using. 1 if present; *removals counts the times it was
+ * seen gone since p11_token_open, by this call or by any failing one. */
+int p11_token_probe(struct p11_token *t, unsigned long *removals);
 
 /* Every CK_RV failure seen, counted by name (for metrics). fn is called for
  * each non-zero count. */

@@ -84,6 +84,12 @@ struct p11_token {
 	unsigned n_open;
 	unsigned max_sessions;
 	struct mtls_secret *unlocked_pin; /* from p11_token_unlock, or NULL */
+	/* p11_token_forget_pin_on_removal: a PIN a person gave is dropped,
+	 * and on_removal(removal_ctx) told, when the token is seen gone. */
+	int forget_on_removal;
+	void (*on_removal)(void *ctx);
+	void *removal_ctx;
+	unsigned long removals; /* times seen gone while present */
 	/* mech.c's; zeroed by p11_token_open's calloc, nothing to free */
 	struct p11_mech_cache mech;
 	unsigned long mod_epoch; /* m->epoch the pool's sessions belong to */

@@ -168,6 +168,25 @@ static void token_reset(struct p11_token *t)
 	pthread_cond_broadcast(&t->idle_cv);
 }
 
+/* The token was seen gone (removed, reset, its module re-initialised):
+ * the pool goes, and a PIN a person gave for it goes too where asked for,
+ * so that a token inserted again waits for that person; lock held. */
+static void token_lost(struct p11_token *t)
+{
+	int was_present = t->present;
+
+	token_reset(t);
+	if (!was_present)
+		return;
+	t->removals++;
+	if (!t->forget_on_removal)
+		return;
+	mtls_secret_free(t->unlocked_pin);
+	t->unlocked_pin = NULL;
+	if (t->on_removal != NULL)
+		t->on_removal(t->removal_ctx);
+}
+
 static _Atomic(p11_pin_observer) pin_observer;
 
 void p11_set_pin_observer(p11_pin_observer fn)
@@ -446,7 +465,7 @@ again:
 	epoch = p11_module_epoch(t->m); /* fixed while entered */
 	pthread_mutex_lock(&t->lock);
 	if (t->mod_epoch != epoch)
-		token_reset(t); /* the module was re-initialised since */
+		token_lost(t); /* the module was re-initialised since */
 	for (;;) {
 		if (t->so_busy)
 			goto wait;
@@ -483,7 +502,7 @@ wait:
 	if (rv != CKR_OK) {
 		p11_module_note(t->m, rv);
 		if (p11_rv_token_lost(rv))
-			token_reset(t);
+			token_lost(t);
 		r = p11_rv_error(err, rv, "C_OpenSession", t->uri);
 		goto out;
 	}
@@ -564,7 +583,7 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 	p11_module_enter(t->m);
 	pthread_mutex_lock(&t->lock);
 	if (t->mod_epoch != p11_module_epoch(t->m))
-		token_reset(t);
+		token_lost(t);
 	/* One SO operation at a time, and no user operation under way: the
 	 * logout below would pull the login out from under it. */
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -591,7 +610,7 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 					     NULL, NULL, &ps.h);
 		if (rv != CKR_OK) {
 			if (p11_rv_token_lost(rv))
-				token_reset(t);
+				token_lost(t);
 			r = p11_rv_error(err, rv, "C_OpenSession", t->uri);
 		} else {
 			t->n_open++;
@@ -648,7 +667,7 @@ int p11_token_listed(struct p11_token *t)
 		epoch = p11_module_epoch(t->m);
 		pthread_mutex_lock(&t->lock);
 		if (t->mod_epoch != epoch)
-			token_reset(t);
+			token_lost(t);
 		listed = t->present || token_locate(t, &ignored) == MTLS_OK;
 		pthread_mutex_unlock(&t->lock);
 		p11_module_leave(t->m);
@@ -657,6 +676,59 @@ int p11_token_listed(struct p11_token *t)
 		if (listed || tried ||
 		    p11_module_reinit(t->m, epoch, t->uri, &ignored) != 1)
 			return listed;
+	}
+}
+
+void p11_token_forget_pin_on_removal(struct p11_token *t,
+				     void (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&t->lock);
+	t->forget_on_removal = 1;
+	t->on_removal = fn;
+	t->removal_ctx = ctx;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Whether the slot still holds the token last found there: the same
+ * serial and label (another card in the reader is not ours); lock held. */
+static int token_still_there(struct p11_token *t)
+{
+	CK_TOKEN_INFO info;
+	CK_RV rv;
+
+	rv = t->m->fn->C_GetTokenInfo(t->slot, &info);
+	if (rv != CKR_OK) {
+		p11_module_note(t->m, rv);
+		return 0;
+	}
+	return memcmp(info.serialNumber, t->info.serialNumber,
+		      sizeof(info.serialNumber)) == 0 &&
+	       memcmp(info.label, t->info.label, sizeof(info.label)) == 0;
+}
+
+int p11_token_probe(struct p11_token *t, unsigned long *removals)
+{
+	struct mtls_error ignored;
+	unsigned long epoch;
+	int present;
+
+	for (int tried = 0;; tried = 1) {
+		p11_module_enter(t->m);
+		epoch = p11_module_epoch(t->m);
+		pthread_mutex_lock(&t->lock);
+		if (t->mod_epoch != epoch)
+			token_lost(t);
+		if (t->present && !token_still_there(t))
+			token_lost(t);
+		if (!t->present)
+			(void)token_locate(t, &ignored);
+		present = t->present;
+		*removals = t->removals;
+		pthread_mutex_unlock(&t->lock);
+		p11_module_leave(t->m);
+		if (present || tried ||
+		    p11_module_reinit(t->m, epoch, t->uri, &ignored) != 1)
+			return present;
 	}
 }
 
@@ -685,7 +757,7 @@ static void p11_session_put_locked(struct p11_token *t, struct p11_session *s,
 	} else if (p11_rv_token_lost(rv)) {
 		(void)t->m->fn->C_CloseSession(s->h);
 		t->n_open--;
-		token_reset(t);
+		token_lost(t);
 	} else if (rv == CKR_OK && t->n_idle < P11_POOL_MAX) {
 		t->idle[t->n_idle++] = s->h;
 	} else {
@@ -714,7 +786,7 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 	p11_module_enter(t->m); /* the flags are read from the token */
 	pthread_mutex_lock(&t->lock);
 	if (t->mod_epoch != p11_module_epoch(t->m))
-		token_reset(t);
+		token_lost(t);
 	st->present = t->present;
 	st->logged_in = t->logged_in;
 	st->slot_id = t->slot;

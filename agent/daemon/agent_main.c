@@ -26,6 +26,7 @@
 #include "refuser.h"
 #include "control.h"
 #include "pinentry_job.h"
+#include "token_watch.h"
 #include "current.h"
 #include "revocation.h"
 #include "listener.h"
@@ -501,8 +502,9 @@ int main(int argc, char **argv)
 	 * does not move them. */
 	if (scheduler_start(rt, reload_fd) != 0 ||
 	    control_start(&rt->cfg->agent, reload_fd) != 0 ||
-	    metrics_start(&rt->cfg->agent) != 0) {
-		log_err("event=start_failed error=\"scheduler, control or metrics\"");
+	    metrics_start(&rt->cfg->agent) != 0 || token_watch_start() != 0) {
+		log_err("event=start_failed error=\"scheduler, control, metrics "
+			"or token watch\"");
 		goto out;
 	}
 	log_notice("event=ready version=%s tunnels=%u", MTLS_VERSION,
@@ -563,6 +565,7 @@ int main(int argc, char **argv)
 	control_stop();
 	metrics_stop();
 	scheduler_stop();
+	token_watch_stop();
 	current_set(NULL);
 	if (drain(rt, stop_fd) != 0) {
 		/* A connection thread still runs (it would be a bug: every

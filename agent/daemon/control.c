@@ -66,6 +66,15 @@ static json_object *ok_reply(void)
 	return o;
 }
 
+/* Whether only a person gives this token's PIN (it is never read from a
+ * file): mtlsctl unlock or pinentry. */
+static int person_pin(const struct cfg_token *ct)
+{
+	return ct->pin_source != NULL &&
+	       (strcmp(ct->pin_source, "unlock") == 0 ||
+		strcmp(ct->pin_source, "pinentry") == 0);
+}
+
 static json_object *status(struct runtime *rt)
 {
 	json_object *o = ok_reply(), *a, *h, *f;
@@ -82,7 +91,12 @@ static json_object *status(struct runtime *rt)
 		json_object_object_add(t, "name", json_object_new_string(rt->cfg->tokens[i].name));
 		json_object_object_add(t, "present", json_object_new_boolean(ts.present));
 		json_object_object_add(t, "logged_in", json_object_new_boolean(ts.logged_in));
-		json_object_object_add(t, "locked", json_object_new_boolean(rt->locked[i]));
+		/* Locked: its identities wait for a PIN (rt->locked, at load),
+		 * or its PIN, which only a person gives, was taken away since
+		 * (mtlsctl lock, the token pulled out). */
+		json_object_object_add(t, "locked", json_object_new_boolean(
+			rt->locked[i] || (person_pin(&rt->cfg->tokens[i]) &&
+					  !pins_has(rt->cfg->tokens[i].name))));
 		json_object_object_add(t, "pin_refused", json_object_new_boolean(ts.pin_refused));
 		/* The token's retry counter flags, read from it now. */
 		json_object_object_add(t, "pin_count_low", json_object_new_boolean(ts.pin_count_low));

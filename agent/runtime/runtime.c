@@ -250,6 +250,15 @@ static mtls_err_t runtime_build(struct config *cfg,
 		else if (r != MTLS_OK)
 			mtls_error_where(err, "%s:%d: [token %s]", cfg->path,
 					 ct->line, ct->name);
+		if (r == MTLS_OK && ct->pin_source != NULL &&
+		    strcmp(ct->pin_source, "pinentry") == 0)
+			/* As with a smartcard in gpg-agent: a card pulled out
+			 * takes its PIN with it, here and in pins.c (which a
+			 * reload would hand back), before anyone could plug
+			 * the card in again. */
+			p11_token_forget_pin_on_removal(rt->tokens[i],
+							pins_forget_cb,
+							cfg->tokens[i].name);
 		if (r == MTLS_OK)
 			r = p11_token_set_so_source(rt->tokens[i],
 						    ct->so_pin_source, err);

@@ -67,3 +67,18 @@ void pins_forget(const char *token)
 	}
 	pthread_mutex_unlock(&lock);
 }
+
+void pins_forget_cb(void *token)
+{
+	pins_forget(token);
+}
+
+int pins_has(const char *token)
+{
+	int i;
+
+	pthread_mutex_lock(&lock);
+	i = slot(token);
+	pthread_mutex_unlock(&lock);
+	return i >= 0;
+}

@@ -8,6 +8,10 @@
 #  - a wrong PIN (mtlsctl unlock --pinentry) is reported and not asked
 #    again by itself; the next mtlsctl unlock --pinentry says it was
 #    refused, and the right PIN unlocks;
+#  - the token pulled out takes its PIN with it: inserted again, the
+#    agent asks through pinentry by itself; until the PIN is typed no
+#    handshake works, not even after a reload (which would hand back a
+#    PIN the agent kept), and status says the token is locked;
 #  - uid 65534 cannot start a dialogue through the control socket.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
@@ -15,6 +19,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/pki.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/agent.sh"
+. "$(dirname "$0")/../lib/fault.sh"
 
 PINENTRY=/usr/bin/pinentry-curses
 for tool in tmux "$PINENTRY" setpriv nginx socat; do
@@ -32,6 +37,9 @@ agent_conf_token "$conf" ptoken "$T/pin"
 agent_conf_identity "$conf" dev "$T/ca/ca.pem"
 identity_provision "$conf" dev ec-p256 "$T/ca" "CN=pinentry-device"
 sed -i "s#^\[agent\]\$#[agent]\ncontrol = $T/control.sock#" "$conf"
+# The token through the fault module, which can pull it out (step 5).
+fault_init "$SOFTHSM_MODULE"
+sed -i "s#^module = .*#module = $FAULT_MODULE#" "$conf"
 # From here on the PIN comes only from a person, through pinentry.
 sed -i "s#^pin_source = .*#pin_source = pinentry\npinentry_program = $PINENTRY#" "$conf"
 rm -f "$T/pin"
@@ -78,6 +86,8 @@ screen_wait "(the token was locked with mtlsctl lock)"
 "${TM[@]}" send-keys Enter
 agent_log_wait 'event=pinentry_ended token=soft reason=pin_missing' 60
 web_ok && t_fail "a handshake succeeded after lock and a cancelled pinentry"
+"$MTLSCTL" -c "$conf" status >"$T/status.out"
+grep -q 'LOCKED' "$T/status.out" || t_fail "status does not show the token locked after mtlsctl lock"
 t_pass "cancel leaves the token locked (pin_missing)"
 
 # 3. A wrong PIN: reported, not asked again by itself.
@@ -101,6 +111,32 @@ screen_wait "The PIN was refused"
 agent_log_wait 'event=token_unlocked token=soft by=pinentry' 60
 t_until 60 web_ok || t_fail "no handshake after the second pinentry"
 t_pass "wrong PIN reported, asked again only by mtlsctl unlock"
+
+# 5. Pulled out and inserted again: the PIN went with the token.
+agent_log_mark
+fault removed
+agent_log_wait 'event=token_removed token=soft' 60
+web_ok && t_fail "a handshake succeeded with the token out"
+"$MTLSCTL" -c "$conf" status >"$T/status.out"
+grep -q 'LOCKED' "$T/status.out" || t_fail "status does not say the token is locked: $(cat "$T/status.out")"
+fault
+agent_log_wait 'event=token_inserted token=soft' 60
+agent_log_wait 'event=pinentry_asked token=soft why="the token was inserted again"' 60
+screen_wait "(the token was inserted again)"
+for _ in 1 2; do
+	web_ok && t_fail "the token inserted again signed with the PIN given before it was pulled out"
+done
+# A reload builds the token anew: the PIN the agent kept for reloads went
+# with the token too.
+agent_log_mark
+kill -HUP "$AGENT_PID"
+agent_log_wait 'event=reload result=ok' 60
+web_ok && t_fail "after a reload the token signed with the PIN given before it was pulled out"
+"${TM[@]}" send-keys -l 'pPIN-2718zz'
+"${TM[@]}" send-keys Enter
+agent_log_wait 'event=token_unlocked token=soft by=pinentry' 60
+t_until 60 web_ok || t_fail "no handshake after the PIN was typed for the token inserted again"
+t_pass "token pulled out and inserted again: asked again, nothing signed before"
 
 # 4. Another uid cannot open a pinentry, on its tty or ours.
 n=$(asked)
