@@ -9,7 +9,7 @@ PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang libclang-rt-14-dev git valgrind
 	libwolfssl-dev libp11-kit-dev libinih-dev libsystemd-dev libjson-c-dev
-	libcmocka-dev
+	libcmocka-dev libssl-dev
 	# tokens and their tools
 	p11-kit softhsm2 opensc
 	# peers and tools for the demo and the tests (procps: ps, pkill)

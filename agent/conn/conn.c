@@ -687,7 +687,7 @@ fail:
 		reply(c, r, msg);
 out:
 	if (ssl != NULL)
-		wolfSSL_free(ssl);
+		tls_free(ssl, &tc);
 }
 
 /* A program that runs its own TLS through the agent (an https:// URL

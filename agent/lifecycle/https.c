@@ -214,7 +214,7 @@ out:
 		*raw = NULL;
 	}
 	if (ssl != NULL)
-		wolfSSL_free(ssl);
+		tls_free(ssl, &tc);
 	if (fd >= 0)
 		close(fd);
 	wolfSSL_CTX_free(ctx);

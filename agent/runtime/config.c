@@ -379,6 +379,14 @@ static int agent_key(struct parse_state *st, const char *k, const char *v)
 			a->resume = 0;
 		else
 			return fail(st, "resume: yes or no");
+	} else if (strcmp(k, "bulk_crypto") == 0) {
+		if (strcmp(v, "openssl") == 0)
+			a->bulk_crypto_openssl = 1;
+		else if (strcmp(v, "wolfssl") == 0)
+			a->bulk_crypto_openssl = 0;
+		else
+			return fail(st, "bulk_crypto: openssl (AES-GCM in "
+				    "libcrypto's vector code) or wolfssl");
 	} else if (strcmp(k, "max_handshakes") == 0) {
 		if (parse_uint(v, 4096, &n) != 0 || n == 0)
 			return fail(st, "max_handshakes: 1..4096");
@@ -1251,6 +1259,7 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 	c->agent.max_connections_per_uid = 256;
 	c->agent.max_handshakes = 8;
 	c->agent.resume = 1;
+	c->agent.bulk_crypto_openssl = 1;
 	c->agent.handshake_timeout_ms = 15000;
 	c->agent.request_timeout_ms = 5000;
 	c->agent.connect_timeout_ms = 10000;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aead_offload.h"
 #include "mtls_log.h"
 #include "pins.h"
 #include "renew_state.h"
@@ -194,6 +195,10 @@ static mtls_err_t runtime_build(struct config *cfg,
 	}
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
+	/* Process-wide, read by every context and connection made from here
+	 * on; put back if this configuration is not taken. */
+	rt->bulk_prev = aead_offload_wanted();
+	aead_offload_enable(cfg->agent.bulk_crypto_openssl);
 	pthread_mutex_init(&rt->routes_lock, NULL);
 	rt->routes = calloc(CFG_MAX_IDENTITIES * POLICY_MAX_PROFILES,
 			    sizeof(*rt->routes));
@@ -392,6 +397,7 @@ static mtls_err_t runtime_build(struct config *cfg,
 	*out = rt;
 	return MTLS_OK;
 fail:
+	aead_offload_enable(rt->bulk_prev);
 	runtime_free(rt);
 	return r;
 }

@@ -45,6 +45,7 @@ struct tunnel {
 struct runtime {
 	atomic_int refs;
 	struct config *cfg;
+	int bulk_prev; /* aead_offload's switch before this runtime was built */
 	struct p11_module *modules[CFG_MAX_TOKENS];
 	struct p11_token *tokens[CFG_MAX_TOKENS];
 	/* Waiting for a PIN: pin_source = unlock and none given yet, or the

@@ -7,6 +7,7 @@
 #include "identity.h"
 #include "mtls_err.h"
 #include "policy.h"
+#include "tls_io.h"
 
 typedef struct WOLFSSL_CTX WOLFSSL_CTX;
 typedef struct WOLFSSL WOLFSSL;
@@ -24,6 +25,7 @@ struct tls_conn {
 	int server_ip;
 	unsigned long sign_count;
 	double sign_seconds;
+	struct tls_io io; /* how tls_new's connection reads its socket */
 };
 
 mtls_err_t tls_global_init(struct mtls_error *err);
@@ -65,6 +67,8 @@ mtls_err_t tls_ctx_tag(WOLFSSL_CTX *ctx, struct mtls_error *err);
 mtls_err_t tls_new(WOLFSSL_CTX *ctx, struct tls_conn *tc, int fd,
 		   const char *name, const char *alpn, WOLFSSL **out,
 		   struct mtls_error *err);
+/* Frees what tls_new made (ssl, and tc's read buffer). */
+void tls_free(WOLFSSL *ssl, struct tls_conn *tc);
 
 /* Maps a failed wolfSSL_connect/read (ret, with ssl's error state) to a
  * reason: unknown CA, name mismatch, expired, our certificate refused,
