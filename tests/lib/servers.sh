@@ -42,7 +42,7 @@ nginx_start() {
 	worker_processes 1;
 	pid $dir/nginx.pid;
 	error_log $dir/error.log;
-	worker_rlimit_nofile 8192;
+	worker_rlimit_nofile ${NGINX_RLIMIT_NOFILE:-8192};
 	events { worker_connections ${NGINX_WORKER_CONNECTIONS:-1024}; }
 	http {
 	    access_log off;
