@@ -656,29 +656,6 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 	return r;
 }
 
-int p11_token_listed(struct p11_token *t)
-{
-	struct mtls_error ignored;
-	unsigned long epoch;
-	int listed;
-
-	for (int tried = 0;; tried = 1) {
-		p11_module_enter(t->m);
-		epoch = p11_module_epoch(t->m);
-		pthread_mutex_lock(&t->lock);
-		if (t->mod_epoch != epoch)
-			token_lost(t);
-		listed = t->present || token_locate(t, &ignored) == MTLS_OK;
-		pthread_mutex_unlock(&t->lock);
-		p11_module_leave(t->m);
-		/* A broken module lists nothing until it is re-initialised
-		 * (module.c): ask again after that, once. */
-		if (listed || tried ||
-		    p11_module_reinit(t->m, epoch, t->uri, &ignored) != 1)
-			return listed;
-	}
-}
-
 void p11_token_forget_pin_on_removal(struct p11_token *t,
 				     void (*fn)(void *ctx), void *ctx)
 {
@@ -706,7 +683,12 @@ static int token_still_there(struct p11_token *t)
 	       memcmp(info.label, t->info.label, sizeof(info.label)) == 0;
 }
 
-int p11_token_probe(struct p11_token *t, unsigned long *removals)
+/* Whether the token is there, looking it up when it was not; ask_slot:
+ * also ask the slot of a token believed present (a probe of an idle one).
+ * A broken module lists nothing until it is re-initialised (module.c):
+ * ask again after that, once. */
+static int token_look(struct p11_token *t, int ask_slot,
+		      unsigned long *removals)
 {
 	struct mtls_error ignored;
 	unsigned long epoch;
@@ -718,18 +700,29 @@ int p11_token_probe(struct p11_token *t, unsigned long *removals)
 		pthread_mutex_lock(&t->lock);
 		if (t->mod_epoch != epoch)
 			token_lost(t);
-		if (t->present && !token_still_there(t))
+		if (ask_slot && t->present && !token_still_there(t))
 			token_lost(t);
 		if (!t->present)
 			(void)token_locate(t, &ignored);
 		present = t->present;
-		*removals = t->removals;
+		if (removals != NULL)
+			*removals = t->removals;
 		pthread_mutex_unlock(&t->lock);
 		p11_module_leave(t->m);
 		if (present || tried ||
 		    p11_module_reinit(t->m, epoch, t->uri, &ignored) != 1)
 			return present;
 	}
+}
+
+int p11_token_listed(struct p11_token *t)
+{
+	return token_look(t, 0, NULL);
+}
+
+int p11_token_probe(struct p11_token *t, unsigned long *removals)
+{
+	return token_look(t, 1, removals);
 }
 
 void p11_session_put(struct p11_token *t, struct p11_session *s, CK_RV rv)

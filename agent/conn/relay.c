@@ -144,6 +144,11 @@ static int read_server(WOLFSSL *ssl, struct tls_conn *tc, struct dir *down,
 			break;
 		}
 		e = wolfSSL_get_error(ssl, n);
+		/* The records before an end or an error reach the app first:
+		 * wolfSSL keeps that state and says it again next time. */
+		if (down->len > 0 && e != WOLFSSL_ERROR_WANT_READ &&
+		    e != WOLFSSL_ERROR_WANT_WRITE)
+			break;
 		if (e == WOLFSSL_ERROR_WANT_READ) {
 			*want_read = 1;
 		} else if (e == WOLFSSL_ERROR_WANT_WRITE) {
