@@ -450,11 +450,8 @@ int main(int argc, char **argv)
 		 * one try left, or is locked) fails the check; one configured
 		 * to wait for mtlsctl unlock does not. */
 		for (unsigned i = 0; i < rt->cfg->n_tokens; i++) {
-			const char *src = rt->cfg->tokens[i].pin_source;
-
 			if (rt->locked[i] &&
-			    !(src != NULL && (strcmp(src, "unlock") == 0 ||
-					      strcmp(src, "pinentry") == 0))) {
+			    !cfg_token_person_pin(&rt->cfg->tokens[i])) {
 				log_err("event=check_failed token=%s reason=%s",
 					rt->cfg->tokens[i].name,
 					mtls_err_name(rt->lock_reason[i]));

@@ -66,15 +66,6 @@ static json_object *ok_reply(void)
 	return o;
 }
 
-/* Whether only a person gives this token's PIN (it is never read from a
- * file): mtlsctl unlock or pinentry. */
-static int person_pin(const struct cfg_token *ct)
-{
-	return ct->pin_source != NULL &&
-	       (strcmp(ct->pin_source, "unlock") == 0 ||
-		strcmp(ct->pin_source, "pinentry") == 0);
-}
-
 static json_object *status(struct runtime *rt)
 {
 	json_object *o = ok_reply(), *a, *h, *f;
@@ -95,7 +86,7 @@ static json_object *status(struct runtime *rt)
 		 * or its PIN, which only a person gives, was taken away since
 		 * (mtlsctl lock, the token pulled out). */
 		json_object_object_add(t, "locked", json_object_new_boolean(
-			rt->locked[i] || (person_pin(&rt->cfg->tokens[i]) &&
+			rt->locked[i] || (cfg_token_person_pin(&rt->cfg->tokens[i]) &&
 					  !pins_has(rt->cfg->tokens[i].name))));
 		json_object_object_add(t, "pin_refused", json_object_new_boolean(ts.pin_refused));
 		/* The token's retry counter flags, read from it now. */

@@ -51,9 +51,7 @@ void pinentry_job_init(void)
 
 int pinentry_job_token(const struct runtime *rt, unsigned i)
 {
-	const char *src = rt->cfg->tokens[i].pin_source;
-
-	return src != NULL && strcmp(src, "pinentry") == 0;
+	return cfg_token_pinentry(&rt->cfg->tokens[i]);
 }
 
 /* A tty named by a caller: a character device that is a terminal and

@@ -1045,6 +1045,17 @@ static int handler(void *user, const char *section, const char *key,
 	}
 }
 
+int cfg_token_pinentry(const struct cfg_token *t)
+{
+	return t->pin_source != NULL && strcmp(t->pin_source, "pinentry") == 0;
+}
+
+int cfg_token_person_pin(const struct cfg_token *t)
+{
+	return cfg_token_pinentry(t) ||
+	       (t->pin_source != NULL && strcmp(t->pin_source, "unlock") == 0);
+}
+
 int config_find_identity(const struct config *c, const char *name)
 {
 	for (unsigned i = 0; i < c->n_identities; i++)

@@ -164,6 +164,10 @@ mtls_err_t config_parse(const char *name, const char *text, size_t len,
 void config_free(struct config *c);
 
 int config_find_identity(const struct config *c, const char *name);
+/* pin_source = pinentry; and whether only a person gives the token's PIN
+ * (unlock or pinentry: never read from a file or the environment). */
+int cfg_token_pinentry(const struct cfg_token *t);
+int cfg_token_person_pin(const struct cfg_token *t);
 
 /* "1.5s", "300ms", "10m", "2h", plain seconds. */
 int config_parse_duration_ms(const char *s, unsigned *out);

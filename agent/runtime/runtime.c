@@ -240,11 +240,8 @@ static mtls_err_t runtime_build(struct config *cfg,
 		/* pinentry: to pkcs11/ a PIN handed over at run time, as
 		 * with unlock (the daemon asks the person and unlocks). */
 		r = p11_token_open(rt->modules[i], ct->uri,
-				   ct->pin_source != NULL &&
-						   strcmp(ct->pin_source,
-							  "pinentry") == 0 ?
-					   "unlock" :
-					   ct->pin_source,
+				   cfg_token_pinentry(ct) ? "unlock" :
+							    ct->pin_source,
 				   ct->max_sessions, &rt->tokens[i], err);
 		if (r == MTLS_ERR_TOKEN_ABSENT)
 			mtls_error_where(err, "%s:%d: [token %s] uri (is the "
@@ -255,8 +252,7 @@ static mtls_err_t runtime_build(struct config *cfg,
 		else if (r != MTLS_OK)
 			mtls_error_where(err, "%s:%d: [token %s]", cfg->path,
 					 ct->line, ct->name);
-		if (r == MTLS_OK && ct->pin_source != NULL &&
-		    strcmp(ct->pin_source, "pinentry") == 0)
+		if (r == MTLS_OK && cfg_token_pinentry(ct))
 			/* As with a smartcard in gpg-agent: a card pulled out
 			 * takes its PIN with it, here and in pins.c (which a
 			 * reload would hand back), before anyone could plug
@@ -278,9 +274,7 @@ static mtls_err_t runtime_build(struct config *cfg,
 				r = p11_token_login(rt->tokens[i], err);
 			mtls_secret_free(pin);
 		}
-		if (r == MTLS_ERR_PIN_MISSING && ct->pin_source != NULL &&
-		    (strcmp(ct->pin_source, "unlock") == 0 ||
-		     strcmp(ct->pin_source, "pinentry") == 0)) {
+		if (r == MTLS_ERR_PIN_MISSING && cfg_token_person_pin(ct)) {
 			/* Waits for mtlsctl unlock; its identities are not
 			 * loaded until then. */
 			log_notice("event=token_locked token=%s hint=\"mtlsctl "
