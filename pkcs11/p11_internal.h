@@ -169,6 +169,9 @@ mtls_err_t p11_context_login(struct p11_token *t, CK_SESSION_HANDLE s,
 			     struct mtls_error *err);
 /* True when the token is listed in a slot now (asks the module). */
 int p11_token_listed(struct p11_token *t);
+/* A CK_TOKEN_INFO text field (blank-padded, not terminated) as a string
+ * of at most cap - 1 bytes. */
+void p11_info_text(char *out, size_t cap, const CK_UTF8CHAR *in, size_t n);
 
 /* Where a PIN came from: a person (mtlsctl unlock), or which version of
  * which file (empty file: neither, e.g. env: or the URI). */

@@ -73,11 +73,14 @@ mtls_err_t p11_rv_error(struct mtls_error *err, CK_RV rv, const char *what,
 			      uri);
 }
 
-static void token_info_fixed(const CK_UTF8CHAR *in, size_t n, char *out)
+void p11_info_text(char *out, size_t cap, const CK_UTF8CHAR *in, size_t n)
 {
-	/* PKCS#11 pads these fields with spaces and does not terminate them. */
-	while (n > 0 && in[n - 1] == ' ')
+	/* PKCS#11 pads these fields with spaces and does not terminate
+	 * them (some modules pad with NULs). */
+	while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\0'))
 		n--;
+	if (n >= cap)
+		n = cap - 1;
 	memcpy(out, in, n);
 	out[n] = '\0';
 }
@@ -135,14 +138,14 @@ static mtls_err_t token_locate(struct p11_token *t, struct mtls_error *err)
 	{
 		char man[33], model[17], serial[17], label[33];
 
-		token_info_fixed(found_info.manufacturerID,
-				 sizeof(found_info.manufacturerID), man);
-		token_info_fixed(found_info.model, sizeof(found_info.model),
-				 model);
-		token_info_fixed(found_info.serialNumber,
-				 sizeof(found_info.serialNumber), serial);
-		token_info_fixed(found_info.label, sizeof(found_info.label),
-				 label);
+		p11_info_text(man, sizeof(man), found_info.manufacturerID,
+			      sizeof(found_info.manufacturerID));
+		p11_info_text(model, sizeof(model), found_info.model,
+			      sizeof(found_info.model));
+		p11_info_text(serial, sizeof(serial), found_info.serialNumber,
+			      sizeof(found_info.serialNumber));
+		p11_info_text(label, sizeof(label), found_info.label,
+			      sizeof(found_info.label));
 		snprintf(t->pin_key, sizeof(t->pin_key), "%s|%s|%s|%s", man,
 			 model, serial, label);
 	}
@@ -793,15 +796,15 @@ void p11_token_status(struct p11_token *t, struct p11_token_status *st)
 	st->pin_locked = (t->info.flags & CKF_USER_PIN_LOCKED) != 0;
 	st->pin_refused = t->login_blocked;
 	if (t->present) {
-		token_info_fixed(t->info.label, sizeof(t->info.label),
-				 st->label);
-		token_info_fixed(t->info.serialNumber,
-				 sizeof(t->info.serialNumber), st->serial);
-		token_info_fixed(t->info.model, sizeof(t->info.model),
-				 st->model);
-		token_info_fixed(t->info.manufacturerID,
-				 sizeof(t->info.manufacturerID),
-				 st->manufacturer);
+		p11_info_text(st->label, sizeof(st->label), t->info.label,
+			      sizeof(t->info.label));
+		p11_info_text(st->serial, sizeof(st->serial), t->info.serialNumber,
+			      sizeof(t->info.serialNumber));
+		p11_info_text(st->model, sizeof(st->model), t->info.model,
+			      sizeof(t->info.model));
+		p11_info_text(st->manufacturer, sizeof(st->manufacturer),
+			      t->info.manufacturerID,
+			      sizeof(t->info.manufacturerID));
 	}
 	pthread_mutex_unlock(&t->lock);
 	p11_module_leave(t->m);

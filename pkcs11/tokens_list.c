@@ -6,17 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A CK_TOKEN_INFO text field: blank-padded, not terminated. */
-static void field(char *out, size_t cap, const CK_UTF8CHAR *in, size_t n)
-{
-	while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\0'))
-		n--;
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, in, n);
-	out[n] = '\0';
-}
-
 static void list_module(CK_FUNCTION_LIST *fn, const char *module,
 			struct p11_token_info *out, size_t cap, size_t *n)
 {
@@ -34,12 +23,14 @@ static void list_module(CK_FUNCTION_LIST *fn, const char *module,
 			continue;
 		memset(o, 0, sizeof(*o));
 		snprintf(o->module, sizeof(o->module), "%s", module);
-		field(o->label, sizeof(o->label), ti.label, sizeof(ti.label));
-		field(o->serial, sizeof(o->serial), ti.serialNumber,
-		      sizeof(ti.serialNumber));
-		field(o->model, sizeof(o->model), ti.model, sizeof(ti.model));
-		field(o->manufacturer, sizeof(o->manufacturer),
-		      ti.manufacturerID, sizeof(ti.manufacturerID));
+		p11_info_text(o->label, sizeof(o->label), ti.label,
+			      sizeof(ti.label));
+		p11_info_text(o->serial, sizeof(o->serial), ti.serialNumber,
+			      sizeof(ti.serialNumber));
+		p11_info_text(o->model, sizeof(o->model), ti.model,
+			      sizeof(ti.model));
+		p11_info_text(o->manufacturer, sizeof(o->manufacturer),
+			      ti.manufacturerID, sizeof(ti.manufacturerID));
 		o->login_required = (ti.flags & CKF_LOGIN_REQUIRED) != 0;
 		(*n)++;
 	}
