@@ -121,6 +121,20 @@ static int pick_token(const struct init_opts *o, struct p11_token_info *out)
 	return 1;
 }
 
+/* A URI attribute value percent-encoded where RFC 7512 wants it (all but
+ * the unreserved characters): a label with a space, a serial with a
+ * semicolon. */
+static void put_pct(FILE *f, const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "0123456789-._~", *p) != NULL)
+			fputc(*p, f);
+		else
+			fprintf(f, "%%%02X", *p);
+	}
+}
+
 static int write_config(const char *path, const struct init_opts *o,
 			const struct p11_token_info *ti)
 {
@@ -148,7 +162,8 @@ static int write_config(const char *path, const struct init_opts *o,
 			 "%s/.local/state/mtls-agent", home);
 	else
 		snprintf(statedir, sizeof(statedir), "/var/lib/mtls-agent");
-	if (safe_value("the socket path", sock) || safe_value("the state folder", statedir) ||
+	if (safe_value("the socket path", sock) ||
+	    safe_value("the state folder", statedir) ||
 	    safe_value("--token", ti->label) || safe_value("--module", ti->module) ||
 	    safe_value("--pin-source", o->pin_source) ||
 	    (o->server_ca && safe_value("--server-ca", o->server_ca)) ||
@@ -194,17 +209,10 @@ static int write_config(const char *path, const struct init_opts *o,
 	fprintf(f, "; %s %s, serial %s\n[token main]\nmodule = %s\n"
 		   "uri = pkcs11:token=", ti->manufacturer, ti->model, ti->serial,
 		ti->module);
-	/* The label percent-encoded where RFC 7512 wants it. */
-	for (const char *p = ti->label; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			   "0123456789-._~", c) && c != '\0')
-			fputc(c, f);
-		else
-			fprintf(f, "%%%02X", c);
-	}
-	fprintf(f, ";serial=%s\npin_source = %s\n\n", ti->serial, o->pin_source);
+	put_pct(f, ti->label);
+	fputs(";serial=", f);
+	put_pct(f, ti->serial);
+	fprintf(f, "\npin_source = %s\n\n", o->pin_source);
 	fprintf(f, "[identity %s]\ntoken = main\n"
 		   "key = pkcs11:object=%s-key;type=private\n"
 		   "cert = pkcs11:object=%s-cert;type=cert\n",
