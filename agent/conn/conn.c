@@ -26,6 +26,7 @@
 #include "proxy_proto.h"
 #include "refuser.h"
 #include "relay.h"
+#include "relay_loop.h"
 #include "revocation.h"
 #include "session_cache.h"
 #include "stats.h"
@@ -598,98 +599,6 @@ static mtls_err_t check_revocation(struct conn *c, const struct route *rt,
 	return r;
 }
 
-/* Connects, handshakes, relays. reply() tells the program (proxy) that the
- * connection is up or why not; early holds bytes the program sent before
- * the reply. */
-static void serve(struct conn *c, const struct route *rt,
-		  void (*reply)(struct conn *, mtls_err_t, const char *),
-		  const uint8_t *early, size_t early_len,
-		  struct relay_filter *filter, struct relay_result *out_rr,
-		  uint64_t t0)
-{
-	const char *tname = c->t->cfg->name;
-	struct tls_conn tc = { .id = rt->id, .profile = rt->profile };
-	struct relay_result rr = { 0 };
-	struct mtls_error err = { 0 };
-	char msg[512];
-	WOLFSSL *ssl = NULL;
-	mtls_err_t r;
-
-	r = connect_server(c, &rt->to, rt->host, rt->port, &err);
-	if (r == MTLS_OK)
-		r = hs_pool_run(c, rt, &tc, &ssl, &err);
-	/* After every handshake, full or resumed, and in this connection's
-	 * own thread: a slow responder holds no handshake worker and delays
-	 * only the connections waiting for its answer. */
-	if (r == MTLS_OK)
-		r = check_revocation(c, rt, ssl, &tc, &err);
-	if (r != MTLS_OK)
-		goto fail;
-	/* Handshake state (hashes, key shares, the peer's chain) is not needed
-	 * to relay: drop it now rather than at close. */
-	wolfSSL_FreeHandshakeResources(ssl);
-	atomic_fetch_add(&g_stats.handshakes_ok, 1);
-	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
-		     (double)(mtls_now_ms() - t0) / 1000.0);
-	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
-		 "identity=%s profile=%s version=%s cipher=%s resumed=%d "
-		 "token_signs=%lu sign_ms=%.1f handshake_ms=%lu%s",
-		 c->id, tname, rt->host, rt->port, rt->id->name,
-		 rt->profile ? rt->profile->name : "-",
-		 wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
-		 wolfSSL_session_reused(ssl), tc.sign_count, tc.sign_seconds * 1000.0,
-		 (unsigned long)(mtls_now_ms() - t0),
-		 tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
-	if (reply != NULL)
-		reply(c, MTLS_OK, NULL);
-
-	r = relay_run(ssl, &tc, c->srv_fd, c->app_fd, c->stop_fd,
-		      c->rt->cfg->agent.idle_timeout_ms, early, early_len, filter,
-		      &rr, &err);
-	/* Kept after the relay: a TLS 1.3 ticket arrives after the handshake
-	 * and is read with the first data. */
-	if (rt->session_key[0] != '\0' && rr.to_client > 0)
-		session_cache_keep(rt->session_key, ssl);
-	if (r != MTLS_OK && rr.to_client == 0) {
-		/* TLS 1.3 servers judge our certificate after our Finished:
-		 * their refusal arrives as the first record, and turns the
-		 * handshake counted as ok into a failed one. */
-		atomic_fetch_sub(&g_stats.handshakes_ok, 1);
-		count_failure(r);
-		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
-			 "reason=%s server=%s:%u detail=\"%s\"", c->id, tname,
-			 mtls_err_name(r), rt->host, rt->port,
-			 mtls_error_str(&err, msg, sizeof(msg)));
-	} else if (r != MTLS_OK) {
-		log_warn("event=relay_error conn=%lu tunnel=%s reason=%s "
-			 "detail=\"%s\"", c->id, tname, mtls_err_name(r),
-			 mtls_error_str(&err, msg, sizeof(msg)));
-	}
-	log_info("event=close conn=%lu tunnel=%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu%s%s", c->id, tname,
-		 (unsigned long long)rr.to_server,
-		 (unsigned long long)rr.to_client,
-		 (unsigned long long)(mtls_now_ms() - t0),
-		 rr.idle_timeout ? " idle_timeout=1" : "",
-		 rr.stopped ? " stopped=1" : "");
-	if (out_rr != NULL)
-		*out_rr = rr;
-	goto out;
-fail:
-	count_failure(r);
-	/* resumed=1: refused after a resumed handshake (revocation). */
-	log_warn("event=handshake conn=%lu tunnel=%s result=fail reason=%s "
-		 "server=%s:%u%s detail=\"%s\"", c->id, tname, mtls_err_name(r),
-		 rt->host, rt->port,
-		 ssl != NULL && wolfSSL_session_reused(ssl) ? " resumed=1" : "",
-		 mtls_error_str(&err, msg, sizeof(msg)));
-	if (reply != NULL)
-		reply(c, r, msg);
-out:
-	if (ssl != NULL)
-		tls_free(ssl, &tc);
-}
-
 /* A program that runs its own TLS through the agent (an https:// URL
  * through the proxy, or a TLS client pointed at a tunnel) sends a
  * ClientHello where the server expects plaintext. Caught in the first
@@ -716,7 +625,7 @@ static enum relay_verdict hello_filter(void *arg, const uint8_t *in,
 
 /* A fatal protocol_version alert: curl shows "tlsv1 alert protocol
  * version". */
-static void refuse_inner_tls(struct conn *c, const struct route *rt)
+static void refuse_inner_tls(struct conn *c, const char *host, uint16_t port)
 {
 	static const uint8_t alert[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 70 };
 
@@ -727,10 +636,194 @@ static void refuse_inner_tls(struct conn *c, const struct route *rt)
 		 "reason=tls_inside detail=\"the program sent a TLS ClientHello "
 		 "through the agent: the agent does the TLS, so the program "
 		 "must use http:// (not https://) URLs\"", c->id,
-		 c->t->cfg->name, rt->host, rt->port);
+		 c->t->cfg->name, host, port);
 }
 
-static void tunnel_serve(struct conn *c, uint64_t t0)
+/* A connection's TLS side from the handshake to the close. On the heap:
+ * wolfSSL's callbacks hold &tc, and a relay parked on the event loop
+ * outlives the thread that set it up. */
+struct served {
+	struct relay_job job; /* while parked */
+	struct conn *c;
+	struct tls_conn tc;
+	WOLFSSL *ssl;
+	WOLFSSL_CTX *ctx; /* the route's reference, given to serve */
+	struct relay_filter hf;
+	int hello; /* the hello filter is on: answer a ClientHello */
+	char host[256];
+	uint16_t port;
+	char session_key[512];
+	uint64_t t0;
+};
+
+static void conn_end(struct conn *c, int in_loop);
+
+/* After the relay: the session kept, the close logged, everything of the
+ * TLS side freed. */
+static void served_end(struct served *s, mtls_err_t r,
+		       const struct relay_result *rr, struct mtls_error *err)
+{
+	struct conn *c = s->c;
+	const char *tname = c->t->cfg->name;
+	char msg[512];
+
+	/* Kept after the relay: a TLS 1.3 ticket arrives after the handshake
+	 * and is read with the first data. */
+	if (s->session_key[0] != '\0' && rr->to_client > 0)
+		session_cache_keep(s->session_key, s->ssl);
+	if (r != MTLS_OK && rr->to_client == 0) {
+		/* TLS 1.3 servers judge our certificate after our Finished:
+		 * their refusal arrives as the first record, and turns the
+		 * handshake counted as ok into a failed one. */
+		atomic_fetch_sub(&g_stats.handshakes_ok, 1);
+		count_failure(r);
+		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
+			 "reason=%s server=%s:%u detail=\"%s\"", c->id, tname,
+			 mtls_err_name(r), s->host, s->port,
+			 mtls_error_str(err, msg, sizeof(msg)));
+	} else if (r != MTLS_OK) {
+		log_warn("event=relay_error conn=%lu tunnel=%s reason=%s "
+			 "detail=\"%s\"", c->id, tname, mtls_err_name(r),
+			 mtls_error_str(err, msg, sizeof(msg)));
+	}
+	log_info("event=close conn=%lu tunnel=%s to_server=%llu to_client=%llu "
+		 "duration_ms=%llu%s%s", c->id, tname,
+		 (unsigned long long)rr->to_server,
+		 (unsigned long long)rr->to_client,
+		 (unsigned long long)(mtls_now_ms() - s->t0),
+		 rr->idle_timeout ? " idle_timeout=1" : "",
+		 rr->stopped ? " stopped=1" : "");
+	if (rr->refused && s->hello)
+		refuse_inner_tls(c, s->host, s->port);
+	tls_free(s->ssl, &s->tc);
+	tls_ctx_free(s->ctx);
+	free(s);
+}
+
+/* The event loop's end of a parked relay. */
+static void parked_done(struct relay_job *j, mtls_err_t r,
+			struct mtls_error *err)
+{
+	struct served *s = (struct served *)((char *)j -
+					     offsetof(struct served, job));
+	struct conn *c = s->c;
+	struct relay_result rr = j->rl.res;
+
+	relay_fini(&j->rl);
+	served_end(s, r, &rr, err);
+	conn_end(c, 1);
+}
+
+/* Connects, handshakes, relays; takes rt->ctx's reference. reply() tells
+ * the program (proxy) that the connection is up or why not; early holds
+ * bytes the program sent before the reply. Without a filter of the
+ * caller's, the hello filter runs and the relay goes to the event loop:
+ * then 1 is returned, c belongs to the loop and the caller returns at
+ * once without touching it. Otherwise 0, with the relay's result in
+ * *out_rr. */
+static int serve(struct conn *c, const struct route *rt,
+		 void (*reply)(struct conn *, mtls_err_t, const char *),
+		 const uint8_t *early, size_t early_len,
+		 struct relay_filter *filter, struct relay_result *out_rr,
+		 uint64_t t0)
+{
+	const char *tname = c->t->cfg->name;
+	struct relay_result rr = { 0 };
+	struct mtls_error err = { 0 };
+	struct served *s;
+	char msg[512];
+	mtls_err_t r;
+
+	if (out_rr != NULL)
+		memset(out_rr, 0, sizeof(*out_rr));
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		r = mtls_error_set(&err, MTLS_ERR_NOMEM, NULL);
+		count_failure(r);
+		if (reply != NULL)
+			reply(c, r, "out of memory");
+		tls_ctx_free(rt->ctx);
+		return 0;
+	}
+	s->c = c;
+	s->tc.id = rt->id;
+	s->tc.profile = rt->profile;
+	s->ctx = rt->ctx;
+	snprintf(s->host, sizeof(s->host), "%s", rt->host);
+	s->port = rt->port;
+	snprintf(s->session_key, sizeof(s->session_key), "%s", rt->session_key);
+	s->t0 = t0;
+
+	r = connect_server(c, &rt->to, rt->host, rt->port, &err);
+	if (r == MTLS_OK)
+		r = hs_pool_run(c, rt, &s->tc, &s->ssl, &err);
+	/* After every handshake, full or resumed, and in this connection's
+	 * own thread: a slow responder holds no handshake worker and delays
+	 * only the connections waiting for its answer. */
+	if (r == MTLS_OK)
+		r = check_revocation(c, rt, s->ssl, &s->tc, &err);
+	if (r != MTLS_OK) {
+		count_failure(r);
+		/* resumed=1: refused after a resumed handshake (revocation). */
+		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
+			 "reason=%s server=%s:%u%s detail=\"%s\"", c->id, tname,
+			 mtls_err_name(r), rt->host, rt->port,
+			 s->ssl != NULL && wolfSSL_session_reused(s->ssl) ?
+				 " resumed=1" : "",
+			 mtls_error_str(&err, msg, sizeof(msg)));
+		if (reply != NULL)
+			reply(c, r, msg);
+		if (s->ssl != NULL)
+			tls_free(s->ssl, &s->tc);
+		tls_ctx_free(s->ctx);
+		free(s);
+		return 0;
+	}
+	/* Handshake state (hashes, key shares, the peer's chain) is not needed
+	 * to relay: drop it now rather than at close. */
+	wolfSSL_FreeHandshakeResources(s->ssl);
+	atomic_fetch_add(&g_stats.handshakes_ok, 1);
+	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
+		     (double)(mtls_now_ms() - t0) / 1000.0);
+	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
+		 "identity=%s profile=%s version=%s cipher=%s resumed=%d "
+		 "token_signs=%lu sign_ms=%.1f handshake_ms=%lu%s",
+		 c->id, tname, rt->host, rt->port, rt->id->name,
+		 rt->profile ? rt->profile->name : "-",
+		 wolfSSL_get_version(s->ssl), wolfSSL_get_cipher_name(s->ssl),
+		 wolfSSL_session_reused(s->ssl), s->tc.sign_count,
+		 s->tc.sign_seconds * 1000.0,
+		 (unsigned long)(mtls_now_ms() - t0),
+		 s->tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
+	if (reply != NULL)
+		reply(c, MTLS_OK, NULL);
+
+	if (filter == NULL) {
+		s->hello = 1;
+		s->hf.fn = hello_filter;
+		r = relay_init(&s->job.rl, s->ssl, &s->tc, c->srv_fd, c->app_fd,
+			       c->rt->cfg->agent.idle_timeout_ms, early,
+			       early_len, &s->hf, &err);
+		s->job.done = parked_done;
+		/* From here on c and s are the loop's. */
+		if (r == MTLS_OK &&
+		    (r = relay_loop_park(&s->job, c->stop_fd, &err)) == MTLS_OK)
+			return 1;
+		rr = s->job.rl.res;
+		relay_fini(&s->job.rl);
+	} else {
+		r = relay_run(s->ssl, &s->tc, c->srv_fd, c->app_fd, c->stop_fd,
+			      c->rt->cfg->agent.idle_timeout_ms, early, early_len,
+			      filter, &rr, &err);
+	}
+	if (out_rr != NULL)
+		*out_rr = rr;
+	served_end(s, r, &rr, &err);
+	return 0;
+}
+
+/* 1: the relay is parked, c is the event loop's. */
+static int tunnel_serve(struct conn *c, uint64_t t0)
 {
 	const struct cfg_tunnel *ct = c->t->cfg;
 	struct mtls_error err = { 0 };
@@ -746,7 +839,7 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
 			 "reason=%s detail=\"%s\"", c->id, ct->name,
 			 mtls_err_name(r), mtls_error_str(&err, msg, sizeof(msg)));
-		return;
+		return 0;
 	}
 	struct route rt = {
 		.ctx = ctx,
@@ -771,17 +864,9 @@ static void tunnel_serve(struct conn *c, uint64_t t0)
 			 ct->name, mtls_err_name(r), rt.host, rt.port,
 			 mtls_error_str(&err, msg, sizeof(msg)));
 		tls_ctx_free(ctx);
-		return;
+		return 0;
 	}
-	{
-		struct relay_filter hf = { .fn = hello_filter, .rest = NULL };
-		struct relay_result rr = { 0 };
-
-		serve(c, &rt, NULL, NULL, 0, &hf, &rr, t0);
-		if (rr.refused)
-			refuse_inner_tls(c, &rt);
-	}
-	tls_ctx_free(ctx);
+	return serve(c, &rt, NULL, NULL, 0, NULL, NULL, t0);
 }
 
 /* --- the agent socket: SOCKS5 or HTTP CONNECT, then the policy --- */
@@ -1084,8 +1169,7 @@ static void forward_serve(struct conn *c, uint8_t *buf, size_t len,
 					       .rest = rest };
 
 		memset(&rr, 0, sizeof(rr));
-		serve(c, &rt, forward_reply, buf, len, &filter, &rr, t0);
-		tls_ctx_free(rt.ctx);
+		(void)serve(c, &rt, forward_reply, buf, len, &filter, &rr, t0);
 		if (!rr.switched)
 			return;
 		/* The next request names another server, or does not parse:
@@ -1099,7 +1183,8 @@ static void forward_serve(struct conn *c, uint8_t *buf, size_t len,
 	}
 }
 
-static void proxy_serve(struct conn *c, uint64_t t0)
+/* 1: the relay is parked, c is the event loop's. */
+static int proxy_serve(struct conn *c, uint64_t t0)
 {
 	/* A client that connects and says nothing is dropped after this. */
 	uint64_t deadline = t0 + c->rt->cfg->agent.request_timeout_ms;
@@ -1155,44 +1240,84 @@ static void proxy_serve(struct conn *c, uint64_t t0)
 				goto quiet;
 		if (len < 8 || memcmp(buf, "CONNECT ", 8) != 0) {
 			forward_serve(c, buf, len, deadline, t0);
-			return;
+			return 0;
 		}
 		while ((pr = http_parse_connect(buf, len, &req)) == PROXY_NEED_MORE)
 			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
 				goto quiet;
 		if (pr == PROXY_ERROR) {
 			http_bad_request(c, req.http_status, req.error);
-			return;
+			return 0;
 		}
 		off = req.consumed;
 	}
 	if (route_to(c, req.host, req.port, reply, &rt) != 0)
-		return;
-	{
-		struct relay_filter hf = { .fn = hello_filter, .rest = NULL };
-		struct relay_result rr = { 0 };
-
-		serve(c, &rt, reply, buf + off, len - off, &hf, &rr, t0);
-		if (rr.refused)
-			refuse_inner_tls(c, &rt);
-	}
-	tls_ctx_free(rt.ctx);
-	return;
+		return 0;
+	return serve(c, &rt, reply, buf + off, len - off, NULL, NULL, t0);
 counted:
 	count_failure(r);
 quiet:
-	return;
+	return 0;
+}
+
+struct put_arg {
+	struct runtime *rt;
+	struct reaped *self;
+};
+
+static void *runtime_put_main(void *arg)
+{
+	struct put_arg *pa = arg;
+	struct reaped *self = pa->self;
+
+	runtime_put(pa->rt);
+	free(pa);
+	reap_finish(self);
+	return NULL;
+}
+
+/* Drops the last reference to rt on a thread of its own; 0, or -1 when
+ * no thread could start. */
+static int runtime_put_apart(struct runtime *rt)
+{
+	struct put_arg *pa = calloc(1, sizeof(*pa));
+
+	if (pa == NULL)
+		return -1;
+	pa->rt = rt;
+	if (reap_spawn(CONN_STACK, runtime_put_main, pa, &pa->self) != 0) {
+		free(pa);
+		return -1;
+	}
+	return 0;
+}
+
+/* A connection's end: its fds closed, its slots given back. In a relay
+ * loop the runtime's last reference is dropped on a thread of its own:
+ * freeing a runtime closes token sessions and modules, which may block. */
+static void conn_end(struct conn *c, int in_loop)
+{
+	if (c->srv_fd >= 0)
+		close(c->srv_fd);
+	close(c->app_fd);
+	uid_release(c->uid);
+	if (!in_loop || (runtime_put_shared(c->rt) != 0 &&
+			 runtime_put_apart(c->rt) != 0))
+		runtime_put(c->rt);
+	free(c);
+	atomic_fetch_sub(&g_stats.connections_active, 1);
 }
 
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
-	struct reaped *self;
+	struct reaped *self = c->self;
 	uint64_t t0 = mtls_now_ms();
+	int parked = 0;
 
 	if (c->t->cfg->is_proxy) {
 		log_info("event=accept conn=%lu proxy=%s", c->id, c->t->cfg->name);
-		proxy_serve(c, t0);
+		parked = proxy_serve(c, t0);
 	} else {
 		struct policy_caller pc;
 		char why[128];
@@ -1214,20 +1339,14 @@ static void *conn_main(void *arg)
 				 (long long)c->who.pid, c->who.exe,
 				 c->who.unit, why);
 		} else {
-			tunnel_serve(c, t0);
+			parked = tunnel_serve(c, t0);
 		}
 	}
-	if (c->srv_fd >= 0)
-		close(c->srv_fd);
-	close(c->app_fd);
-	uid_release(c->uid);
-	runtime_put(c->rt);
-	self = c->self;
-	free(c);
+	if (!parked)
+		conn_end(c, 0);
 	/* Building a route's TLS context (CA and CRL signatures) may have
 	 * filled this thread's FP_ECC tables. */
 	wc_ecc_fp_free();
-	atomic_fetch_sub(&g_stats.connections_active, 1);
 	reap_finish(self);
 	return NULL;
 }
@@ -1242,6 +1361,10 @@ void conn_pool_stop(void)
 	while (hp.workers > 0)
 		pthread_cond_wait(&hp.done, &hp.lock);
 	pthread_mutex_unlock(&hp.lock);
+	reap_all();
+	/* No connection thread is left to park a relay; the loops' last
+	 * relays may start a thread (the runtime's last reference). */
+	relay_loop_stop();
 	reap_all();
 	refuser_stop();
 }

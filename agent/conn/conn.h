@@ -1,7 +1,11 @@
-/* One accepted local connection: a thread that connects to the tunnel's
- * server, performs the mTLS handshake (the token signs), and relays. A
- * thread per connection keeps a slow token from holding up anyone else's
- * data; the count is bounded by [agent] max_connections. */
+/* One accepted local connection: a thread that reads the request,
+ * connects to the server and waits for the mTLS handshake (the token
+ * signs, in the handshake pool); then the established relay moves to the
+ * event loop (relay_loop.h) and the thread ends, so a slow token holds up
+ * no one else's bytes and an idle connection holds no thread. The HTTP
+ * forward proxy relays on its thread (each request may name another
+ * server, whose handshake blocks). The count is bounded by [agent]
+ * max_connections. */
 #ifndef MTLS_CONN_H
 #define MTLS_CONN_H
 

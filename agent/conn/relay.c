@@ -15,6 +15,8 @@
 #include "stats.h"
 
 #define RELAY_STOP_CHECK_MS 50
+/* Rounds between two looks at the stop signal (relay_run). */
+#define RELAY_STEP_ROUNDS 16
 
 /* Server to app: the plaintext of several records already at hand goes
  * to the app in one send (a send to a Unix socket costs its wakeup and
@@ -24,36 +26,68 @@
 #define RELAY_DOWN_BUF 65536
 #define TLS_RECORD_MAX 16384
 
-struct dir {
-	uint8_t *buf;
-	size_t cap, len, off;
-	int eof;  /* source finished */
-	int done; /* EOF passed on to the sink */
-};
-
-/* The app's bytes before the filter took them. */
-struct raw {
+/* The app's bytes before the filter took them. Allocated when the app
+ * has sent something, freed when the filter took it all. */
+struct relay_raw {
 	uint8_t buf[RELAY_BUF];
 	size_t len;
 	int eof;
 	int wait; /* the filter wants more than there is */
 };
 
+static void raw_free(struct relay *rl)
+{
+	if (rl->raw != NULL) {
+		/* Request heads carry the program's credentials
+		 * (Authorization). */
+		explicit_bzero(rl->raw, sizeof(*rl->raw));
+		free(rl->raw);
+		rl->raw = NULL;
+	}
+}
+
+/* The app's plaintext is wiped before its buffer goes back. */
+static void up_free(struct relay_dir *up)
+{
+	if (up->buf != NULL) {
+		explicit_bzero(up->buf, up->cap);
+		free(up->buf);
+		up->buf = NULL;
+	}
+}
+
+/* The buffer of d, allocated now if it has none. */
+static int dir_buf(struct relay_dir *d)
+{
+	if (d->buf == NULL)
+		d->buf = malloc(d->cap);
+	return d->buf != NULL ? 0 : -1;
+}
+
 /* Reads the app into raw and lets the filter fill up; *verdict is the
  * filter's (RELAY_SWITCH and RELAY_REFUSE leave the rest in f->rest).
- * Returns 1 on progress, 0 if nothing changed. */
-static int filter_step(struct relay_filter *f, struct raw *raw,
-		       struct dir *up, int app_fd, int *verdict)
+ * Returns 1 on progress, 0 if nothing changed, -1 out of memory. */
+static int filter_step(struct relay *rl, int *verdict)
 {
+	struct relay_filter *f = rl->filter;
+	struct relay_dir *up = &rl->up;
+	struct relay_raw *raw = rl->raw;
 	size_t used = 0, olen = 0;
 	int progress = 0;
 	ssize_t n;
 
 	*verdict = RELAY_PASS;
+	if (raw == NULL) {
+		/* Nothing held: only an app with bytes makes us hold some. */
+		if (!rl->app_readable)
+			return 0;
+		if ((raw = rl->raw = calloc(1, sizeof(*raw))) == NULL)
+			return -1;
+	}
 	if (!raw->eof && raw->len < sizeof(raw->buf) &&
-	    (raw->len == 0 || raw->wait)) {
-		n = recv(app_fd, raw->buf + raw->len, sizeof(raw->buf) - raw->len,
-			 0);
+	    (raw->len == 0 || raw->wait) && rl->app_readable) {
+		n = recv(rl->app_fd, raw->buf + raw->len,
+			 sizeof(raw->buf) - raw->len, 0);
 		if (n > 0) {
 			raw->len += (size_t)n;
 			raw->wait = 0;
@@ -62,14 +96,22 @@ static int filter_step(struct relay_filter *f, struct raw *raw,
 			raw->eof = 1;
 			raw->wait = 0;
 			progress = 1;
+		} else if (errno == EAGAIN) {
+			rl->app_readable = 0;
 		}
 	}
-	if (raw->wait || (raw->len == 0 && !raw->eof))
+	if (raw->len == 0 && !raw->eof) {
+		raw_free(rl);
+		return progress;
+	}
+	if (raw->wait)
 		return progress;
 	if (raw->len == 0) {
 		up->eof = 1;
 		return 1;
 	}
+	if (dir_buf(up) != 0)
+		return -1;
 	*verdict = f->fn(f->arg, raw->buf, raw->len, raw->eof, up->buf,
 			 up->cap, &used, &olen);
 	if (*verdict == RELAY_PASS && (used == 0 || used > raw->len ||
@@ -118,10 +160,10 @@ static int filter_step(struct relay_filter *f, struct raw *raw,
  * as many as are already at hand and fit, so that they leave in one send;
  * frees the buffer when the server has sent nothing. 1: progress, 0:
  * nothing yet (the want flags say what for), -1: *r and err say why. */
-static int read_server(WOLFSSL *ssl, struct tls_conn *tc, struct dir *down,
-		       int *want_read, int *want_write, mtls_err_t *r,
-		       struct mtls_error *err)
+static int read_server(struct relay *rl, mtls_err_t *r, struct mtls_error *err)
 {
+	struct relay_dir *down = &rl->down;
+	WOLFSSL *ssl = rl->ssl;
 	int progress = 0;
 
 	down->off = 0;
@@ -129,7 +171,7 @@ static int read_server(WOLFSSL *ssl, struct tls_conn *tc, struct dir *down,
 		size_t room;
 		int n, e;
 
-		if (down->buf == NULL && (down->buf = malloc(down->cap)) == NULL) {
+		if (dir_buf(down) != 0) {
 			*r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
 			return -1;
 		}
@@ -139,7 +181,7 @@ static int read_server(WOLFSSL *ssl, struct tls_conn *tc, struct dir *down,
 			down->len += (size_t)n;
 			progress = 1;
 			if (room - (size_t)n >= TLS_RECORD_MAX &&
-			    (wolfSSL_pending(ssl) > 0 || tc->io.len > 0))
+			    (wolfSSL_pending(ssl) > 0 || rl->tc->io.len > 0))
 				continue;
 			break;
 		}
@@ -150,15 +192,15 @@ static int read_server(WOLFSSL *ssl, struct tls_conn *tc, struct dir *down,
 		    e != WOLFSSL_ERROR_WANT_WRITE)
 			break;
 		if (e == WOLFSSL_ERROR_WANT_READ) {
-			*want_read = 1;
+			rl->tls_want_read = 1;
 		} else if (e == WOLFSSL_ERROR_WANT_WRITE) {
-			*want_write = 1;
+			rl->tls_want_write = 1;
 		} else if (e == WOLFSSL_ERROR_ZERO_RETURN ||
 			   e == SOCKET_PEER_CLOSED_E) {
 			down->eof = 1;
 			progress = 1;
 		} else {
-			*r = tls_error(ssl, tc, n, err);
+			*r = tls_error(ssl, rl->tc, n, err);
 			return -1;
 		}
 		break;
@@ -170,211 +212,281 @@ static int read_server(WOLFSSL *ssl, struct tls_conn *tc, struct dir *down,
 	return progress;
 }
 
+mtls_err_t relay_init(struct relay *rl, WOLFSSL *ssl, struct tls_conn *tc,
+		      int tls_fd, int app_fd, unsigned idle_ms,
+		      const uint8_t *early, size_t early_len,
+		      struct relay_filter *filter, struct mtls_error *err)
+{
+	memset(rl, 0, sizeof(*rl));
+	rl->ssl = ssl;
+	rl->tc = tc;
+	rl->tls_fd = tls_fd;
+	rl->app_fd = app_fd;
+	rl->idle_ms = idle_ms;
+	rl->filter = filter;
+	rl->up.cap = RELAY_BUF;
+	rl->down.cap = RELAY_DOWN_BUF;
+	rl->last = mtls_now_ms();
+	rl->tls_want_read = 1;
+	rl->app_readable = 1;
+	if (early_len > RELAY_BUF)
+		return mtls_error_set(err, MTLS_ERR_LIMIT, "early data too large");
+	if (filter != NULL)
+		filter->rest_len = 0;
+	if (early_len == 0)
+		return MTLS_OK;
+	if (filter != NULL) {
+		if ((rl->raw = calloc(1, sizeof(*rl->raw))) == NULL)
+			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+		memcpy(rl->raw->buf, early, early_len);
+		rl->raw->len = early_len;
+	} else {
+		if (dir_buf(&rl->up) != 0)
+			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+		memcpy(rl->up.buf, early, early_len);
+		rl->up.len = early_len;
+	}
+	return MTLS_OK;
+}
+
+void relay_fini(struct relay *rl)
+{
+	free(rl->down.buf);
+	rl->down.buf = NULL;
+	up_free(&rl->up);
+	raw_free(rl);
+}
+
+/* One round: each direction moves what it can. 1: progress, 0: none,
+ * -1: finished (*r says how). */
+static int relay_round(struct relay *rl, mtls_err_t *r, struct mtls_error *err)
+{
+	struct relay_dir *up = &rl->up, *down = &rl->down;
+	struct relay_result *res = &rl->res;
+	int progress = 0;
+	ssize_t n;
+	int e;
+
+	/* server -> app */
+	if (down->len == 0 && !down->eof) {
+		int got = read_server(rl, r, err);
+
+		if (got < 0)
+			return -1;
+		progress |= got;
+	}
+	if (down->len > 0) {
+		n = send(rl->app_fd, down->buf + down->off, down->len,
+			 MSG_NOSIGNAL);
+		if (n > 0) {
+			down->off += (size_t)n;
+			down->len -= (size_t)n;
+			res->to_client += (uint64_t)n;
+			atomic_fetch_add(&g_stats.bytes_to_client,
+					 (unsigned long)n);
+			progress = 1;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			/* The app went away: nothing left to do. */
+			return -1;
+		}
+	}
+	if (down->eof && down->len == 0 && !down->done) {
+		/* Switching: the server answered all it was asked and the
+		 * app's connection goes on with another. */
+		if (rl->switching)
+			res->switched = 1;
+		else
+			(void)shutdown(rl->app_fd, SHUT_WR);
+		down->done = 1;
+		progress = 1;
+	}
+
+	/* app -> server */
+	if (rl->filter != NULL && up->len == 0 && !up->eof) {
+		int v, got = filter_step(rl, &v);
+
+		if (got < 0) {
+			*r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+			return -1;
+		}
+		progress |= got;
+		if (v == RELAY_REFUSE) {
+			res->refused = 1;
+			return -1;
+		}
+		if (v == RELAY_SWITCH) {
+			rl->switching = 1;
+			up->eof = 1;
+		}
+		if (v == RELAY_PLAIN) {
+			raw_free(rl);
+			rl->filter = NULL;
+		}
+	} else if (up->len == 0 && !up->eof && rl->app_readable) {
+		if (dir_buf(up) != 0) {
+			*r = mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+			return -1;
+		}
+		n = recv(rl->app_fd, up->buf, up->cap, 0);
+		if (n > 0) {
+			up->len = (size_t)n;
+			up->off = 0;
+			progress = 1;
+		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			up->eof = 1;
+			progress = 1;
+		} else if (errno == EAGAIN) {
+			rl->app_readable = 0;
+		}
+	}
+	if (up->len > 0) {
+		/* wolfSSL wants the same buffer and length again after
+		 * WANT_WRITE, so up->off only moves on success. */
+		n = wolfSSL_write(rl->ssl, up->buf + up->off, (int)up->len);
+		if (n > 0) {
+			up->off += (size_t)n;
+			up->len -= (size_t)n;
+			res->to_server += (uint64_t)n;
+			atomic_fetch_add(&g_stats.bytes_to_server,
+					 (unsigned long)n);
+			progress = 1;
+		} else {
+			e = wolfSSL_get_error(rl->ssl, (int)n);
+			if (e == WOLFSSL_ERROR_WANT_WRITE)
+				rl->tls_want_write = 1;
+			else if (e == WOLFSSL_ERROR_WANT_READ)
+				rl->tls_want_read = 1;
+			else {
+				*r = tls_error(rl->ssl, rl->tc, (int)n, err);
+				return -1;
+			}
+		}
+	}
+	if (up->eof && up->len == 0 && !up->done) {
+		/* close_notify tells the server the request ended; its
+		 * answer still flows back. */
+		(void)wolfSSL_shutdown(rl->ssl);
+		up->done = 1;
+		progress = 1;
+	}
+	if (up->done && down->done)
+		return -1;
+	return progress;
+}
+
+enum relay_step relay_step(struct relay *rl, unsigned budget,
+			   struct relay_wait *w, mtls_err_t *r,
+			   struct mtls_error *err)
+{
+	struct relay_dir *up = &rl->up, *down = &rl->down;
+
+	*r = MTLS_OK;
+	for (unsigned i = 0; i < budget; i++) {
+		int got = relay_round(rl, r, err);
+
+		if (got < 0)
+			return RELAY_STEP_DONE;
+		if (got > 0) {
+			rl->last = mtls_now_ms();
+			continue;
+		}
+		if (wolfSSL_pending(rl->ssl) > 0 && down->len == 0 &&
+		    !down->eof)
+			continue;
+
+		/* Nothing moves: say what would make it move. */
+		memset(w, 0, sizeof(*w));
+		if (up->len == 0 && !up->eof &&
+		    (rl->filter == NULL || rl->raw == NULL ||
+		     (!rl->raw->eof && rl->raw->len < sizeof(rl->raw->buf))))
+			w->app_events |= POLLIN;
+		if (down->len > 0)
+			w->app_events |= POLLOUT;
+		if ((down->len == 0 && !down->eof) || rl->tls_want_read)
+			w->tls_events |= POLLIN;
+		if (rl->tls_want_write)
+			w->tls_events |= POLLOUT;
+		rl->tls_want_read = rl->tls_want_write = 0;
+		/* An idle side holds no buffer. */
+		if (up->len == 0)
+			up_free(up);
+		w->timeout_ms = -1;
+		if (rl->idle_ms > 0) {
+			uint64_t idle = mtls_now_ms() - rl->last;
+
+			if (idle >= rl->idle_ms) {
+				rl->res.idle_timeout = 1;
+				return RELAY_STEP_DONE;
+			}
+			w->timeout_ms = (int)(rl->idle_ms - idle);
+		}
+		return RELAY_STEP_WAIT;
+	}
+	return RELAY_STEP_AGAIN;
+}
+
 mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     int app_fd, int stop_fd, unsigned idle_ms,
 		     const uint8_t *early, size_t early_len,
 		     struct relay_filter *filter, struct relay_result *res,
 		     struct mtls_error *err)
 {
-	uint8_t up_buf[RELAY_BUF];
-	struct dir up = { .buf = up_buf, .cap = sizeof(up_buf) }, /* app -> server */
-		   down = { .cap = RELAY_DOWN_BUF };
-	uint64_t last = mtls_now_ms(), stop_checked = last;
-	int tls_want_read = 1, tls_want_write = 0, switching = 0;
-	/* Whether a recv from the app may find bytes: cleared by EAGAIN, set
-	 * by poll. A bulk download would otherwise pay one failing recv per
-	 * record. */
-	int app_readable = 1;
-	struct raw *raw = NULL;
-	mtls_err_t r = MTLS_OK;
-	ssize_t n;
-	int e;
+	struct relay rl;
+	struct relay_wait w;
+	uint64_t stop_checked;
+	mtls_err_t r;
 
-	memset(res, 0, sizeof(*res));
-	if (early_len > up.cap)
-		return mtls_error_set(err, MTLS_ERR_LIMIT, "early data too large");
-	if (filter != NULL) {
-		/* Only connections with a filter pay for its buffer. */
-		raw = calloc(1, sizeof(*raw));
-		if (raw == NULL)
-			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-		filter->rest_len = 0;
-		if (early_len > 0)
-			memcpy(raw->buf, early, early_len);
-		raw->len = early_len;
-	} else if (early_len > 0) {
-		memcpy(up.buf, early, early_len);
-		up.len = early_len;
-	}
-	for (;;) {
-		int progress = 0;
+	r = relay_init(&rl, ssl, tc, tls_fd, app_fd, idle_ms, early, early_len,
+		       filter, err);
+	stop_checked = rl.last;
+	while (r == MTLS_OK) {
+		enum relay_step st = relay_step(&rl, RELAY_STEP_ROUNDS, &w, &r,
+						err);
 
-		/* server -> app */
-		if (down.len == 0 && !down.eof) {
-			int got = read_server(ssl, tc, &down, &tls_want_read,
-					      &tls_want_write, &r, err);
-
-			if (got < 0)
-				goto out;
-			progress |= got;
-		}
-		if (down.len > 0) {
-			n = send(app_fd, down.buf + down.off, down.len,
-				 MSG_NOSIGNAL);
-			if (n > 0) {
-				down.off += (size_t)n;
-				down.len -= (size_t)n;
-				res->to_client += (uint64_t)n;
-				atomic_fetch_add(&g_stats.bytes_to_client,
-						 (unsigned long)n);
-				progress = 1;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				/* The app went away: nothing left to do. */
-				goto out;
-			}
-		}
-		if (down.eof && down.len == 0 && !down.done) {
-			/* Switching: the server answered all it was asked and
-			 * the app's connection goes on with another. */
-			if (switching)
-				res->switched = 1;
-			else
-				(void)shutdown(app_fd, SHUT_WR);
-			down.done = 1;
-			progress = 1;
-		}
-
-		/* app -> server */
-		if (raw != NULL && up.len == 0 && !up.eof) {
-			int v;
-
-			progress |= filter_step(filter, raw, &up, app_fd, &v);
-			if (v == RELAY_REFUSE) {
-				res->refused = 1;
-				goto out;
-			}
-			if (v == RELAY_SWITCH) {
-				switching = 1;
-				up.eof = 1;
-			}
-			if (v == RELAY_PLAIN) {
-				free(raw);
-				raw = NULL;
-			}
-		} else if (up.len == 0 && !up.eof && app_readable) {
-			n = recv(app_fd, up.buf, up.cap, 0);
-			if (n > 0) {
-				up.len = (size_t)n;
-				up.off = 0;
-				progress = 1;
-			} else if (n == 0 ||
-				   (errno != EAGAIN && errno != EINTR)) {
-				up.eof = 1;
-				progress = 1;
-			} else if (errno == EAGAIN) {
-				app_readable = 0;
-			}
-		}
-		if (up.len > 0) {
-			/* wolfSSL wants the same buffer and length again after
-			 * WANT_WRITE, so up.off only moves on success. */
-			n = wolfSSL_write(ssl, up.buf + up.off, (int)up.len);
-			if (n > 0) {
-				up.off += (size_t)n;
-				up.len -= (size_t)n;
-				res->to_server += (uint64_t)n;
-				atomic_fetch_add(&g_stats.bytes_to_server,
-						 (unsigned long)n);
-				progress = 1;
-			} else {
-				e = wolfSSL_get_error(ssl, (int)n);
-				if (e == WOLFSSL_ERROR_WANT_WRITE)
-					tls_want_write = 1;
-				else if (e == WOLFSSL_ERROR_WANT_READ)
-					tls_want_read = 1;
-				else {
-					r = tls_error(ssl, tc, (int)n, err);
-					goto out;
-				}
-			}
-		}
-		if (up.eof && up.len == 0 && !up.done) {
-			/* close_notify tells the server the request ended;
-			 * its answer still flows back. */
-			(void)wolfSSL_shutdown(ssl);
-			up.done = 1;
-			progress = 1;
-		}
-		if (up.done && down.done)
-			goto out;
-		if (progress) {
-			last = mtls_now_ms();
-			/* A busy relay never reaches the poll below: look at the
-			 * stop signal every RELAY_STOP_CHECK_MS all the same,
-			 * or a bulk transfer would outlive shutdown_grace. */
-			if (last - stop_checked >= RELAY_STOP_CHECK_MS) {
+		if (st == RELAY_STEP_DONE)
+			break;
+		if (st == RELAY_STEP_AGAIN) {
+			/* A busy relay never reaches the poll below: look at
+			 * the stop signal every RELAY_STOP_CHECK_MS all the
+			 * same, or a bulk transfer would outlive
+			 * shutdown_grace. */
+			if (rl.last - stop_checked >= RELAY_STOP_CHECK_MS) {
 				struct pollfd sp = { .fd = stop_fd, .events = POLLIN };
 
-				stop_checked = last;
+				stop_checked = rl.last;
 				if (poll(&sp, 1, 0) == 1 && (sp.revents & POLLIN)) {
-					res->stopped = 1;
-					goto out;
+					rl.res.stopped = 1;
+					break;
 				}
 			}
 			continue;
 		}
-		if (wolfSSL_pending(ssl) > 0 && down.len == 0)
-			continue;
 
 		struct pollfd p[3] = {
-			{ .fd = app_fd, .events = 0 },
-			{ .fd = tls_fd, .events = 0 },
+			{ .fd = app_fd, .events = w.app_events },
+			{ .fd = tls_fd, .events = w.tls_events },
 			{ .fd = stop_fd, .events = POLLIN },
 		};
-		int timeout = -1;
 
-		if (up.len == 0 && !up.eof &&
-		    (raw == NULL || (!raw->eof && raw->len < sizeof(raw->buf))))
-			p[0].events |= POLLIN;
-		if (down.len > 0)
-			p[0].events |= POLLOUT;
-		if ((down.len == 0 && !down.eof) || tls_want_read)
-			p[1].events |= POLLIN;
-		if (tls_want_write)
-			p[1].events |= POLLOUT;
-		tls_want_read = tls_want_write = 0;
 		/* Poll only what we wait for: POLLHUP is reported even when
 		 * not asked, and would spin the loop. */
 		if (p[0].events == 0)
 			p[0].fd = -1;
 		if (p[1].events == 0)
 			p[1].fd = -1;
-		if (idle_ms > 0) {
-			uint64_t idle = mtls_now_ms() - last;
-
-			if (idle >= idle_ms) {
-				res->idle_timeout = 1;
-				goto out;
-			}
-			timeout = (int)(idle_ms - idle);
-		}
-		if (poll(p, 3, timeout) < 0 && errno != EINTR) {
+		if (poll(p, 3, w.timeout_ms) < 0 && errno != EINTR) {
 			r = mtls_error_set(err, MTLS_ERR_IO, "poll: %s",
 					   strerror(errno));
-			goto out;
+			break;
 		}
 		if (p[2].revents & POLLIN) {
-			res->stopped = 1;
-			goto out;
+			rl.res.stopped = 1;
+			break;
 		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
-			app_readable = 1;
+			rl.app_readable = 1;
 	}
-out:
-	free(down.buf);
-	/* Request heads carry the program's credentials (Authorization). */
-	if (raw != NULL)
-		explicit_bzero(raw, sizeof(*raw));
-	free(raw);
+	*res = rl.res;
+	relay_fini(&rl);
 	return r;
 }

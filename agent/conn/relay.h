@@ -46,10 +46,69 @@ struct relay_filter {
 	size_t rest_len;
 };
 
-/* Returns MTLS_OK when both directions ended cleanly; a TLS error
- * otherwise (err says why; tc maps server alerts). */
+struct relay_dir {
+	uint8_t *buf; /* on the heap while bytes flow, NULL while idle */
+	size_t cap, len, off;
+	int eof;  /* source finished */
+	int done; /* EOF passed on to the sink */
+};
+
+struct relay_raw;
+
+/* One relay's state, for a caller that runs it step by step: relay_run
+ * below, or the event loop (relay_loop.h). */
+struct relay {
+	WOLFSSL *ssl;
+	struct tls_conn *tc;
+	int tls_fd, app_fd;
+	unsigned idle_ms;
+	struct relay_filter *filter; /* NULL once it said RELAY_PLAIN */
+	struct relay_dir up;         /* app -> server */
+	struct relay_dir down;       /* server -> app */
+	struct relay_raw *raw;       /* the filter's input, while it has some */
+	uint64_t last;               /* the last byte moved, mtls_now_ms */
+	int tls_want_read, tls_want_write, switching;
+	/* Whether a recv from the app may find bytes: cleared by EAGAIN, set
+	 * when poll or epoll says so. A bulk download would otherwise pay
+	 * one failing recv per record. */
+	int app_readable;
+	struct relay_result res;
+};
+
+/* What a relay waits for after RELAY_STEP_WAIT: poll events (POLLIN,
+ * POLLOUT; 0: nothing from that side) and the idle deadline (-1: none). */
+struct relay_wait {
+	short app_events, tls_events;
+	int timeout_ms;
+};
+
+enum relay_step {
+	RELAY_STEP_DONE,  /* finished: the result is returned */
+	RELAY_STEP_WAIT,  /* nothing can move until w says so */
+	RELAY_STEP_AGAIN, /* the budget is spent with bytes still moving */
+};
+
 /* early: bytes the app already sent (after a proxy request), to go first
- * (through the filter, when there is one). */
+ * (through the filter, when there is one); copied. */
+mtls_err_t relay_init(struct relay *rl, WOLFSSL *ssl, struct tls_conn *tc,
+		      int tls_fd, int app_fd, unsigned idle_ms,
+		      const uint8_t *early, size_t early_len,
+		      struct relay_filter *filter, struct mtls_error *err);
+
+/* Moves what moves without blocking, for at most budget rounds (a round
+ * moves at most 64 KiB to the app and 16 KiB to the server). On DONE, *r
+ * is MTLS_OK when both directions ended cleanly or a TLS error (err says
+ * why; tc maps server alerts), and rl->res tells the rest. */
+enum relay_step relay_step(struct relay *rl, unsigned budget,
+			   struct relay_wait *w, mtls_err_t *r,
+			   struct mtls_error *err);
+
+/* Frees the buffers (the app's bytes wiped: request heads carry
+ * credentials). */
+void relay_fini(struct relay *rl);
+
+/* relay_init, relay_step and a poll in this thread until the end (or
+ * until stop_fd is readable: res->stopped). */
 mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
 		     int app_fd, int stop_fd, unsigned idle_ms,
 		     const uint8_t *early, size_t early_len,

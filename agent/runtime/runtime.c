@@ -575,6 +575,16 @@ void runtime_get(struct runtime *rt)
 	atomic_fetch_add(&rt->refs, 1);
 }
 
+int runtime_put_shared(struct runtime *rt)
+{
+	int refs = atomic_load(&rt->refs);
+
+	while (refs > 1)
+		if (atomic_compare_exchange_weak(&rt->refs, &refs, refs - 1))
+			return 0;
+	return -1;
+}
+
 void runtime_put(struct runtime *rt)
 {
 	if (rt != NULL && atomic_fetch_sub(&rt->refs, 1) == 1)

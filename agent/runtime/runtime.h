@@ -92,5 +92,8 @@ mtls_err_t runtime_route_ctx(struct runtime *rt, int identity, int profile,
 mtls_err_t runtime_tunnel_ctx(struct runtime *rt, struct tunnel *t,
 			      WOLFSSL_CTX **out, struct mtls_error *err);
 void runtime_put(struct runtime *rt);
+/* Drops a reference that is not the last: 0; -1 (nothing dropped) when
+ * it is the last one, whose runtime_put frees (and may block on tokens). */
+int runtime_put_shared(struct runtime *rt);
 
 #endif

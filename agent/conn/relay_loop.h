@@ -1,0 +1,51 @@
+/* The event loop that holds established relays: one thread per core (at
+ * most RELAY_LOOPS_MAX) with an epoll set each, so that an idle relayed
+ * connection costs its TLS session and a few hundred bytes, not a thread.
+ * Nothing here blocks: a job's bytes move with non-blocking sockets and
+ * wolfSSL, and the token is never asked (the handshake is over; wolfSSL
+ * is not set up for post-handshake authentication or renegotiation). */
+#ifndef MTLS_RELAY_LOOP_H
+#define MTLS_RELAY_LOOP_H
+
+#include "relay.h"
+
+#define RELAY_LOOPS_MAX 4
+
+struct relay_loop;
+struct relay_job;
+
+/* Called once, in a loop thread, when the relay ended: r and err as
+ * relay_run's, j->rl.res for the rest. j is the owner's again (to free);
+ * the fds are no longer watched. Must not block. */
+typedef void (*relay_job_done)(struct relay_job *j, mtls_err_t r,
+			       struct mtls_error *err);
+
+struct relay_tag {
+	struct relay_job *job; /* NULL: the loop's own wake or stop fd */
+	int side;              /* 0 app, 1 tls */
+};
+
+struct relay_job {
+	struct relay rl; /* relay_init'ed by the owner */
+	relay_job_done done;
+	/* The loop's own. */
+	struct relay_loop *loop;
+	struct relay_job *prev, *next; /* the loop's jobs */
+	struct relay_job *ready_next;
+	int ready;
+	unsigned app_reg, tls_reg; /* epoll events registered (0: none) */
+	uint64_t deadline;         /* the idle deadline, 0: none */
+	struct relay_tag app_tag, tls_tag;
+	struct mtls_error err;
+};
+
+/* Hands j over to a loop (the loops start at the first call). stop_fd
+ * becomes readable when every connection must end now: the job then ends
+ * with res.stopped. On failure j is still the caller's. */
+mtls_err_t relay_loop_park(struct relay_job *j, int stop_fd,
+			   struct mtls_error *err);
+
+/* Ends the jobs still parked (res.stopped) and joins the loop threads. */
+void relay_loop_stop(void);
+
+#endif
