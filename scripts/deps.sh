@@ -17,8 +17,9 @@ PACKAGES=(
 	iproute2 procps util-linux ca-certificates fcgiwrap
 	# pin_source = pinentry: the real pinentry on a pty made by tmux
 	pinentry-curses tmux
-	# adversarial tests: a hostile client in Python's standard library
-	python3
+	# adversarial tests: a hostile client in Python's standard library;
+	# a hostile TLS server building its own records (AEAD, HKDF)
+	python3 python3-cryptography
 	# promtool (checks the metrics format and docs/monitoring's alerting
 	# rules), systemd-analyze, systemd-socket-activate
 	prometheus systemd

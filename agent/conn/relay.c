@@ -156,6 +156,23 @@ static int filter_step(struct relay *rl, int *verdict)
 	return 1;
 }
 
+/* wolfSSL goes back into the handshake from wolfSSL_read or
+ * wolfSSL_write whenever its state is no longer "done": after a TLS 1.3
+ * server's post-handshake CertificateRequest (5.5.4's client takes one it
+ * never offered post_handshake_auth for), or after wolfSSL_shutdown has
+ * wolfSSL_clear()ed the session. A relay never does handshake work: it
+ * would sign on the event loop, past the per-caller handshake limits, and
+ * the new server would skip the revocation check. 0: settled. */
+static int tls_settled(struct relay *rl, mtls_err_t *r, struct mtls_error *err)
+{
+	if (wolfSSL_is_init_finished(rl->ssl))
+		return 0;
+	*r = mtls_error_set(err, MTLS_ERR_TLS,
+			    "the server asked for a handshake after the "
+			    "handshake (refused)");
+	return -1;
+}
+
 /* Reads the server's next records into down (its buffer allocated now),
  * as many as are already at hand and fit, so that they leave in one send;
  * frees the buffer when the server has sent nothing. 1: progress, 0:
@@ -176,6 +193,8 @@ static int read_server(struct relay *rl, mtls_err_t *r, struct mtls_error *err)
 			return -1;
 		}
 		room = down->cap - down->len;
+		if (tls_settled(rl, r, err) != 0)
+			return -1;
 		n = wolfSSL_read(ssl, down->buf + down->len, (int)room);
 		if (n > 0) {
 			down->len += (size_t)n;
@@ -342,6 +361,8 @@ static int relay_round(struct relay *rl, mtls_err_t *r, struct mtls_error *err)
 	if (up->len > 0) {
 		/* wolfSSL wants the same buffer and length again after
 		 * WANT_WRITE, so up->off only moves on success. */
+		if (tls_settled(rl, r, err) != 0)
+			return -1;
 		n = wolfSSL_write(rl->ssl, up->buf + up->off, (int)up->len);
 		if (n > 0) {
 			up->off += (size_t)n;
@@ -364,8 +385,12 @@ static int relay_round(struct relay *rl, mtls_err_t *r, struct mtls_error *err)
 	}
 	if (up->eof && up->len == 0 && !up->done) {
 		/* close_notify tells the server the request ended; its
-		 * answer still flows back. */
-		(void)wolfSSL_shutdown(rl->ssl);
+		 * answer still flows back. SUCCESS: the server's close_notify
+		 * was in already, and wolfSSL_shutdown has wolfSSL_clear()ed
+		 * the session (OPENSSL_EXTRA): the server's side is over, and
+		 * a read would start a new handshake. */
+		if (wolfSSL_shutdown(rl->ssl) == WOLFSSL_SUCCESS)
+			down->eof = 1;
 		up->done = 1;
 		progress = 1;
 	}

@@ -61,14 +61,29 @@ void tls_set_sign_observer(tls_sign_observer fn)
 	atomic_store(&sign_observer, fn);
 }
 
-static int sign_on_token(struct tls_conn *tc, enum p11_sign_mech mech,
-			 enum p11_hash hash, const unsigned char *in,
-			 unsigned in_len, uint8_t *sig, size_t *sig_len)
+static int sign_on_token(WOLFSSL *ssl, struct tls_conn *tc,
+			 enum p11_sign_mech mech, enum p11_hash hash,
+			 const unsigned char *in, unsigned in_len,
+			 uint8_t *sig, size_t *sig_len)
 {
 	double t0 = ((double)mtls_now_ns() / 1e9);
 
 	mtls_err_t r;
 
+	/* Signatures for the first handshake only, one. A TLS 1.3 server
+	 * may send a CertificateRequest after the handshake, asked for or
+	 * not, and wolfSSL 5.5.4 answers it from inside wolfSSL_read, though
+	 * we never offered post_handshake_auth: the token would sign on the
+	 * relay's event loop, as often as the server asks, outside the
+	 * handshake limits. renegotiate_pending: a handshake after the first
+	 * one completed. */
+	if (wolfSSL_SSL_renegotiate_pending(ssl) || tc->sign_count > 0) {
+		mtls_error_set(&tc->sign_err, MTLS_ERR_TLS,
+			       "the server asked for our signature again after "
+			       "the handshake (post-handshake authentication, "
+			       "never offered): refused");
+		return WC_HW_E;
+	}
 	r = p11_key_sign(tc->id->key, mech, hash, in, in_len, sig, sig_len,
 			 &tc->sign_err);
 	t0 = ((double)mtls_now_ns() / 1e9) - t0;
@@ -92,11 +107,10 @@ static int ecc_sign_cb(WOLFSSL *ssl, const unsigned char *in,
 	size_t raw_len = sizeof(raw);
 	int r;
 
-	(void)ssl;
 	(void)key;
 	(void)key_len;
-	r = sign_on_token(tc, P11_SIGN_ECDSA, P11_HASH_SHA256, in, in_len, raw,
-			  &raw_len);
+	r = sign_on_token(ssl, tc, P11_SIGN_ECDSA, P11_HASH_SHA256, in, in_len,
+			  raw, &raw_len);
 	if (r != 0)
 		return r;
 	if (raw_len % 2 != 0)
@@ -115,12 +129,11 @@ static int rsa_sign_cb(WOLFSSL *ssl, const unsigned char *in,
 	size_t n = *out_len;
 	int r;
 
-	(void)ssl;
 	(void)key;
 	(void)key_len;
 	/* in is the DER DigestInfo: exactly what CKM_RSA_PKCS signs. */
-	r = sign_on_token(tc, P11_SIGN_RSA_PKCS, P11_HASH_SHA256, in, in_len,
-			  out, &n);
+	r = sign_on_token(ssl, tc, P11_SIGN_RSA_PKCS, P11_HASH_SHA256, in,
+			  in_len, out, &n);
 	*out_len = (word32)n;
 	return r;
 }
@@ -136,7 +149,6 @@ static int rsa_pss_sign_cb(WOLFSSL *ssl, const unsigned char *in,
 	size_t n = *out_len;
 	int r;
 
-	(void)ssl;
 	(void)hash;
 	(void)mgf;
 	(void)key;
@@ -155,7 +167,7 @@ static int rsa_pss_sign_cb(WOLFSSL *ssl, const unsigned char *in,
 	default:
 		return BAD_FUNC_ARG;
 	}
-	r = sign_on_token(tc, P11_SIGN_RSA_PSS, h, in, in_len, out, &n);
+	r = sign_on_token(ssl, tc, P11_SIGN_RSA_PSS, h, in, in_len, out, &n);
 	*out_len = (unsigned int)n;
 	return r;
 }
