@@ -25,10 +25,11 @@
 
 #include "https.h"
 #include "tls.h"
+#include "tls_testlib.h"
 
 #define ANSWER "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-static char dir[64], ca[128], cert[128], key[128];
+static struct tls_test_files F;
 
 enum after_request {
 	CLOSE_BARE,          /* TCP close, no close_notify, no answer */
@@ -45,39 +46,11 @@ struct server {
 	pthread_t thread;
 };
 
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
 static int setup(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(dir, sizeof(dir), "/tmp/test_https.XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		return -1;
-	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
-	snprintf(key, sizeof(key), "%s/server.key", dir);
-	/* A CA and a server certificate for 127.0.0.1 (an iPAddress SAN). */
-	if (sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
-	       "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem "
-	       "-days 2 -subj /CN=test-https-ca -addext "
-	       "basicConstraints=critical,CA:TRUE >/dev/null 2>&1 && "
-	       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-	       "-nodes -keyout server.key -out server.csr -subj "
-	       "/CN=127.0.0.1 >/dev/null 2>&1 && "
-	       "printf 'subjectAltName=IP:127.0.0.1\\n' >ext && "
-	       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-	       "-CAcreateserial -days 2 -extfile ext -out server.pem "
-	       ">/dev/null 2>&1", dir) != 0)
+	if (tls_test_files_make(&F, "test_https") != 0)
 		return -1;
 	return tls_global_init(NULL) == MTLS_OK ? 0 : -1;
 }
@@ -86,7 +59,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	tls_global_cleanup();
-	return sh("rm -rf %s", dir);
+	return tls_test_files_remove(&F);
 }
 
 /* Reads (bounded) until the end of the request head. */
@@ -120,9 +93,9 @@ static void *serve(void *arg)
 		return NULL;
 	ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
 	if (ctx == NULL ||
-	    wolfSSL_CTX_use_certificate_file(ctx, cert, WOLFSSL_FILETYPE_PEM) !=
+	    wolfSSL_CTX_use_certificate_file(ctx, F.cert, WOLFSSL_FILETYPE_PEM) !=
 		    WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) !=
+	    wolfSSL_CTX_use_PrivateKey_file(ctx, F.key, WOLFSSL_FILETYPE_PEM) !=
 		    WOLFSSL_SUCCESS ||
 	    (ssl = wolfSSL_new(ctx)) == NULL ||
 	    wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS)
@@ -161,18 +134,10 @@ out:
 
 static void server_start(struct server *s, enum after_request mode)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-
 	memset(s, 0, sizeof(*s));
 	s->mode = mode;
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s->lfd = tls_test_listen(&s->port);
 	assert_true(s->lfd >= 0);
-	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(s->lfd, 4), 0);
-	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &len), 0);
-	s->port = ntohs(a.sin_port);
 	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
 }
 
@@ -185,7 +150,7 @@ static void server_join(struct server *s)
 static mtls_err_t get(struct server *s, char **raw, struct http_answer *a,
 		      struct mtls_error *err)
 {
-	struct https_target t = { "127.0.0.1", s->port, ca, NULL };
+	struct https_target t = { "127.0.0.1", s->port, F.ca, NULL };
 
 	return https_request(&t, "GET", "/dir", NULL, NULL, NULL, 0, 65536, raw,
 			     a, err);
