@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,30 @@
 /* Without a pidfd (an old kernel, a seccomp filter), the helper's exit is
  * looked for this often. */
 #define EXEC_EXIT_TICK_MS 50
+
+/* A helper that exits without reading all its input makes the write fail
+ * with EPIPE, and raises SIGPIPE, which kills a caller that does not
+ * ignore it (mtlsctl, a test): blocked for the write, and a SIGPIPE the
+ * write raised is taken before it is unblocked. */
+static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
+{
+	static const struct timespec zero = { 0, 0 };
+	sigset_t pipe_set, old;
+	ssize_t r;
+	int e;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	r = write(fd, p, n);
+	e = errno;
+	if (r < 0 && e == EPIPE)
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return r;
+}
 
 /* 1 once the helper has exited, still unreaped (so that its pid, and the
  * group named after it, cannot be reused while we kill that group). */
@@ -121,7 +146,8 @@ mtls_err_t exec_run(const char *what, char *const argv[], const char *input,
 			break;
 		}
 		if (in[1] >= 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			n = write(in[1], input + sent, in_len - sent);
+			n = write_no_sigpipe(in[1], input + sent,
+					     in_len - sent);
 			if (n > 0)
 				sent += (size_t)n;
 			if ((n < 0 && errno != EAGAIN) || sent == in_len) {

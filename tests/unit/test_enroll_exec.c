@@ -176,6 +176,33 @@ static void silent_helper_with_child(void **state)
 	assert_true(dead(pid_from("pid")));
 }
 
+/* A helper that never reads a request larger than the pipe holds, with
+ * SIGPIPE's default action (mtlsctl's): the write fails with EPIPE, and
+ * the caller lives. Killed by SIGPIPE before exec_run blocked it. */
+static void helper_ignores_large_input(void **state)
+{
+	struct cfg_renew r = { 0 };
+	struct mtls_error err = { 0 };
+	struct enroll_result res = { 0 };
+	size_t big = 256 * 1024;
+	char *csr = malloc(big + 1), cmd[512];
+	mtls_err_t ret;
+
+	(void)state;
+	assert_non_null(csr);
+	memset(csr, 'A', big);
+	csr[big] = '\0';
+	snprintf(cmd, sizeof(cmd), "exec 0<&-; sleep 0.2; printf -- '" PEM "'");
+	r.exec = cmd;
+	r.exec_timeout_ms = 20000;
+	signal(SIGPIPE, SIG_DFL);
+	ret = enroll_exec(&r, csr, &res, &err);
+	signal(SIGPIPE, SIG_IGN);
+	free(csr);
+	if (ret == MTLS_OK)
+		free(res.chain_pem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +211,7 @@ int main(void)
 		cmocka_unit_test(grandchild_holds_stdout),
 		cmocka_unit_test(grandchild_outlives_helper),
 		cmocka_unit_test(silent_helper_with_child),
+		cmocka_unit_test(helper_ignores_large_input),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
