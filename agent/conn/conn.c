@@ -86,6 +86,8 @@ static void uid_release(int64_t uid)
 	pthread_mutex_unlock(&uids.lock);
 }
 
+struct request;
+
 struct conn {
 	unsigned long id;
 	int64_t uid; /* counted against the per-uid limit, or -1 */
@@ -96,6 +98,8 @@ struct conn {
 	int app_fd;
 	int srv_fd;
 	int stop_fd;
+	uint64_t t0;         /* accepted, or the current request's start */
+	struct request *rq;  /* a proxy's request, until it is acted on */
 };
 
 static atomic_ulong next_conn_id;
@@ -639,6 +643,20 @@ static void refuse_inner_tls(struct conn *c, const char *host, uint16_t port)
 		 c->t->cfg->name, host, port);
 }
 
+/* The plain HTTP proxy's filter state (forward_filter, below). */
+struct forward {
+	unsigned long conn;
+	const char *host; /* the route's server */
+	uint16_t port;
+	int in_body;
+	struct http_body body;
+};
+
+static enum relay_verdict forward_filter(void *arg, const uint8_t *in,
+					 size_t len, int eof, uint8_t *out,
+					 size_t cap, size_t *used,
+					 size_t *out_len);
+
 /* A connection's TLS side from the handshake to the close. On the heap:
  * wolfSSL's callbacks hold &tc, and a relay parked on the event loop
  * outlives the thread that set it up. */
@@ -649,7 +667,9 @@ struct served {
 	WOLFSSL *ssl;
 	WOLFSSL_CTX *ctx; /* the route's reference, given to serve */
 	struct relay_filter hf;
-	int hello; /* the hello filter is on: answer a ClientHello */
+	int hello;   /* the hello filter is on: answer a ClientHello */
+	int forward; /* plain HTTP proxying: the forward filter is on */
+	struct forward fw;
 	char host[256];
 	uint16_t port;
 	char session_key[512];
@@ -700,7 +720,18 @@ static void served_end(struct served *s, mtls_err_t r,
 	free(s);
 }
 
-/* The event loop's end of a parked relay. */
+static int forward_next(struct conn *c, uint8_t *rest, size_t rest_len);
+
+static void wipe_free(void *p, size_t len)
+{
+	if (p != NULL) {
+		explicit_bzero(p, len);
+		free(p);
+	}
+}
+
+/* The event loop's end of a parked relay. The plain HTTP proxy's next
+ * request, for another server, starts over on a thread of its own. */
 static void parked_done(struct relay_job *j, mtls_err_t r,
 			struct mtls_error *err)
 {
@@ -708,34 +739,36 @@ static void parked_done(struct relay_job *j, mtls_err_t r,
 					     offsetof(struct served, job));
 	struct conn *c = s->c;
 	struct relay_result rr = j->rl.res;
+	uint8_t *rest = s->hf.rest;
+	size_t rest_len = s->hf.rest_len;
+	int next = s->forward && r == MTLS_OK && rr.switched && !rr.stopped;
 
 	relay_fini(&j->rl);
 	served_end(s, r, &rr, err);
+	if (next && forward_next(c, rest, rest_len) == 0)
+		return;
+	wipe_free(rest, rest_len);
 	conn_end(c, 1);
 }
 
-/* Connects, handshakes, relays; takes rt->ctx's reference. reply() tells
- * the program (proxy) that the connection is up or why not; early holds
- * bytes the program sent before the reply. Without a filter of the
- * caller's, the hello filter runs and the relay goes to the event loop:
- * then 1 is returned, c belongs to the loop and the caller returns at
- * once without touching it. Otherwise 0, with the relay's result in
- * *out_rr. */
+/* Connects, handshakes, then hands the relay to the event loop; takes
+ * rt->ctx's reference. reply() tells the program (proxy) that the
+ * connection is up or why not; early holds bytes the program sent before
+ * the reply. forward: the plain HTTP proxy's filter, else the hello
+ * filter. 1: the relay is parked, c belongs to the loop and the caller
+ * returns at once without touching it; 0: c is the caller's to end. */
 static int serve(struct conn *c, const struct route *rt,
 		 void (*reply)(struct conn *, mtls_err_t, const char *),
-		 const uint8_t *early, size_t early_len,
-		 struct relay_filter *filter, struct relay_result *out_rr,
+		 const uint8_t *early, size_t early_len, int forward,
 		 uint64_t t0)
 {
 	const char *tname = c->t->cfg->name;
-	struct relay_result rr = { 0 };
+	struct relay_result rr;
 	struct mtls_error err = { 0 };
 	struct served *s;
 	char msg[512];
 	mtls_err_t r;
 
-	if (out_rr != NULL)
-		memset(out_rr, 0, sizeof(*out_rr));
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		r = mtls_error_set(&err, MTLS_ERR_NOMEM, NULL);
@@ -798,26 +831,28 @@ static int serve(struct conn *c, const struct route *rt,
 	if (reply != NULL)
 		reply(c, MTLS_OK, NULL);
 
-	if (filter == NULL) {
+	if (forward) {
+		s->forward = 1;
+		s->fw.conn = c->id;
+		s->fw.host = s->host;
+		s->fw.port = s->port;
+		s->hf.fn = forward_filter;
+		s->hf.arg = &s->fw;
+		s->hf.keep_rest = 1;
+	} else {
 		s->hello = 1;
 		s->hf.fn = hello_filter;
-		r = relay_init(&s->job.rl, s->ssl, &s->tc, c->srv_fd, c->app_fd,
-			       c->rt->cfg->agent.idle_timeout_ms, early,
-			       early_len, &s->hf, &err);
-		s->job.done = parked_done;
-		/* From here on c and s are the loop's. */
-		if (r == MTLS_OK &&
-		    (r = relay_loop_park(&s->job, c->stop_fd, &err)) == MTLS_OK)
-			return 1;
-		rr = s->job.rl.res;
-		relay_fini(&s->job.rl);
-	} else {
-		r = relay_run(s->ssl, &s->tc, c->srv_fd, c->app_fd, c->stop_fd,
-			      c->rt->cfg->agent.idle_timeout_ms, early, early_len,
-			      filter, &rr, &err);
 	}
-	if (out_rr != NULL)
-		*out_rr = rr;
+	r = relay_init(&s->job.rl, s->ssl, &s->tc, c->srv_fd, c->app_fd,
+		       c->rt->cfg->agent.idle_timeout_ms, early, early_len,
+		       &s->hf, &err);
+	s->job.done = parked_done;
+	/* From here on c and s are the loop's. */
+	if (r == MTLS_OK &&
+	    (r = relay_loop_park(&s->job, c->stop_fd, &err)) == MTLS_OK)
+		return 1;
+	rr = s->job.rl.res;
+	relay_fini(&s->job.rl);
 	served_end(s, r, &rr, &err);
 	return 0;
 }
@@ -866,31 +901,10 @@ static int tunnel_serve(struct conn *c, uint64_t t0)
 		tls_ctx_free(ctx);
 		return 0;
 	}
-	return serve(c, &rt, NULL, NULL, 0, NULL, NULL, t0);
+	return serve(c, &rt, NULL, NULL, 0, 0, t0);
 }
 
 /* --- the agent socket: SOCKS5 or HTTP CONNECT, then the policy --- */
-
-/* Reads until parse() is satisfied, the buffer is full or the deadline. */
-static int read_more(struct conn *c, uint8_t *buf, size_t cap, size_t *len,
-		     uint64_t deadline)
-{
-	ssize_t n;
-
-	if (*len >= cap)
-		return -1;
-	for (;;) {
-		n = recv(c->app_fd, buf + *len, cap - *len, 0);
-		if (n > 0) {
-			*len += (size_t)n;
-			return 0;
-		}
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			return -1;
-		if (mtls_wait_fd(c->app_fd, POLLIN, c->stop_fd, deadline) != 1)
-			return -1;
-	}
-}
 
 static void send_all(int fd, const void *buf, size_t len)
 {
@@ -1090,14 +1104,6 @@ static void forward_reply(struct conn *c, mtls_err_t r, const char *detail)
 		http_reply_to(c, r, detail);
 }
 
-struct forward {
-	unsigned long conn;
-	const char *host; /* the route's server */
-	uint16_t port;
-	int in_body;
-	struct http_body body;
-};
-
 /* Each head is rewritten, each body passed on as it is; a head for
  * another server, or one that does not parse, ends this route: the
  * caller routes it anew (or answers it) once this server has answered
@@ -1142,122 +1148,290 @@ static enum relay_verdict forward_filter(void *arg, const uint8_t *in,
 _Static_assert(RELAY_BUF >= HTTP_FORWARD_HEAD_MAX,
 	       "a rewritten head fits the relay's buffer");
 
-/* buf holds len bytes of the first request (cap RELAY_BUF). */
-static void forward_serve(struct conn *c, uint8_t *buf, size_t len,
-			  uint64_t deadline, uint64_t t0)
+/* --- the request, gathered on the event loop --- */
+
+/* A proxy connection's request, read on the event loop until it is
+ * complete or can never be: a program that connects and says nothing, or
+ * says it a byte a second, holds no thread, only this (and its buffer from
+ * its first byte on) until request_timeout. */
+enum request_kind { RQ_UNKNOWN, RQ_SOCKS5, RQ_CONNECT, RQ_FORWARD };
+enum request_state { RQ_MORE, RQ_READY, RQ_DROP };
+
+struct request {
+	struct relay_job job; /* a wait (relay_loop.h) while on the loop */
+	struct conn *c;
+	uint8_t *buf;         /* RELAY_BUF bytes, from the first byte on */
+	size_t len;
+	size_t off;  /* SOCKS5: where the request starts after the greeting */
+	int greeted; /* SOCKS5: "no authentication" was answered */
+	enum request_kind kind;
+	enum request_state state;
+};
+
+static void *conn_main(void *arg);
+
+static void request_free(struct request *q)
 {
-	uint8_t head[HTTP_FORWARD_HEAD_MAX], rest[RELAY_BUF];
+	if (q == NULL)
+		return;
+	/* Request heads carry the program's credentials. */
+	wipe_free(q->buf, RELAY_BUF);
+	free(q);
+}
+
+/* The most of the request read: a SOCKS5 or CONNECT request is small; a
+ * plain HTTP request's head may come with the start of its body. */
+static size_t request_cap(const struct request *q)
+{
+	return q->kind == RQ_FORWARD ? RELAY_BUF : PROXY_REQUEST_MAX;
+}
+
+static enum request_state need_more(const struct request *q)
+{
+	/* A buffer full of an unfinished request: it never will be. */
+	return q->len >= request_cap(q) ? RQ_DROP : RQ_MORE;
+}
+
+/* Whether q holds a whole request yet (or one that can be answered: a
+ * parser's error). The parsers are the same ones proxy_serve runs on
+ * what this found complete. A SOCKS5 greeting is answered here, from the
+ * loop: two bytes into the socket's empty buffer, never blocking. */
+static enum request_state request_scan(struct request *q, int app_fd)
+{
+	uint8_t head[HTTP_FORWARD_HEAD_MAX];
 	struct http_forward_head h;
-	struct relay_result rr;
+	struct proxy_request req;
+	enum proxy_parse pr;
+	size_t hl;
+
+	if (q->len == 0)
+		return RQ_MORE;
+	if (q->kind == RQ_UNKNOWN) {
+		if (q->buf[0] == 0x05)
+			q->kind = RQ_SOCKS5;
+		else if (q->len < 8 && memchr(q->buf, '\n', q->len) == NULL)
+			return need_more(q);
+		else
+			q->kind = q->len >= 8 && memcmp(q->buf, "CONNECT ", 8) == 0 ?
+					  RQ_CONNECT : RQ_FORWARD;
+	}
+	switch (q->kind) {
+	case RQ_SOCKS5:
+		if (!q->greeted) {
+			int method_ok = 0;
+
+			pr = socks5_parse_greeting(q->buf, q->len, &method_ok,
+						   &q->off);
+			if (pr == PROXY_NEED_MORE)
+				return need_more(q);
+			if (pr != PROXY_DONE || !method_ok)
+				return RQ_READY; /* refused by proxy_serve */
+			if (send(app_fd, "\x05\x00", 2,
+				 MSG_DONTWAIT | MSG_NOSIGNAL) != 2)
+				return RQ_DROP;
+			q->greeted = 1;
+		}
+		pr = socks5_parse_request(q->buf + q->off, q->len - q->off, &req);
+		break;
+	case RQ_CONNECT:
+		pr = http_parse_connect(q->buf, q->len, &req);
+		break;
+	default:
+		pr = http_forward_parse(q->buf, q->len, &h, head, sizeof(head),
+					&hl);
+		explicit_bzero(head, sizeof(head));
+		break;
+	}
+	return pr == PROXY_NEED_MORE ? need_more(q) : RQ_READY;
+}
+
+/* The loop's look at the program's socket (relay_job.wait). */
+static int request_wait(struct relay_job *j, int timed_out, int stopping)
+{
+	struct request *q = (struct request *)((char *)j -
+					       offsetof(struct request, job));
+	ssize_t n;
+
+	if (timed_out || stopping)
+		goto drop;
+	if (q->buf == NULL && (q->buf = malloc(RELAY_BUF)) == NULL)
+		goto drop;
+	n = recv(j->rl.app_fd, q->buf + q->len, request_cap(q) - q->len,
+		 MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (n <= 0)
+		goto drop;
+	q->len += (size_t)n;
+	q->state = request_scan(q, j->rl.app_fd);
+	return q->state == RQ_MORE;
+drop:
+	q->state = RQ_DROP;
+	return 0;
+}
+
+/* The loop let go of q (request_wait said 0): a whole request goes on in
+ * a thread of its own (it resolves names, connects and handshakes);
+ * anything else ends the connection, quietly, as a timeout does. */
+static void request_done(struct relay_job *j, mtls_err_t r,
+			 struct mtls_error *err)
+{
+	struct request *q = (struct request *)((char *)j -
+					       offsetof(struct request, job));
+	struct conn *c = q->c;
+
+	(void)r;
+	(void)err;
+	if (q->state == RQ_READY &&
+	    reap_spawn(CONN_STACK, conn_main, c, &c->self) == 0)
+		return;
+	c->rq = NULL;
+	request_free(q);
+	conn_end(c, 1);
+}
+
+/* Hands c's request to the loop until it is complete (request_timeout
+ * after c->t0). 0, or -1 with c still the caller's. */
+static int request_park(struct conn *c)
+{
+	struct request *q = c->rq;
+	struct mtls_error err = { 0 };
+
+	memset(&q->job, 0, sizeof(q->job));
+	q->job.rl.app_fd = c->app_fd;
+	q->job.rl.tls_fd = -1;
+	q->job.wait = request_wait;
+	q->job.done = request_done;
+	q->job.wait_deadline = c->t0 + c->rt->cfg->agent.request_timeout_ms;
+	q->state = RQ_MORE;
+	return relay_loop_park(&q->job, c->stop_fd, &err) == MTLS_OK ? 0 : -1;
+}
+
+static struct request *request_new(struct conn *c)
+{
+	struct request *q = calloc(1, sizeof(*q));
+
+	if (q != NULL)
+		q->c = c;
+	return q;
+}
+
+/* After a relay that switched (parked_done, in the loop thread): the
+ * program's next request, for another server, is in rest (taken); it
+ * starts over as the connection's first did. 0, or -1: end c. */
+static int forward_next(struct conn *c, uint8_t *rest, size_t rest_len)
+{
+	struct request *q;
+
+	if (rest == NULL || (q = request_new(c)) == NULL)
+		return -1;
+	if ((q->buf = malloc(RELAY_BUF)) == NULL) {
+		free(q);
+		return -1;
+	}
+	memcpy(q->buf, rest, rest_len);
+	q->len = rest_len;
+	q->kind = RQ_FORWARD;
+	wipe_free(rest, rest_len);
+	close(c->srv_fd);
+	c->srv_fd = -1;
+	c->t0 = mtls_now_ms();
+	c->rq = q;
+	if (reap_spawn(CONN_STACK, conn_main, c, &c->self) != 0) {
+		c->rq = NULL;
+		request_free(q);
+		return -1;
+	}
+	return 0;
+}
+
+/* A plain HTTP request, whole in q: routed, and relayed with the forward
+ * filter. 1: parked. */
+static int forward_serve(struct conn *c, struct request *q)
+{
+	uint8_t head[HTTP_FORWARD_HEAD_MAX];
+	struct http_forward_head h;
 	struct route rt;
 	enum proxy_parse pr;
 	size_t hl;
 
-	for (;;) {
-		while ((pr = http_forward_parse(buf, len, &h, head, sizeof(head),
-						&hl)) == PROXY_NEED_MORE)
-			if (read_more(c, buf, RELAY_BUF, &len, deadline) != 0)
-				return;
-		if (pr == PROXY_ERROR) {
-			http_bad_request(c, h.status, h.error);
-			return;
-		}
-		if (route_to(c, h.host, h.port, forward_reply, &rt) != 0)
-			return;
-		struct forward fw = { .conn = c->id, .host = h.host, .port = h.port };
-		struct relay_filter filter = { .fn = forward_filter, .arg = &fw,
-					       .rest = rest };
-
-		memset(&rr, 0, sizeof(rr));
-		(void)serve(c, &rt, forward_reply, buf, len, &filter, &rr, t0);
-		if (!rr.switched)
-			return;
-		/* The next request names another server, or does not parse:
-		 * it starts over, as the connection's first did. */
-		close(c->srv_fd);
-		c->srv_fd = -1;
-		memcpy(buf, rest, filter.rest_len);
-		len = filter.rest_len;
-		t0 = mtls_now_ms();
-		deadline = t0 + c->rt->cfg->agent.request_timeout_ms;
+	pr = http_forward_parse(q->buf, q->len, &h, head, sizeof(head), &hl);
+	explicit_bzero(head, sizeof(head));
+	if (pr != PROXY_DONE) {
+		http_bad_request(c, h.status, h.error);
+		return 0;
 	}
+	if (route_to(c, h.host, h.port, forward_reply, &rt) != 0)
+		return 0;
+	/* The relay takes the request as early data, through the filter. */
+	return serve(c, &rt, forward_reply, q->buf, q->len, 1, c->t0);
 }
 
-/* 1: the relay is parked, c is the event loop's. */
-static int proxy_serve(struct conn *c, uint64_t t0)
+/* Acts on the request in c->rq, whole (request_scan said so): answers
+ * it, or routes it and serves it. 1: c is the event loop's. */
+static int proxy_serve(struct conn *c)
 {
-	/* A client that connects and says nothing is dropped after this. */
-	uint64_t deadline = t0 + c->rt->cfg->agent.request_timeout_ms;
-	uint8_t buf[RELAY_BUF];
-	size_t len = 0, off = 0;
+	struct request *q = c->rq;
 	struct proxy_request req;
 	struct route rt;
-	mtls_err_t r;
 	enum proxy_parse pr;
+	size_t off;
+	int parked = 0;
 	void (*reply)(struct conn *, mtls_err_t, const char *);
 
-	if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
-		goto quiet;
-	if (buf[0] == 0x05) {
-		int method_ok = 0;
-
+	q->state = request_scan(q, c->app_fd);
+	/* Not whole yet (a switched request's rest): back to the loop. */
+	if (q->state == RQ_MORE && request_park(c) == 0)
+		return 1;
+	c->rq = NULL;
+	if (q->state != RQ_READY)
+		goto out;
+	switch (q->kind) {
+	case RQ_SOCKS5:
 		reply = socks_reply;
-		while ((pr = socks5_parse_greeting(buf, len, &method_ok, &off)) ==
-		       PROXY_NEED_MORE)
-			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
-				goto quiet;
-		if (pr != PROXY_DONE || !method_ok) {
+		if (!q->greeted) {
 			/* "no acceptable methods" */
 			send_all(c->app_fd, "\x05\xff", 2);
-			r = MTLS_ERR_BAD_REQUEST;
 			log_warn("event=bad_request conn=%lu tunnel=%s "
 				 "detail=\"SOCKS5 greeting without the "
 				 "no-authentication method\"", c->id,
 				 c->t->cfg->name);
-			goto counted;
+			count_failure(MTLS_ERR_BAD_REQUEST);
+			goto out;
 		}
-		send_all(c->app_fd, "\x05\x00", 2);
-		while ((pr = socks5_parse_request(buf + off, len - off, &req)) ==
-		       PROXY_NEED_MORE)
-			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
-				goto quiet;
-		if (pr == PROXY_ERROR) {
+		pr = socks5_parse_request(q->buf + q->off, q->len - q->off, &req);
+		if (pr != PROXY_DONE) {
 			uint8_t out[10];
 
 			send_all(c->app_fd, out, socks5_reply(req.socks_reply, out));
 			linger_close(c->app_fd);
-			r = MTLS_ERR_BAD_REQUEST;
 			log_warn("event=bad_request conn=%lu tunnel=%s detail=\"%s\"",
 				 c->id, c->t->cfg->name, req.error);
-			goto counted;
+			count_failure(MTLS_ERR_BAD_REQUEST);
+			goto out;
 		}
-		off += req.consumed;
-	} else {
+		off = q->off + req.consumed;
+		break;
+	case RQ_CONNECT:
 		reply = http_reply_to;
-		/* CONNECT, or any other method: a request in absolute-form. */
-		while (len < 8 && memchr(buf, '\n', len) == NULL)
-			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
-				goto quiet;
-		if (len < 8 || memcmp(buf, "CONNECT ", 8) != 0) {
-			forward_serve(c, buf, len, deadline, t0);
-			return 0;
-		}
-		while ((pr = http_parse_connect(buf, len, &req)) == PROXY_NEED_MORE)
-			if (read_more(c, buf, PROXY_REQUEST_MAX, &len, deadline) != 0)
-				goto quiet;
-		if (pr == PROXY_ERROR) {
+		pr = http_parse_connect(q->buf, q->len, &req);
+		if (pr != PROXY_DONE) {
 			http_bad_request(c, req.http_status, req.error);
-			return 0;
+			goto out;
 		}
 		off = req.consumed;
+		break;
+	default:
+		parked = forward_serve(c, q);
+		goto out;
 	}
-	if (route_to(c, req.host, req.port, reply, &rt) != 0)
-		return 0;
-	return serve(c, &rt, reply, buf + off, len - off, NULL, NULL, t0);
-counted:
-	count_failure(r);
-quiet:
-	return 0;
+	if (route_to(c, req.host, req.port, reply, &rt) == 0)
+		parked = serve(c, &rt, reply, q->buf + off, q->len - off, 0,
+			       c->t0);
+out:
+	/* Not c's any more: c may be the loop's, or gone, by now. */
+	request_free(q);
+	return parked;
 }
 
 struct put_arg {
@@ -1297,6 +1471,7 @@ static int runtime_put_apart(struct runtime *rt)
  * freeing a runtime closes token sessions and modules, which may block. */
 static void conn_end(struct conn *c, int in_loop)
 {
+	request_free(c->rq);
 	if (c->srv_fd >= 0)
 		close(c->srv_fd);
 	close(c->app_fd);
@@ -1312,12 +1487,10 @@ static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct reaped *self = c->self;
-	uint64_t t0 = mtls_now_ms();
 	int parked = 0;
 
 	if (c->t->cfg->is_proxy) {
-		log_info("event=accept conn=%lu proxy=%s", c->id, c->t->cfg->name);
-		parked = proxy_serve(c, t0);
+		parked = proxy_serve(c);
 	} else {
 		struct policy_caller pc;
 		char why[128];
@@ -1339,7 +1512,7 @@ static void *conn_main(void *arg)
 				 (long long)c->who.pid, c->who.exe,
 				 c->who.unit, why);
 		} else {
-			parked = tunnel_serve(c, t0);
+			parked = tunnel_serve(c, c->t0);
 		}
 	}
 	if (!parked)
@@ -1388,6 +1561,7 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	c->srv_fd = -1;
 	c->stop_fd = stop_fd;
 	c->uid = -1;
+	c->t0 = mtls_now_ms();
 	{
 		char why[256];
 
@@ -1425,6 +1599,24 @@ mtls_err_t conn_start(struct runtime *rt, struct tunnel *t, int fd,
 	}
 	atomic_fetch_add(&g_stats.connections_total, 1);
 	atomic_fetch_add(&g_stats.connections_active, 1);
+	if (t->cfg->is_proxy) {
+		/* The request is read on the event loop; a thread starts once
+		 * it is whole. */
+		log_info("event=accept conn=%lu proxy=%s uid=%lld pid=%lld "
+			 "exe=\"%s\"", c->id, t->cfg->name,
+			 (long long)c->who.uid, (long long)c->who.pid,
+			 c->who.exe);
+		c->rq = request_new(c);
+		if (c->rq == NULL) {
+			conn_end(c, 0);
+			return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
+		}
+		if (request_park(c) == 0)
+			return MTLS_OK;
+		conn_end(c, 0);
+		return mtls_error_set(err, MTLS_ERR_LIMIT,
+				      "no event loop for the request");
+	}
 	rc = reap_spawn(CONN_STACK, conn_main, c, &c->self);
 	if (rc != 0) {
 		atomic_fetch_sub(&g_stats.connections_active, 1);

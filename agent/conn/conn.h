@@ -1,11 +1,14 @@
-/* One accepted local connection: a thread that reads the request,
- * connects to the server and waits for the mTLS handshake (the token
- * signs, in the handshake pool); then the established relay moves to the
- * event loop (relay_loop.h) and the thread ends, so a slow token holds up
- * no one else's bytes and an idle connection holds no thread. The HTTP
- * forward proxy relays on its thread (each request may name another
- * server, whose handshake blocks). The count is bounded by [agent]
- * max_connections. */
+/* One accepted local connection. A proxy's request (SOCKS5, CONNECT or a
+ * plain HTTP request) is read on the event loop (relay_loop.h) until it
+ * is whole, so a program that connects and says nothing holds no thread.
+ * Then a short-lived thread does what blocks: the name lookup, the
+ * connect and the wait for the mTLS handshake (the token signs, in the
+ * handshake pool), the revocation check. The established relay goes back
+ * to the event loop and the thread ends, so a slow token holds up no one
+ * else's bytes and an idle connection holds no thread. A tunnel has no
+ * request: its thread starts at accept. The plain HTTP proxy's next
+ * request for another server starts a thread again. The count is bounded
+ * by [agent] max_connections and max_connections_per_uid. */
 #ifndef MTLS_CONN_H
 #define MTLS_CONN_H
 

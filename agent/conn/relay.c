@@ -14,10 +14,6 @@
 #include "mtls_clock.h"
 #include "stats.h"
 
-#define RELAY_STOP_CHECK_MS 50
-/* Rounds between two looks at the stop signal (relay_run). */
-#define RELAY_STEP_ROUNDS 16
-
 /* Server to app: the plaintext of several records already at hand goes
  * to the app in one send (a send to a Unix socket costs its wakeup and
  * buffer whatever its size: measured 30% of the relay's CPU at one send
@@ -148,7 +144,8 @@ static int filter_step(struct relay *rl, int *verdict)
 	default:
 		break;
 	}
-	if (f->rest != NULL) {
+	if (f->keep_rest && raw->len > 0 &&
+	    (f->rest = malloc(raw->len)) != NULL) {
 		memcpy(f->rest, raw->buf, raw->len);
 		f->rest_len = raw->len;
 	}
@@ -250,8 +247,10 @@ mtls_err_t relay_init(struct relay *rl, WOLFSSL *ssl, struct tls_conn *tc,
 	rl->app_readable = 1;
 	if (early_len > RELAY_BUF)
 		return mtls_error_set(err, MTLS_ERR_LIMIT, "early data too large");
-	if (filter != NULL)
+	if (filter != NULL) {
+		filter->rest = NULL;
 		filter->rest_len = 0;
+	}
 	if (early_len == 0)
 		return MTLS_OK;
 	if (filter != NULL) {
@@ -448,70 +447,4 @@ enum relay_step relay_step(struct relay *rl, unsigned budget,
 		return RELAY_STEP_WAIT;
 	}
 	return RELAY_STEP_AGAIN;
-}
-
-mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
-		     int app_fd, int stop_fd, unsigned idle_ms,
-		     const uint8_t *early, size_t early_len,
-		     struct relay_filter *filter, struct relay_result *res,
-		     struct mtls_error *err)
-{
-	struct relay rl;
-	struct relay_wait w;
-	uint64_t stop_checked;
-	mtls_err_t r;
-
-	r = relay_init(&rl, ssl, tc, tls_fd, app_fd, idle_ms, early, early_len,
-		       filter, err);
-	stop_checked = rl.last;
-	while (r == MTLS_OK) {
-		enum relay_step st = relay_step(&rl, RELAY_STEP_ROUNDS, &w, &r,
-						err);
-
-		if (st == RELAY_STEP_DONE)
-			break;
-		if (st == RELAY_STEP_AGAIN) {
-			/* A busy relay never reaches the poll below: look at
-			 * the stop signal every RELAY_STOP_CHECK_MS all the
-			 * same, or a bulk transfer would outlive
-			 * shutdown_grace. */
-			if (rl.last - stop_checked >= RELAY_STOP_CHECK_MS) {
-				struct pollfd sp = { .fd = stop_fd, .events = POLLIN };
-
-				stop_checked = rl.last;
-				if (poll(&sp, 1, 0) == 1 && (sp.revents & POLLIN)) {
-					rl.res.stopped = 1;
-					break;
-				}
-			}
-			continue;
-		}
-
-		struct pollfd p[3] = {
-			{ .fd = app_fd, .events = w.app_events },
-			{ .fd = tls_fd, .events = w.tls_events },
-			{ .fd = stop_fd, .events = POLLIN },
-		};
-
-		/* Poll only what we wait for: POLLHUP is reported even when
-		 * not asked, and would spin the loop. */
-		if (p[0].events == 0)
-			p[0].fd = -1;
-		if (p[1].events == 0)
-			p[1].fd = -1;
-		if (poll(p, 3, w.timeout_ms) < 0 && errno != EINTR) {
-			r = mtls_error_set(err, MTLS_ERR_IO, "poll: %s",
-					   strerror(errno));
-			break;
-		}
-		if (p[2].revents & POLLIN) {
-			rl.res.stopped = 1;
-			break;
-		}
-		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
-			rl.app_readable = 1;
-	}
-	*res = rl.res;
-	relay_fini(&rl);
-	return r;
 }

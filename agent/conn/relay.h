@@ -40,8 +40,10 @@ struct relay_filter {
 				 int eof, uint8_t *out, size_t cap,
 				 size_t *used, size_t *out_len);
 	void *arg;
-	/* On RELAY_SWITCH or RELAY_REFUSE: the app's bytes not passed on
-	 * (at most RELAY_BUF), for the caller; NULL: not kept. */
+	/* keep_rest: on RELAY_SWITCH or RELAY_REFUSE, the app's bytes not
+	 * passed on (at most RELAY_BUF) go to rest, malloc'ed for the caller
+	 * to wipe and free (NULL: there were none, or no memory). */
+	int keep_rest;
 	uint8_t *rest;
 	size_t rest_len;
 };
@@ -55,8 +57,8 @@ struct relay_dir {
 
 struct relay_raw;
 
-/* One relay's state, for a caller that runs it step by step: relay_run
- * below, or the event loop (relay_loop.h). */
+/* One relay's state, for a caller that runs it step by step: the event
+ * loop (relay_loop.h). */
 struct relay {
 	WOLFSSL *ssl;
 	struct tls_conn *tc;
@@ -106,13 +108,5 @@ enum relay_step relay_step(struct relay *rl, unsigned budget,
 /* Frees the buffers (the app's bytes wiped: request heads carry
  * credentials). */
 void relay_fini(struct relay *rl);
-
-/* relay_init, relay_step and a poll in this thread until the end (or
- * until stop_fd is readable: res->stopped). */
-mtls_err_t relay_run(WOLFSSL *ssl, struct tls_conn *tc, int tls_fd,
-		     int app_fd, int stop_fd, unsigned idle_ms,
-		     const uint8_t *early, size_t early_len,
-		     struct relay_filter *filter, struct relay_result *res,
-		     struct mtls_error *err);
 
 #endif

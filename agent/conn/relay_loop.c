@@ -87,6 +87,34 @@ static void finish(struct relay_loop *lp, struct relay_job *j, mtls_err_t r)
 	j->done(j, r, &j->err);
 }
 
+static void set_deadline(struct relay_loop *lp, struct relay_job *j,
+			 uint64_t deadline)
+{
+	j->deadline = deadline;
+	if (deadline != 0 &&
+	    (lp->next_deadline == 0 || deadline < lp->next_deadline))
+		lp->next_deadline = deadline;
+}
+
+/* A job that waits for its app's bytes (j->wait). */
+static void run_wait(struct relay_loop *lp, struct relay_job *j)
+{
+	int timed_out = j->wait_deadline != 0 &&
+			mtls_now_ms() >= j->wait_deadline;
+
+	if (!j->wait(j, timed_out, lp->stopping) || lp->stopping ||
+	    timed_out) {
+		finish(lp, j, MTLS_OK);
+		return;
+	}
+	if (watch(lp, j->rl.app_fd, &j->app_reg, EPOLLIN, &j->app_tag) != 0) {
+		finish(lp, j, mtls_error_set(&j->err, MTLS_ERR_IO,
+					     "epoll_ctl: %s", strerror(errno)));
+		return;
+	}
+	set_deadline(lp, j, j->wait_deadline);
+}
+
 /* Runs j's relay as far as it goes now. */
 static void run(struct relay_loop *lp, struct relay_job *j)
 {
@@ -94,6 +122,10 @@ static void run(struct relay_loop *lp, struct relay_job *j)
 	enum relay_step st;
 	mtls_err_t r;
 
+	if (j->wait != NULL) {
+		run_wait(lp, j);
+		return;
+	}
 	if (lp->stopping) {
 		j->rl.res.stopped = 1;
 		finish(lp, j, MTLS_OK);
@@ -116,10 +148,8 @@ static void run(struct relay_loop *lp, struct relay_job *j)
 					     "epoll_ctl: %s", strerror(errno)));
 		return;
 	}
-	j->deadline = w.timeout_ms < 0 ? 0 : mtls_now_ms() + (uint64_t)w.timeout_ms;
-	if (j->deadline != 0 &&
-	    (lp->next_deadline == 0 || j->deadline < lp->next_deadline))
-		lp->next_deadline = j->deadline;
+	set_deadline(lp, j, w.timeout_ms < 0 ?
+				    0 : mtls_now_ms() + (uint64_t)w.timeout_ms);
 }
 
 static void adopt(struct relay_loop *lp)

@@ -1,9 +1,9 @@
-/* The event loop that holds established relays: one thread per core (at
- * most RELAY_LOOPS_MAX) with an epoll set each, so that an idle relayed
- * connection costs its TLS session and a few hundred bytes, not a thread.
- * Nothing here blocks: a job's bytes move with non-blocking sockets and
- * wolfSSL, and the token is never asked (the handshake is over; wolfSSL
- * is not set up for post-handshake authentication or renegotiation). */
+/* The event loop that holds established relays, and connections that
+ * wait for their program's request: one thread per core (at most
+ * RELAY_LOOPS_MAX) with an epoll set each, so that an idle connection
+ * costs its state, not a thread. Nothing here blocks: a job's bytes move
+ * with non-blocking sockets and wolfSSL, and the token is never asked
+ * (the handshake is over, and tls.c refuses to sign after it). */
 #ifndef MTLS_RELAY_LOOP_H
 #define MTLS_RELAY_LOOP_H
 
@@ -37,6 +37,14 @@ struct relay_job {
 	uint64_t deadline;         /* the idle deadline, 0: none */
 	struct relay_tag app_tag, tls_tag;
 	struct mtls_error err;
+	/* Set instead of a relay: the job waits for rl.app_fd to be readable
+	 * (rl.tls_fd -1; nothing else of rl is used). wait runs in the loop
+	 * thread when it may be, once wait_deadline (0: none) has passed
+	 * (timed_out), and once when the loop stops (stopping); it returns 1
+	 * to wait on, 0 to end the job, and done then runs with MTLS_OK. Must
+	 * not block. */
+	int (*wait)(struct relay_job *j, int timed_out, int stopping);
+	uint64_t wait_deadline;
 };
 
 /* Hands j over to a loop (the loops start at the first call). stop_fd

@@ -1,9 +1,9 @@
 #!/bin/bash
 # Load and abuse: 1,000 tunneled connections open at once through one agent
 # (memory per connection measured, no thread per connection), a per-uid
-# connection limit, silent clients timed out without hurting others, an
-# oversize request refused, and 200 clients that hang up mid-handshake
-# costing nothing.
+# connection limit, silent clients holding no thread and timed out without
+# hurting others, an oversize request refused, and 200 clients that hang up
+# mid-handshake costing nothing.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/softhsm.sh"
@@ -108,7 +108,7 @@ agent_log_wait 'event=reload result=ok'
 # 3. Silent clients on the agent socket are dropped after request_timeout
 #    (2 s); others are served meanwhile.
 t_until 60 settled || t_fail "the agent still holds connections after 60 s"
-fdA=$(fds)
+fdA=$(fds) thA=$(threads)
 pids=()
 for i in $(seq 1 50); do
 	# timeout: should the agent never drop it, the test fails, not hangs.
@@ -118,6 +118,10 @@ done
 # Until the agent has accepted all 50 (one descriptor each).
 accepted() { [ "$(fds)" -ge $((fdA + 50)) ]; }
 t_until 30 accepted || t_fail "the agent accepted $(($(fds) - fdA)) of 50 silent clients"
+# Their requests are awaited on the event loop: no thread each.
+thS=$(threads)
+[ "$thS" -le $((thA + 4)) ] ||
+	t_fail "$thS threads with 50 silent clients waiting (before: $thA)"
 s=$(date +%s%N)
 out=$(curl -sS --max-time 30 -x "socks5h://localhost$T/agent.sock" "http://localhost:$port/")
 [[ $out == *"dn=CN=load-device"* ]] || t_fail "request beside silent clients: $out"
@@ -125,7 +129,7 @@ wait "${pids[@]}" 2>/dev/null || true
 ms=$((($(date +%s%N) - s) / 1000000))
 # 2 s after they were accepted; the next timer, handshake_timeout, is 10 s.
 [ $ms -le 8000 ] || t_fail "silent clients held for $ms ms"
-echo "ok: 50 silent clients dropped after the 2 s request_timeout (all gone ${ms} ms after they were accepted); a request beside them was served"
+echo "ok: 50 silent clients held no thread (threads $thA -> $thS) and were dropped after the 2 s request_timeout (all gone ${ms} ms after they were accepted); a request beside them was served"
 
 # 4. An oversize request is refused.
 resp=$( { printf 'CONNECT localhost:%s HTTP/1.1\r\n' "$port"; head -c 9000 /dev/zero | tr '\0' 'a'; printf '\r\n\r\n'; } |

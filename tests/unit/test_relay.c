@@ -272,17 +272,34 @@ struct relay_out {
 	char msg[512];
 };
 
+/* Drives the relay as the event loop does, with poll in this thread,
+ * until it ends (the idle timeout, WAIT_MS, bounds every wait). */
 static void run_relay(struct client *cl, int app_fd, struct relay_out *o)
 {
 	struct mtls_error err = { 0 };
-	int stop[2];
+	struct relay rl;
+	struct relay_wait w;
 
-	assert_int_equal(pipe(stop), 0);
-	o->r = relay_run(cl->ssl, &cl->tc, cl->fd, app_fd, stop[0], WAIT_MS,
-			 NULL, 0, NULL, &o->res, &err);
+	o->r = relay_init(&rl, cl->ssl, &cl->tc, cl->fd, app_fd, WAIT_MS, NULL,
+			  0, NULL, &err);
+	while (o->r == MTLS_OK) {
+		enum relay_step st = relay_step(&rl, 16, &w, &o->r, &err);
+		struct pollfd p[2] = {
+			{ .fd = w.app_events ? app_fd : -1, .events = w.app_events },
+			{ .fd = w.tls_events ? cl->fd : -1, .events = w.tls_events },
+		};
+
+		if (st == RELAY_STEP_DONE)
+			break;
+		if (st == RELAY_STEP_AGAIN)
+			continue;
+		assert_true(poll(p, 2, w.timeout_ms) >= 0 || errno == EINTR);
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+			rl.app_readable = 1;
+	}
+	o->res = rl.res;
+	relay_fini(&rl);
 	mtls_error_str(&err, o->msg, sizeof(o->msg));
-	close(stop[0]);
-	close(stop[1]);
 }
 
 /* The app sent nothing and closed its side; the server answers and
