@@ -315,8 +315,8 @@ struct route {
 	struct net_addrs to;   /* where to connect: resolved, policy-checked */
 };
 
-/* The handshake pool: connection threads hand their handshake to a
- * bounded set of long-lived workers and wait. Debian's wolfSSL is built
+/* The handshake pool: a connection, once connected, queues its handshake
+ * for a bounded set of long-lived workers; no thread of its own waits. Debian's wolfSSL is built
  * with FP_ECC, whose per-thread tables cost ~3 MiB and a few milliseconds
  * to build: a worker builds them once and keeps them warm, where a fresh
  * thread per connection would rebuild (and hold) them every time. The
@@ -331,7 +331,9 @@ struct route {
  * caller (uid) more than max_handshakes / active callers: a caller alone
  * may use every worker its destinations leave, and gets its share as soon
  * as another caller waits. The TCP connect happens before, in the
- * connection's own thread. */
+ * connection's own thread; what follows a handshake that succeeded and
+ * needs no revocation check (handing the relay to the event loop) runs in
+ * the worker, the rest on a thread of the connection's again. */
 #define HS_IDLE_TRIM_SEC 10
 #define HS_SHARE_KEYS 64
 
@@ -341,17 +343,18 @@ struct hs_share {
 	unsigned running;
 };
 
+struct served;
+
+/* Queued in the pool, inside the connection's served (below); no thread
+ * waits for it. */
 struct hs_job {
-	struct conn *c;
-	const struct route *rt;
-	struct tls_conn *tc;
-	WOLFSSL **ssl;
-	struct mtls_error *err;
-	mtls_err_t r;
-	int done;
+	struct served *s;
 	struct hs_share *by_uid, *by_dest;
 	struct hs_job *next;
 };
+
+static mtls_err_t hs_do(struct served *s);
+static void hs_finished(struct served *s, mtls_err_t r);
 
 static struct {
 	pthread_mutex_t lock;
@@ -437,19 +440,6 @@ static unsigned eligible_queued(void)
 	return n;
 }
 
-static mtls_err_t hs_do(struct hs_job *j)
-{
-	mtls_err_t r;
-
-	r = tls_new(j->rt->ctx, j->tc, j->c->srv_fd, j->rt->sni, j->rt->alpn,
-		    j->ssl, j->err);
-	if (r != MTLS_OK)
-		return r;
-	if (j->rt->session_key[0] != '\0')
-		session_cache_offer(j->rt->session_key, *j->ssl);
-	return handshake(j->c, *j->ssl, j->tc, j->err);
-}
-
 struct hs_worker_arg {
 	struct reaped *self;
 };
@@ -494,23 +484,31 @@ static void *hs_worker(void *arg)
 		}
 		warm = 1;
 		pthread_mutex_unlock(&hp.lock);
-		j->r = hs_do(j);
+		struct served *s = j->s;
+		mtls_err_t r = hs_do(s);
+
 		pthread_mutex_lock(&hp.lock);
 		j->by_uid->running--;
 		j->by_dest->running--;
-		j->done = 1;
-		pthread_cond_broadcast(&hp.done);
+		j->by_uid->jobs--;
+		j->by_dest->jobs--;
 		/* A job held back by its share may be within it now. */
 		pthread_cond_broadcast(&hp.work);
+		pthread_mutex_unlock(&hp.lock);
+		/* s, and j in it, are no longer the pool's. */
+		hs_finished(s, r);
+		pthread_mutex_lock(&hp.lock);
 	}
 	return NULL;
 }
 
-static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
-			      struct tls_conn *tc, WOLFSSL **ssl,
-			      struct mtls_error *err)
+/* Queues j (in s, for s->c's handshake): a worker takes it when its
+ * shares allow, and hs_finished goes on from there. On MTLS_OK, s and
+ * its connection are the pool's. */
+static mtls_err_t hs_submit(struct hs_job *j, const struct conn *c,
+			    const char *host, uint16_t port,
+			    struct mtls_error *err)
 {
-	struct hs_job j = { .c = c, .rt = rt, .tc = tc, .ssl = ssl, .err = err };
 	char key[sizeof(hp.uids[0].key)];
 
 	pthread_mutex_lock(&hp.lock);
@@ -520,16 +518,17 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 	}
 	hp.max = c->rt->cfg->agent.max_handshakes;
 	snprintf(key, sizeof(key), "%lld", (long long)c->who.uid);
-	j.by_uid = share_of(hp.uids, key);
-	j.by_uid->jobs++;
-	snprintf(key, sizeof(key), "%s|%u", rt->host, rt->port);
-	j.by_dest = share_of(hp.dests, key);
-	j.by_dest->jobs++;
+	j->by_uid = share_of(hp.uids, key);
+	j->by_uid->jobs++;
+	snprintf(key, sizeof(key), "%s|%u", host, port);
+	j->by_dest = share_of(hp.dests, key);
+	j->by_dest->jobs++;
+	j->next = NULL;
 	if (hp.tail != NULL)
-		hp.tail->next = &j;
+		hp.tail->next = j;
 	else
-		hp.head = &j;
-	hp.tail = &j;
+		hp.head = j;
+	hp.tail = j;
 	/* Grow while jobs that may run now outnumber the idle workers: a job
 	 * must never wait behind a hung handshake while the pool may grow. */
 	if (eligible_queued() > hp.idle && hp.workers < hp.max) {
@@ -545,32 +544,25 @@ static mtls_err_t hs_pool_run(struct conn *c, const struct route *rt,
 		/* Unlink: nobody will take it. */
 		struct hs_job **pp = &hp.head, *prev = NULL;
 
-		while (*pp != &j)
+		while (*pp != j)
 			prev = *pp, pp = &(*pp)->next;
-		*pp = j.next;
-		if (hp.tail == &j)
+		*pp = j->next;
+		if (hp.tail == j)
 			hp.tail = prev;
-		j.by_uid->jobs--;
-		j.by_dest->jobs--;
+		j->by_uid->jobs--;
+		j->by_dest->jobs--;
 		pthread_mutex_unlock(&hp.lock);
 		return mtls_error_set(err, MTLS_ERR_LIMIT, "no handshake worker");
 	}
 	pthread_cond_broadcast(&hp.work);
-	/* The job's own deadline (handshake_timeout) bounds this wait once it
-	 * runs; a queued job is taken as soon as its share allows. */
-	while (!j.done)
-		pthread_cond_wait(&hp.done, &hp.lock);
-	j.by_uid->jobs--;
-	j.by_dest->jobs--;
 	pthread_mutex_unlock(&hp.lock);
-	return j.r;
+	return MTLS_OK;
 }
 
 /* The profile's network revocation methods over the server's chain (as
  * the session holds it, also when resumed). */
-static mtls_err_t check_revocation(struct conn *c, const struct route *rt,
-				   WOLFSSL *ssl, struct tls_conn *tc,
-				   struct mtls_error *err)
+static mtls_err_t check_revocation(struct conn *c, WOLFSSL *ssl,
+				   struct tls_conn *tc, struct mtls_error *err)
 {
 	WOLFSSL_X509_CHAIN *chain;
 	struct rev_peer peer = { .n = 0 };
@@ -578,7 +570,7 @@ static mtls_err_t check_revocation(struct conn *c, const struct route *rt,
 	int fmt, waived = 0, n;
 	mtls_err_t r;
 
-	if (rt->profile == NULL || rt->profile->n_rev_methods == 0)
+	if (tc->profile == NULL || tc->profile->n_rev_methods == 0)
 		return MTLS_OK;
 	chain = wolfSSL_get_peer_chain(ssl);
 	n = chain != NULL ? wolfSSL_get_chain_count(chain) : 0;
@@ -596,7 +588,7 @@ static mtls_err_t check_revocation(struct conn *c, const struct route *rt,
 							 sizeof(produced),
 							 &fmt) == 0 &&
 			   produced[0] != '\0';
-	r = rev_check(rt->profile, &peer, (int64_t)time(NULL), c->id, &waived,
+	r = rev_check(tc->profile, &peer, (int64_t)time(NULL), c->id, &waived,
 		      err);
 	if (r == MTLS_OK && waived)
 		tc->revocation_skipped = 1;
@@ -657,11 +649,13 @@ static enum relay_verdict forward_filter(void *arg, const uint8_t *in,
 					 size_t cap, size_t *used,
 					 size_t *out_len);
 
-/* A connection's TLS side from the handshake to the close. On the heap:
- * wolfSSL's callbacks hold &tc, and a relay parked on the event loop
- * outlives the thread that set it up. */
+/* A connection's TLS side from the connect to the close. On the heap:
+ * wolfSSL's callbacks hold &tc, the handshake is queued in the pool with
+ * no thread waiting for it, and a relay parked on the event loop outlives
+ * every thread that set it up. */
 struct served {
 	struct relay_job job; /* while parked */
+	struct hs_job hs;     /* while in the handshake pool */
 	struct conn *c;
 	struct tls_conn tc;
 	WOLFSSL *ssl;
@@ -673,10 +667,17 @@ struct served {
 	char host[256];
 	uint16_t port;
 	char session_key[512];
+	const char *sni, *alpn; /* host, or the tunnel's (its runtime's) */
+	void (*reply)(struct conn *, mtls_err_t, const char *);
+	uint8_t *early; /* the program's bytes after its request */
+	size_t early_len;
+	struct reaped *self; /* the thread after the handshake, if any */
+	struct mtls_error err;
 	uint64_t t0;
 };
 
 static void conn_end(struct conn *c, int in_loop);
+static void served_free(struct served *s);
 
 /* After the relay: the session kept, the close logged, everything of the
  * TLS side freed. */
@@ -715,9 +716,7 @@ static void served_end(struct served *s, mtls_err_t r,
 		 rr->stopped ? " stopped=1" : "");
 	if (rr->refused && s->hello)
 		refuse_inner_tls(c, s->host, s->port);
-	tls_free(s->ssl, &s->tc);
-	tls_ctx_free(s->ctx);
-	free(s);
+	served_free(s);
 }
 
 static int forward_next(struct conn *c, uint8_t *rest, size_t rest_len);
@@ -751,22 +750,176 @@ static void parked_done(struct relay_job *j, mtls_err_t r,
 	conn_end(c, 1);
 }
 
-/* Connects, handshakes, then hands the relay to the event loop; takes
- * rt->ctx's reference. reply() tells the program (proxy) that the
- * connection is up or why not; early holds bytes the program sent before
- * the reply. forward: the plain HTTP proxy's filter, else the hello
- * filter. 1: the relay is parked, c belongs to the loop and the caller
+static void served_free(struct served *s)
+{
+	if (s->ssl != NULL)
+		tls_free(s->ssl, &s->tc);
+	tls_ctx_free(s->ctx);
+	wipe_free(s->early, s->early_len);
+	free(s);
+}
+
+/* A connection that never got to relay: counted, logged, told. Frees s;
+ * c is the caller's to end. */
+static void served_fail(struct served *s, mtls_err_t r)
+{
+	struct conn *c = s->c;
+	char msg[512];
+
+	count_failure(r);
+	/* resumed=1: refused after a resumed handshake (revocation). */
+	log_warn("event=handshake conn=%lu tunnel=%s result=fail "
+		 "reason=%s server=%s:%u%s detail=\"%s\"", c->id,
+		 c->t->cfg->name, mtls_err_name(r), s->host, s->port,
+		 s->ssl != NULL && wolfSSL_session_reused(s->ssl) ?
+			 " resumed=1" : "",
+		 mtls_error_str(&s->err, msg, sizeof(msg)));
+	if (s->reply != NULL)
+		s->reply(c, r, msg);
+	served_free(s);
+}
+
+/* The handshake is done and checked: the program is told, and the relay
+ * goes to the event loop (c and s are the loop's then). */
+static void served_up(struct served *s)
+{
+	struct conn *c = s->c;
+	struct relay_result rr;
+	mtls_err_t r;
+
+	/* Handshake state (hashes, key shares, the peer's chain) is not needed
+	 * to relay: drop it now rather than at close. */
+	wolfSSL_FreeHandshakeResources(s->ssl);
+	atomic_fetch_add(&g_stats.handshakes_ok, 1);
+	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
+		     (double)(mtls_now_ms() - s->t0) / 1000.0);
+	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
+		 "identity=%s profile=%s version=%s cipher=%s resumed=%d "
+		 "token_signs=%lu sign_ms=%.1f handshake_ms=%lu%s",
+		 c->id, c->t->cfg->name, s->host, s->port, s->tc.id->name,
+		 s->tc.profile ? s->tc.profile->name : "-",
+		 wolfSSL_get_version(s->ssl), wolfSSL_get_cipher_name(s->ssl),
+		 wolfSSL_session_reused(s->ssl), s->tc.sign_count,
+		 s->tc.sign_seconds * 1000.0,
+		 (unsigned long)(mtls_now_ms() - s->t0),
+		 s->tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
+	if (s->reply != NULL)
+		s->reply(c, MTLS_OK, NULL);
+	if (s->forward) {
+		s->fw.conn = c->id;
+		s->fw.host = s->host;
+		s->fw.port = s->port;
+		s->hf.fn = forward_filter;
+		s->hf.arg = &s->fw;
+		s->hf.keep_rest = 1;
+	} else {
+		s->hello = 1;
+		s->hf.fn = hello_filter;
+	}
+	r = relay_init(&s->job.rl, s->ssl, &s->tc, c->srv_fd, c->app_fd,
+		       c->rt->cfg->agent.idle_timeout_ms, s->early,
+		       s->early_len, &s->hf, &s->err);
+	wipe_free(s->early, s->early_len);
+	s->early = NULL;
+	s->job.done = parked_done;
+	/* From here on c and s are the loop's. */
+	if (r == MTLS_OK &&
+	    (r = relay_loop_park(&s->job, c->stop_fd, &s->err)) == MTLS_OK)
+		return;
+	rr = s->job.rl.res;
+	relay_fini(&s->job.rl);
+	served_end(s, r, &rr, &s->err);
+	conn_end(c, 0);
+}
+
+/* After the handshake, off the pool: the revocation check (a slow
+ * responder holds no handshake worker and delays only the connections
+ * waiting for its answer), or a refusal (which lingers for the program to
+ * read it). */
+static void served_after(struct served *s, mtls_err_t r)
+{
+	struct conn *c = s->c;
+
+	if (r == MTLS_OK)
+		r = check_revocation(c, s->ssl, &s->tc, &s->err);
+	if (r == MTLS_OK) {
+		served_up(s);
+		return;
+	}
+	served_fail(s, r);
+	conn_end(c, 0);
+}
+
+struct after_arg {
+	struct served *s;
+	mtls_err_t r;
+	struct reaped *self;
+};
+
+static void *after_main(void *arg)
+{
+	struct after_arg *a = arg;
+	struct reaped *self = a->self;
+
+	served_after(a->s, a->r);
+	free(a);
+	/* Revocation's signature checks may have filled this thread's
+	 * FP_ECC tables. */
+	wc_ecc_fp_free();
+	reap_finish(self);
+	return NULL;
+}
+
+/* In the handshake worker. */
+static mtls_err_t hs_do(struct served *s)
+{
+	mtls_err_t r;
+
+	r = tls_new(s->ctx, &s->tc, s->c->srv_fd, s->sni, s->alpn, &s->ssl,
+		    &s->err);
+	if (r != MTLS_OK)
+		return r;
+	if (s->session_key[0] != '\0')
+		session_cache_offer(s->session_key, s->ssl);
+	return handshake(s->c, s->ssl, &s->tc, &s->err);
+}
+
+/* In the handshake worker, once s is no longer the pool's: a handshake
+ * with nothing left to wait for goes on to the event loop from here; the
+ * rest on a thread of the connection's. */
+static void hs_finished(struct served *s, mtls_err_t r)
+{
+	struct after_arg *a;
+
+	if (r == MTLS_OK &&
+	    (s->tc.profile == NULL || s->tc.profile->n_rev_methods == 0)) {
+		served_up(s);
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a != NULL) {
+		a->s = s;
+		a->r = r;
+		if (reap_spawn(CONN_STACK, after_main, a, &a->self) == 0)
+			return;
+		free(a);
+	}
+	served_after(s, r);
+}
+
+/* Connects, then queues the handshake in the pool, from where the relay
+ * goes to the event loop; takes rt->ctx's reference. reply() tells the
+ * program (proxy) that the connection is up or why not; early holds bytes
+ * the program sent before the reply. forward: the plain HTTP proxy's
+ * filter, else the hello filter. 1: c is no longer the caller's, who
  * returns at once without touching it; 0: c is the caller's to end. */
 static int serve(struct conn *c, const struct route *rt,
 		 void (*reply)(struct conn *, mtls_err_t, const char *),
 		 const uint8_t *early, size_t early_len, int forward,
 		 uint64_t t0)
 {
-	const char *tname = c->t->cfg->name;
-	struct relay_result rr;
 	struct mtls_error err = { 0 };
 	struct served *s;
-	char msg[512];
 	mtls_err_t r;
 
 	s = calloc(1, sizeof(*s));
@@ -779,81 +932,35 @@ static int serve(struct conn *c, const struct route *rt,
 		return 0;
 	}
 	s->c = c;
+	s->hs.s = s;
 	s->tc.id = rt->id;
 	s->tc.profile = rt->profile;
 	s->ctx = rt->ctx;
 	snprintf(s->host, sizeof(s->host), "%s", rt->host);
 	s->port = rt->port;
 	snprintf(s->session_key, sizeof(s->session_key), "%s", rt->session_key);
+	/* A proxy's names live in its request, freed once this returns. */
+	s->sni = rt->sni == rt->host ? s->host : rt->sni;
+	s->alpn = rt->alpn;
+	s->reply = reply;
+	s->forward = forward;
 	s->t0 = t0;
-
-	r = connect_server(c, &rt->to, rt->host, rt->port, &err);
-	if (r == MTLS_OK)
-		r = hs_pool_run(c, rt, &s->tc, &s->ssl, &err);
-	/* After every handshake, full or resumed, and in this connection's
-	 * own thread: a slow responder holds no handshake worker and delays
-	 * only the connections waiting for its answer. */
-	if (r == MTLS_OK)
-		r = check_revocation(c, rt, s->ssl, &s->tc, &err);
-	if (r != MTLS_OK) {
-		count_failure(r);
-		/* resumed=1: refused after a resumed handshake (revocation). */
-		log_warn("event=handshake conn=%lu tunnel=%s result=fail "
-			 "reason=%s server=%s:%u%s detail=\"%s\"", c->id, tname,
-			 mtls_err_name(r), rt->host, rt->port,
-			 s->ssl != NULL && wolfSSL_session_reused(s->ssl) ?
-				 " resumed=1" : "",
-			 mtls_error_str(&err, msg, sizeof(msg)));
-		if (reply != NULL)
-			reply(c, r, msg);
-		if (s->ssl != NULL)
-			tls_free(s->ssl, &s->tc);
-		tls_ctx_free(s->ctx);
-		free(s);
-		return 0;
+	r = MTLS_OK;
+	if (early_len > 0) {
+		if ((s->early = malloc(early_len)) != NULL) {
+			memcpy(s->early, early, early_len);
+			s->early_len = early_len;
+		} else {
+			r = mtls_error_set(&s->err, MTLS_ERR_NOMEM, NULL);
+		}
 	}
-	/* Handshake state (hashes, key shares, the peer's chain) is not needed
-	 * to relay: drop it now rather than at close. */
-	wolfSSL_FreeHandshakeResources(s->ssl);
-	atomic_fetch_add(&g_stats.handshakes_ok, 1);
-	hist_observe(&g_stats.handshake_seconds, handshake_bounds,
-		     (double)(mtls_now_ms() - t0) / 1000.0);
-	log_info("event=handshake conn=%lu tunnel=%s result=ok server=%s:%u "
-		 "identity=%s profile=%s version=%s cipher=%s resumed=%d "
-		 "token_signs=%lu sign_ms=%.1f handshake_ms=%lu%s",
-		 c->id, tname, rt->host, rt->port, rt->id->name,
-		 rt->profile ? rt->profile->name : "-",
-		 wolfSSL_get_version(s->ssl), wolfSSL_get_cipher_name(s->ssl),
-		 wolfSSL_session_reused(s->ssl), s->tc.sign_count,
-		 s->tc.sign_seconds * 1000.0,
-		 (unsigned long)(mtls_now_ms() - t0),
-		 s->tc.revocation_skipped ? " revocation=unknown_fail_open" : "");
-	if (reply != NULL)
-		reply(c, MTLS_OK, NULL);
-
-	if (forward) {
-		s->forward = 1;
-		s->fw.conn = c->id;
-		s->fw.host = s->host;
-		s->fw.port = s->port;
-		s->hf.fn = forward_filter;
-		s->hf.arg = &s->fw;
-		s->hf.keep_rest = 1;
-	} else {
-		s->hello = 1;
-		s->hf.fn = hello_filter;
-	}
-	r = relay_init(&s->job.rl, s->ssl, &s->tc, c->srv_fd, c->app_fd,
-		       c->rt->cfg->agent.idle_timeout_ms, early, early_len,
-		       &s->hf, &err);
-	s->job.done = parked_done;
-	/* From here on c and s are the loop's. */
+	if (r == MTLS_OK)
+		r = connect_server(c, &rt->to, rt->host, rt->port, &s->err);
+	/* From here on, c and s are the pool's. */
 	if (r == MTLS_OK &&
-	    (r = relay_loop_park(&s->job, c->stop_fd, &err)) == MTLS_OK)
+	    (r = hs_submit(&s->hs, c, s->host, s->port, &s->err)) == MTLS_OK)
 		return 1;
-	rr = s->job.rl.res;
-	relay_fini(&s->job.rl);
-	served_end(s, r, &rr, &err);
+	served_fail(s, r);
 	return 0;
 }
 

@@ -1,11 +1,12 @@
 /* One accepted local connection. A proxy's request (SOCKS5, CONNECT or a
  * plain HTTP request) is read on the event loop (relay_loop.h) until it
  * is whole, so a program that connects and says nothing holds no thread.
- * Then a short-lived thread does what blocks: the name lookup, the
- * connect and the wait for the mTLS handshake (the token signs, in the
- * handshake pool), the revocation check. The established relay goes back
- * to the event loop and the thread ends, so a slow token holds up no one
- * else's bytes and an idle connection holds no thread. A tunnel has no
+ * Then a short-lived thread does what blocks: the name lookup and the
+ * connect. The mTLS handshake is queued for the handshake pool (where the
+ * token signs) with no thread waiting for it; the revocation check, if
+ * the profile has one, runs on a thread of its own after it. The
+ * established relay goes to the event loop, so a slow token holds up no
+ * one else's bytes and an idle connection holds no thread. A tunnel has no
  * request: its thread starts at accept. The plain HTTP proxy's next
  * request for another server starts a thread again. The count is bounded
  * by [agent] max_connections and max_connections_per_uid. */

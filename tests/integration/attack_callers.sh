@@ -8,7 +8,7 @@
 #      name resolving to it, does not pass a deny for 127.0.0.2/32;
 #  M3  max_connections_per_uid holds on a TCP listener;
 #  M4  connections to a server that accepts and never answers do not hold
-#      up another caller's handshake;
+#      up another caller's handshake, nor a thread each while queued;
 #  M5  an agent that cannot read other users' executables refuses exe rules.
 set -euo pipefail
 if [ -z "${MTLS_IN_NS:-}" ]; then
@@ -186,16 +186,25 @@ agent_log_mark
 kill -HUP "$AGENT_PID"
 agent_log_wait 'event=reload result=ok'
 agent_log_mark
+threads() { sed -n 's/^Threads:\t//p' "/proc/$AGENT_PID/status"; }
+th0=$(threads)
 "${NOBODY[@]}" "$PY" "$ATTACKER" connect 127.0.0.1 "$proxy" "localhost:$p_slow" 12 300 >"$T/slow.out" 2>&1 &
 t_on_exit "kill $!"
 t_until 60 grep -q 'held 12' "$T/slow.out" || bad "M4: the slow connections were not made"
 t_until 60 eval '(( $(count "event=route .*uid=65534") >= 12 ))' || bad "M4: not all 12 routed"
+# A handshake queued for a worker holds no thread: the destination's share
+# of max_handshakes = 8 (4) hangs in workers, the other 8 wait in the
+# queue; the pool itself may have grown to its 8 workers meanwhile. (A
+# thread each waited there before: 12 more than that, for 90 s.)
+few_threads() { (( $(threads) <= th0 + 8 )); }
+t_until 30 few_threads || bad "M4: $(threads) threads with 12 hung handshakes (before: $th0)"
+th4=$(threads)
 start=${EPOCHREALTIME//[!0-9]/}
 out=$(curl -sS --max-time 30 -p -x "http://127.0.0.1:$proxy" "http://localhost:$p_root/" 2>&1 || true)
 took=$(( (${EPOCHREALTIME//[!0-9]/} - start) / 1000 ))ms
 [[ $out == *"dn=CN=root-only verify=SUCCESS"* ]] ||
 	bad "M4: root's handshake waited behind 12 hung ones: $out (after $took)"
-[[ " ${failed[*]} " == *" M4 "* ]] || echo "ok: M4: with 12 hung handshakes of uid 65534, root's completed in $took"
+[[ " ${failed[*]} " == *" M4 "* ]] || echo "ok: M4: with 12 hung handshakes of uid 65534 (threads $th0 -> $th4), root's completed in $took"
 # M5: an agent that cannot read other users' /proc/PID/exe (not root, no
 # CAP_SYS_PTRACE: the shipped system unit) refuses exe rules it could
 # never apply, naming the rule's line; with the agent's own uid it is fine.
