@@ -223,51 +223,45 @@ static void addr_for_policy(const struct sockaddr_storage *a,
 	}
 }
 
-/* Connects to the first address that answers, in the connection's own
- * thread: a server that never accepts holds no handshake worker. */
-static mtls_err_t connect_server(struct conn *c, const struct net_addrs *to,
-				 const char *host, uint16_t port_num,
-				 struct mtls_error *err)
-{
-	uint64_t deadline = mtls_now_ms() + c->rt->cfg->agent.connect_timeout_ms;
-	int last_errno = 0;
+/* Connecting, on the event loop: the route's addresses in order, the
+ * first that accepts wins, all within connect_timeout. A server that
+ * never answers holds no thread and no handshake worker. */
+struct connecting {
+	struct net_addrs to;
+	unsigned next; /* the next address to try */
+	int fd;        /* the connect in progress, or -1 */
+	int connected;
+	int last_errno;
+};
 
-	for (unsigned i = 0; i < to->n; i++) {
-		int fd = socket(to->a[i].ss_family,
+/* Starts connects to cn's next addresses until one is connected (1) or
+ * in progress (0), its fd in cn->fd; -1: none left (cn->last_errno says
+ * why). Never blocks. */
+static int connect_next(struct connecting *cn)
+{
+	while (cn->next < cn->to.n) {
+		unsigned i = cn->next++;
+		int fd = socket(cn->to.a[i].ss_family,
 				SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		int soerr = 0, rc = 0;
-		socklen_t len = sizeof(soerr);
 
 		if (fd < 0) {
-			last_errno = errno;
+			cn->last_errno = errno;
 			continue;
 		}
-		if (connect(fd, (const struct sockaddr *)&to->a[i],
-			    to->len[i]) == 0) {
-			c->srv_fd = fd;
-			break;
+		if (connect(fd, (const struct sockaddr *)&cn->to.a[i],
+			    cn->to.len[i]) == 0) {
+			cn->fd = fd;
+			cn->connected = 1;
+			return 1;
 		}
 		if (errno == EINPROGRESS) {
-			rc = mtls_wait_fd(fd, POLLOUT, c->stop_fd, deadline);
-			if (rc == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
-				       &len) == 0 && soerr == 0) {
-				c->srv_fd = fd;
-				break;
-			}
-			last_errno = rc == 0 ? ETIMEDOUT : rc < 0 ? EINTR : soerr;
-		} else {
-			last_errno = errno;
+			cn->fd = fd;
+			return 0;
 		}
+		cn->last_errno = errno;
 		close(fd);
-		if (rc < 0)
-			break; /* stopping */
 	}
-	if (c->srv_fd < 0)
-		return mtls_error_set(err, connect_error(last_errno),
-				      "%s:%u: %s", host, port_num,
-				      strerror(last_errno ? last_errno : EIO));
-	return MTLS_OK;
+	return -1;
 }
 
 static mtls_err_t handshake(struct conn *c, WOLFSSL *ssl, struct tls_conn *tc,
@@ -330,8 +324,8 @@ struct route {
  * for one more destination, however many jobs the others queue. And no
  * caller (uid) more than max_handshakes / active callers: a caller alone
  * may use every worker its destinations leave, and gets its share as soon
- * as another caller waits. The TCP connect happens before, in the
- * connection's own thread; what follows a handshake that succeeded and
+ * as another caller waits. The TCP connect happens before, on the event
+ * loop (a server that never accepts holds no worker); what follows a handshake that succeeded and
  * needs no revocation check (handing the relay to the event loop) runs in
  * the worker, the rest on a thread of the connection's again. */
 #define HS_IDLE_TRIM_SEC 10
@@ -671,6 +665,7 @@ struct served {
 	void (*reply)(struct conn *, mtls_err_t, const char *);
 	uint8_t *early; /* the program's bytes after its request */
 	size_t early_len;
+	struct connecting *cn; /* until connected */
 	struct reaped *self; /* the thread after the handshake, if any */
 	struct mtls_error err;
 	uint64_t t0;
@@ -752,6 +747,11 @@ static void parked_done(struct relay_job *j, mtls_err_t r,
 
 static void served_free(struct served *s)
 {
+	if (s->cn != NULL) {
+		if (s->cn->fd >= 0)
+			close(s->cn->fd);
+		free(s->cn);
+	}
 	if (s->ssl != NULL)
 		tls_free(s->ssl, &s->tc);
 	tls_ctx_free(s->ctx);
@@ -821,6 +821,7 @@ static void served_up(struct served *s)
 		       s->early_len, &s->hf, &s->err);
 	wipe_free(s->early, s->early_len);
 	s->early = NULL;
+	s->job.wait = NULL; /* it was the connect's wait */
 	s->job.done = parked_done;
 	/* From here on c and s are the loop's. */
 	if (r == MTLS_OK &&
@@ -884,19 +885,11 @@ static mtls_err_t hs_do(struct served *s)
 	return handshake(s->c, s->ssl, &s->tc, &s->err);
 }
 
-/* In the handshake worker, once s is no longer the pool's: a handshake
- * with nothing left to wait for goes on to the event loop from here; the
- * rest on a thread of the connection's. */
-static void hs_finished(struct served *s, mtls_err_t r)
+/* served_after on a thread of its own (inline only when none starts). */
+static void after_on_thread(struct served *s, mtls_err_t r)
 {
-	struct after_arg *a;
+	struct after_arg *a = calloc(1, sizeof(*a));
 
-	if (r == MTLS_OK &&
-	    (s->tc.profile == NULL || s->tc.profile->n_rev_methods == 0)) {
-		served_up(s);
-		return;
-	}
-	a = calloc(1, sizeof(*a));
 	if (a != NULL) {
 		a->s = s;
 		a->r = r;
@@ -905,6 +898,89 @@ static void hs_finished(struct served *s, mtls_err_t r)
 		free(a);
 	}
 	served_after(s, r);
+}
+
+/* In the handshake worker, once s is no longer the pool's: a handshake
+ * with nothing left to wait for goes on to the event loop from here; the
+ * rest on a thread of the connection's. */
+static void hs_finished(struct served *s, mtls_err_t r)
+{
+	if (r == MTLS_OK &&
+	    (s->tc.profile == NULL || s->tc.profile->n_rev_methods == 0)) {
+		served_up(s);
+		return;
+	}
+	after_on_thread(s, r);
+}
+
+/* The connect's end: the socket becomes the connection's, or the last
+ * address's error is s's. */
+static mtls_err_t connect_result(struct served *s)
+{
+	struct connecting *cn = s->cn;
+	mtls_err_t r = MTLS_OK;
+
+	s->cn = NULL;
+	if (cn->connected) {
+		s->c->srv_fd = cn->fd;
+	} else {
+		if (cn->fd >= 0)
+			close(cn->fd);
+		r = mtls_error_set(&s->err, connect_error(cn->last_errno),
+				   "%s:%u: %s", s->host, s->port,
+				   strerror(cn->last_errno ? cn->last_errno : EIO));
+	}
+	free(cn);
+	return r;
+}
+
+/* The loop's look at a connect in progress (relay_job.wait). */
+static int connect_wait(struct relay_job *j, int timed_out, int stopping)
+{
+	struct served *s = (struct served *)((char *)j -
+					     offsetof(struct served, job));
+	struct connecting *cn = s->cn;
+	struct pollfd p = { .fd = cn->fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int soerr = 0;
+
+	if (stopping || timed_out) {
+		cn->last_errno = stopping ? EINTR : ETIMEDOUT;
+		return 0;
+	}
+	/* Also called when nothing happened yet (as the loop adopts it). */
+	if (poll(&p, 1, 0) != 1)
+		return 1;
+	if (getsockopt(cn->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+		soerr = errno;
+	if (soerr == 0) {
+		cn->connected = 1;
+		return 0;
+	}
+	cn->last_errno = soerr;
+	relay_loop_forget(j);
+	close(cn->fd);
+	cn->fd = -1;
+	if (connect_next(cn) != 0)
+		return 0; /* connected, or none left */
+	j->wait_fd = cn->fd;
+	return 1;
+}
+
+/* In the loop thread, once the connect ended: the handshake is queued,
+ * or the refusal goes to a thread (it lingers for the program). */
+static void connect_done(struct relay_job *j, mtls_err_t r,
+			 struct mtls_error *err)
+{
+	struct served *s = (struct served *)((char *)j -
+					     offsetof(struct served, job));
+
+	(void)err;
+	r = connect_result(s);
+	if (r == MTLS_OK &&
+	    (r = hs_submit(&s->hs, s->c, s->host, s->port, &s->err)) == MTLS_OK)
+		return;
+	after_on_thread(s, r);
 }
 
 /* Connects, then queues the handshake in the pool, from where the relay
@@ -954,12 +1030,34 @@ static int serve(struct conn *c, const struct route *rt,
 			r = mtls_error_set(&s->err, MTLS_ERR_NOMEM, NULL);
 		}
 	}
-	if (r == MTLS_OK)
-		r = connect_server(c, &rt->to, rt->host, rt->port, &s->err);
-	/* From here on, c and s are the pool's. */
-	if (r == MTLS_OK &&
-	    (r = hs_submit(&s->hs, c, s->host, s->port, &s->err)) == MTLS_OK)
-		return 1;
+	if (r == MTLS_OK && (s->cn = calloc(1, sizeof(*s->cn))) == NULL)
+		r = mtls_error_set(&s->err, MTLS_ERR_NOMEM, NULL);
+	if (r != MTLS_OK) {
+		served_fail(s, r);
+		return 0;
+	}
+	s->cn->to = rt->to;
+	s->cn->fd = -1;
+	if (connect_next(s->cn) == 0) {
+		/* In progress: the loop waits for it (connect_done goes on);
+		 * from here on, c and s are the loop's. */
+		s->job.wait = connect_wait;
+		s->job.wait_fd = s->cn->fd;
+		s->job.wait_events = POLLOUT;
+		s->job.wait_deadline = mtls_now_ms() +
+				       c->rt->cfg->agent.connect_timeout_ms;
+		s->job.done = connect_done;
+		r = relay_loop_park(&s->job, c->stop_fd, &s->err);
+		if (r == MTLS_OK)
+			return 1;
+	} else {
+		r = connect_result(s);
+		/* From here on, c and s are the pool's. */
+		if (r == MTLS_OK &&
+		    (r = hs_submit(&s->hs, c, s->host, s->port, &s->err)) ==
+			    MTLS_OK)
+			return 1;
+	}
 	served_fail(s, r);
 	return 0;
 }
@@ -1363,14 +1461,14 @@ static int request_wait(struct relay_job *j, int timed_out, int stopping)
 		goto drop;
 	if (q->buf == NULL && (q->buf = malloc(RELAY_BUF)) == NULL)
 		goto drop;
-	n = recv(j->rl.app_fd, q->buf + q->len, request_cap(q) - q->len,
+	n = recv(j->wait_fd, q->buf + q->len, request_cap(q) - q->len,
 		 MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 1;
 	if (n <= 0)
 		goto drop;
 	q->len += (size_t)n;
-	q->state = request_scan(q, j->rl.app_fd);
+	q->state = request_scan(q, j->wait_fd);
 	return q->state == RQ_MORE;
 drop:
 	q->state = RQ_DROP;
@@ -1405,8 +1503,8 @@ static int request_park(struct conn *c)
 	struct mtls_error err = { 0 };
 
 	memset(&q->job, 0, sizeof(q->job));
-	q->job.rl.app_fd = c->app_fd;
-	q->job.rl.tls_fd = -1;
+	q->job.wait_fd = c->app_fd;
+	q->job.wait_events = POLLIN;
 	q->job.wait = request_wait;
 	q->job.done = request_done;
 	q->job.wait_deadline = c->t0 + c->rt->cfg->agent.request_timeout_ms;

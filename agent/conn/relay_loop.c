@@ -75,8 +75,12 @@ static void mark_ready(struct relay_loop *lp, struct relay_job *j)
 
 static void finish(struct relay_loop *lp, struct relay_job *j, mtls_err_t r)
 {
-	(void)watch(lp, j->rl.app_fd, &j->app_reg, 0, &j->app_tag);
-	(void)watch(lp, j->rl.tls_fd, &j->tls_reg, 0, &j->tls_tag);
+	if (j->wait != NULL) {
+		relay_loop_forget(j);
+	} else {
+		(void)watch(lp, j->rl.app_fd, &j->app_reg, 0, &j->app_tag);
+		(void)watch(lp, j->rl.tls_fd, &j->tls_reg, 0, &j->tls_tag);
+	}
 	if (j->prev != NULL)
 		j->prev->next = j->next;
 	else
@@ -96,7 +100,12 @@ static void set_deadline(struct relay_loop *lp, struct relay_job *j,
 		lp->next_deadline = deadline;
 }
 
-/* A job that waits for its app's bytes (j->wait). */
+void relay_loop_forget(struct relay_job *j)
+{
+	(void)watch(j->loop, j->wait_fd, &j->app_reg, 0, &j->app_tag);
+}
+
+/* A job that waits for an fd (j->wait). */
 static void run_wait(struct relay_loop *lp, struct relay_job *j)
 {
 	int timed_out = j->wait_deadline != 0 &&
@@ -107,7 +116,8 @@ static void run_wait(struct relay_loop *lp, struct relay_job *j)
 		finish(lp, j, MTLS_OK);
 		return;
 	}
-	if (watch(lp, j->rl.app_fd, &j->app_reg, EPOLLIN, &j->app_tag) != 0) {
+	if (watch(lp, j->wait_fd, &j->app_reg, epoll_of(j->wait_events),
+		  &j->app_tag) != 0) {
 		finish(lp, j, mtls_error_set(&j->err, MTLS_ERR_IO,
 					     "epoll_ctl: %s", strerror(errno)));
 		return;

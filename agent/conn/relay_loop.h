@@ -37,15 +37,21 @@ struct relay_job {
 	uint64_t deadline;         /* the idle deadline, 0: none */
 	struct relay_tag app_tag, tls_tag;
 	struct mtls_error err;
-	/* Set instead of a relay: the job waits for rl.app_fd to be readable
-	 * (rl.tls_fd -1; nothing else of rl is used). wait runs in the loop
-	 * thread when it may be, once wait_deadline (0: none) has passed
+	/* Set instead of a relay: the job waits for wait_fd to be ready for
+	 * wait_events (POLLIN or POLLOUT; rl is not used). wait runs in the
+	 * loop thread when it may be, once wait_deadline (0: none) has passed
 	 * (timed_out), and once when the loop stops (stopping); it returns 1
-	 * to wait on, 0 to end the job, and done then runs with MTLS_OK. Must
-	 * not block. */
+	 * to wait on (for wait_fd and wait_events as they are then), 0 to end
+	 * the job, and done then runs with MTLS_OK. Must not block. */
 	int (*wait)(struct relay_job *j, int timed_out, int stopping);
+	int wait_fd;
+	short wait_events;
 	uint64_t wait_deadline;
 };
+
+/* From a job's wait, before it closes or replaces wait_fd: the loop
+ * watches it no more. */
+void relay_loop_forget(struct relay_job *j);
 
 /* Hands j over to a loop (the loops start at the first call). stop_fd
  * becomes readable when every connection must end now: the job then ends

@@ -9,7 +9,8 @@
 #  M3  max_connections_per_uid holds on a TCP listener;
 #  M4  connections to a server that accepts and never answers do not hold
 #      up another caller's handshake, nor a thread each while queued;
-#  M5  an agent that cannot read other users' executables refuses exe rules.
+#  M5  an agent that cannot read other users' executables refuses exe rules;
+#  M6  connects to a server that never accepts hold no thread each.
 set -euo pipefail
 if [ -z "${MTLS_IN_NS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (namespaces, setpriv)"; exit 0; }
@@ -48,6 +49,22 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(128); time.sleep(600)' "$p_slow" >"$T/slow-server.log" 2>&1 &
 t_on_exit "kill $!"
 t_wait_port "$p_slow" 30
+# A server that never accepts: its accept queue (backlog 0) holds one
+# connection, never taken; the kernel drops every SYN after that, so a
+# connect to it stays in progress. "full" once a connect is seen to hang.
+p_full=$(t_free_port)
+"$PY" -c 'import select,socket,sys,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(0)
+a=socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+b=socket.socket(); b.setblocking(False)
+try: b.connect(("127.0.0.1", int(sys.argv[1])))
+except BlockingIOError: pass
+time.sleep(0.5)
+if not select.select([], [b], [], 2)[1]: print("full", flush=True)
+time.sleep(600)' "$p_full" >"$T/full-server.log" 2>&1 &
+t_on_exit "kill $!"
+t_until 30 grep -q full "$T/full-server.log" || t_fail "no connect hangs against a full accept queue: $(cat "$T/full-server.log")"
 # The server at 127.0.0.2 that the policy keeps everyone from.
 p_dot2=$(t_free_port)
 openssl s_server -accept "127.0.0.2:$p_dot2" -cert "$T/server.pem" -key "$T/server.key" \
@@ -60,6 +77,7 @@ tunnel=$(t_free_port)
 conf=$T/agent.conf
 agent_conf_token "$conf" itoken "$T/pin"
 sed -i 's/^handshake_timeout = .*/handshake_timeout = 90s/' "$conf"
+sed -i 's/^\[agent\]$/[agent]\nconnect_timeout = 120s/' "$conf"
 sed -i 's/^\[agent\]$/[agent]\nrequest_timeout = 60s\nmax_connections_per_uid = 4\nmax_handshakes = 8/' "$conf"
 agent_conf_identity "$conf" rootid "$ca"
 agent_conf_identity "$conf" openid "$ca"
@@ -84,6 +102,14 @@ cat >>"$conf" <<-EOF
 	uid = 65534
 	hosts = localhost
 	ports = $p_slow
+	action = allow
+	identity = openid
+	profile = p
+
+	[rule nobody-full]
+	uid = 65534
+	hosts = localhost
+	ports = $p_full
 	action = allow
 	identity = openid
 	profile = p
@@ -205,6 +231,24 @@ took=$(( (${EPOCHREALTIME//[!0-9]/} - start) / 1000 ))ms
 [[ $out == *"dn=CN=root-only verify=SUCCESS"* ]] ||
 	bad "M4: root's handshake waited behind 12 hung ones: $out (after $took)"
 [[ " ${failed[*]} " == *" M4 "* ]] || echo "ok: M4: with 12 hung handshakes of uid 65534 (threads $th0 -> $th4), root's completed in $took"
+# M6: 12 connects by uid 65534 to the server that never accepts, each
+# waiting out connect_timeout (120 s): a wait on the event loop each, not
+# a thread (before: a thread each, for 120 s). Root is served meanwhile.
+agent_log_mark
+th5=$(threads)
+"${NOBODY[@]}" "$PY" "$ATTACKER" connect 127.0.0.1 "$proxy" "localhost:$p_full" 12 300 >"$T/full.out" 2>&1 &
+t_on_exit "kill $!"
+t_until 60 grep -q 'held 12' "$T/full.out" || bad "M6: the connections were not made"
+t_until 60 eval '(( $(count "event=route .*dest=localhost:$p_full") >= 12 ))' || bad "M6: not all 12 routed"
+(( $(count "event=handshake .*server=localhost:$p_full") == 0 )) ||
+	bad "M6: a connect to the full server ended: $(count "event=handshake .*server=localhost:$p_full")"
+few_threads() { (( $(threads) <= th5 + 2 )); }
+t_until 30 few_threads || bad "M6: $(threads) threads with 12 connects in progress (before: $th5)"
+th6=$(threads)
+out=$(curl -sS --max-time 30 -p -x "http://127.0.0.1:$proxy" "http://localhost:$p_root/" 2>&1 || true)
+[[ $out == *"dn=CN=root-only verify=SUCCESS"* ]] || bad "M6: root beside 12 pending connects: $out"
+[[ " ${failed[*]} " == *" M6 "* ]] || echo "ok: M6: 12 connects in progress to a server that never accepts: threads $th5 -> $th6; root served meanwhile"
+
 # M5: an agent that cannot read other users' /proc/PID/exe (not root, no
 # CAP_SYS_PTRACE: the shipped system unit) refuses exe rules it could
 # never apply, naming the rule's line; with the agent's own uid it is fine.
