@@ -443,6 +443,9 @@ static void *hs_worker(void *arg)
 	struct hs_worker_arg *wa = arg;
 	int warm = 1;
 
+	/* For top -H, and for tests that tell the pool (bounded by
+	 * max_handshakes) from threads that would be a leak. */
+	(void)pthread_setname_np(pthread_self(), "mtls-hs");
 	pthread_mutex_lock(&hp.lock);
 	for (;;) {
 		struct hs_job *j;
@@ -666,7 +669,6 @@ struct served {
 	uint8_t *early; /* the program's bytes after its request */
 	size_t early_len;
 	struct connecting *cn; /* until connected */
-	struct reaped *self; /* the thread after the handshake, if any */
 	struct mtls_error err;
 	uint64_t t0;
 };

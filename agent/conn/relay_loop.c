@@ -206,6 +206,9 @@ static void *loop_main(void *arg)
 	struct relay_loop *lp = arg;
 	struct epoll_event ev[LOOP_EVENTS];
 
+	/* For top -H and the tests' thread counts. */
+	(void)pthread_setname_np(pthread_self(), "mtls-relay");
+
 	for (;;) {
 		uint64_t now = mtls_now_ms();
 		int timeout = -1, n;

@@ -385,8 +385,9 @@ static int agent_key(struct parse_state *st, const char *k, const char *v)
 		else if (strcmp(v, "wolfssl") == 0)
 			a->bulk_crypto_openssl = 0;
 		else
-			return fail(st, "bulk_crypto: openssl (AES-GCM in "
-				    "libcrypto's vector code) or wolfssl");
+			return fail(st, "bulk_crypto: openssl (AES-GCM and "
+				    "P-256 in libcrypto's vector code) or "
+				    "wolfssl");
 	} else if (strcmp(k, "max_handshakes") == 0) {
 		if (parse_uint(v, 4096, &n) != 0 || n == 0)
 			return fail(st, "max_handshakes: 1..4096");

@@ -25,7 +25,7 @@ struct cfg_agent {
 	unsigned max_connections_per_uid; /* 0: no per-uid limit */
 	unsigned max_handshakes;          /* in progress at once */
 	int resume;                       /* TLS session resumption (yes) */
-	int bulk_crypto_openssl; /* AES-GCM in libcrypto (yes) or wolfSSL's C */
+	int bulk_crypto_openssl; /* AES-GCM, P-256 in libcrypto, or wolfSSL's C */
 	unsigned handshake_timeout_ms;
 	unsigned request_timeout_ms; /* to read a SOCKS5/CONNECT request */
 	unsigned connect_timeout_ms;

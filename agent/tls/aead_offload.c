@@ -7,6 +7,7 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "aead_openssl.h"
+#include "ec_offload.h"
 
 
 /* wc_CryptoInfo's layout has its unions only when wolfSSL was built with
@@ -40,6 +41,8 @@ static int device(int devId, wc_CryptoInfo *info, void *ctx)
 
 	(void)devId;
 	(void)ctx;
+	if (info->algo_type == WC_ALGO_TYPE_PK)
+		return ec_offload_pk(info);
 	if (info->algo_type != WC_ALGO_TYPE_CIPHER ||
 	    info->cipher.type != WC_CIPHER_AES_GCM)
 		return CRYPTOCB_UNAVAILABLE;
@@ -86,7 +89,9 @@ int aead_offload_init(void)
 		return 0;
 	if (aead_openssl_init() != 0)
 		return -1;
-	if (wc_CryptoCb_RegisterDevice(AEAD_OFFLOAD_DEVID, device, NULL) != 0) {
+	if (ec_offload_init() != 0 ||
+	    wc_CryptoCb_RegisterDevice(AEAD_OFFLOAD_DEVID, device, NULL) != 0) {
+		ec_offload_cleanup();
 		aead_openssl_cleanup();
 		return -1;
 	}
@@ -99,6 +104,7 @@ void aead_offload_cleanup(void)
 	if (!registered)
 		return;
 	wc_CryptoCb_UnRegisterDevice(AEAD_OFFLOAD_DEVID);
+	ec_offload_cleanup();
 	aead_openssl_cleanup();
 	registered = 0;
 }

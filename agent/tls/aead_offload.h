@@ -1,8 +1,9 @@
 /* The bulk AES-GCM of every TLS connection through OpenSSL's libcrypto
  * (aead_openssl.c), by way of a wolfSSL crypto callback device: the
- * device does AES-GCM and answers CRYPTOCB_UNAVAILABLE to everything else
- * (key exchange, hashes, signature checks, the RNG stay wolfSSL's own).
- * The token's signatures do not go through it: they are PK callbacks. */
+ * device does AES-GCM, hands P-256 key exchange and signature checks to
+ * ec_offload.c, and answers CRYPTOCB_UNAVAILABLE to everything else
+ * (hashes, other curves, RSA, the RNG stay wolfSSL's own). The token's
+ * signatures do not go through it: they are PK callbacks. */
 #ifndef MTLS_AEAD_OFFLOAD_H
 #define MTLS_AEAD_OFFLOAD_H
 

@@ -34,6 +34,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
+#include "ec_offload.h"
 #include "relay.h"
 #include "tls.h"
 #include "tls_testlib.h"
@@ -308,6 +309,7 @@ static void run_relay(struct client *cl, int app_fd, struct relay_out *o)
  * server saw as extra bytes. */
 static void test_both_close_notify_then_nothing(void **state)
 {
+	unsigned long ec_before[EC_OFF__N];
 	struct relay_out o;
 	struct server s;
 	struct client cl;
@@ -317,7 +319,15 @@ static void test_both_close_notify_then_nothing(void **state)
 
 	(void)state;
 	server_start(&s);
+	for (int i = 0; i < EC_OFF__N; i++)
+		ec_before[i] = ec_offload_ops((enum ec_offload_op)i);
 	client_connect(&cl, s.port);
+	/* The client's P-256 went through libcrypto (ec_offload.c): its key
+	 * share, the ECDH, and the checks of the server's CertificateVerify
+	 * and of the CA's signature on its certificate. */
+	assert_int_equal(ec_offload_ops(EC_OFF_KEYGEN), ec_before[EC_OFF_KEYGEN] + 1);
+	assert_int_equal(ec_offload_ops(EC_OFF_ECDH), ec_before[EC_OFF_ECDH] + 1);
+	assert_true(ec_offload_ops(EC_OFF_VERIFY) >= ec_before[EC_OFF_VERIFY] + 2);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
 				    app), 0);
 	assert_int_equal(shutdown(app[1], SHUT_WR), 0);
