@@ -5,7 +5,7 @@
 # their min-max.
 #   bench/run.sh [RUNS] [SECONDS]       (defaults: 5 runs, 3 s each)
 # BENCH_ONLY="handshakes resumption relay memory" (any of them) runs only
-# those sections.
+# those sections; BENCH_PROFILE=FILE adds a perf profile of resumption.
 set -euo pipefail
 RUNS=${1:-5}
 SECS=${2:-3}
@@ -185,6 +185,14 @@ agent_log_wait 'event=reload result=ok' 10
 for c in 1 8; do
 	echo "| resumption on | $c | $(hs_case "$HSBENCH" unix "$T/web.sock" "$c" "$SECS") |"
 done
+# BENCH_PROFILE=FILE: a whole-machine perf profile of resumed connections
+# at c=8 (perf report -i FILE --sort comm,dso shows who spends the CPU).
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	perf record -a -g -o "$BENCH_PROFILE" -- sleep "$SECS" >/dev/null 2>&1 &
+	prof=$!
+	"$HSBENCH" unix "$T/web.sock" 8 "$SECS" >/dev/null
+	wait $prof || true
+fi
 sed -i 's/^resume = yes$/resume = no/' "$conf"
 kill -HUP "$AGENT_PID"
 fi
