@@ -16,28 +16,9 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/random.h>
 
-#include "aead_offload.h"
+#include "offload_testlib.h"
 
 #define REC_MAX 16384
-
-static WC_RNG rng;
-
-static int setup(void **state)
-{
-	(void)state;
-	if (wolfSSL_Init() != WOLFSSL_SUCCESS || wc_InitRng(&rng) != 0)
-		return -1;
-	return aead_offload_init();
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	aead_offload_cleanup();
-	wc_FreeRng(&rng);
-	wolfSSL_Cleanup();
-	return 0;
-}
 
 static void aes_on(Aes *a, int devid, const uint8_t *key, size_t key_len)
 {

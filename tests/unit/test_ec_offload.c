@@ -17,27 +17,8 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/random.h>
 
-#include "aead_offload.h"
+#include "offload_testlib.h"
 #include "ec_offload.h"
-
-static WC_RNG rng;
-
-static int setup(void **state)
-{
-	(void)state;
-	if (wolfSSL_Init() != WOLFSSL_SUCCESS || wc_InitRng(&rng) != 0)
-		return -1;
-	return aead_offload_init();
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	aead_offload_cleanup();
-	wc_FreeRng(&rng);
-	wolfSSL_Cleanup();
-	return 0;
-}
 
 static void make_key(ecc_key *k, int devid, int curve, int size)
 {
