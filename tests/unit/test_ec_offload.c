@@ -39,33 +39,37 @@ static void public_of(const ecc_key *from, ecc_key *to, int devid)
 	assert_int_equal(wc_ecc_import_x963_ex(pt, n, to, from->dp->id), 0);
 }
 
+/* A key pair on the device and one in wolfSSL's C: the same ECDH secret
+ * both ways (the device's key with the other's point, and the reverse). */
+static void ecdh_both_ways(int curve, int size)
+{
+	ecc_key dev, sw, dev_pub, sw_pub;
+	uint8_t a[48], b[48];
+	word32 al = (word32)size, bl = (word32)size;
+
+	make_key(&dev, AEAD_OFFLOAD_DEVID, curve, size);
+	make_key(&sw, INVALID_DEVID, curve, size);
+	public_of(&sw, &sw_pub, AEAD_OFFLOAD_DEVID);
+	public_of(&dev, &dev_pub, INVALID_DEVID);
+	assert_int_equal(wc_ecc_shared_secret(&dev, &sw_pub, a, &al), 0);
+	assert_int_equal(wc_ecc_shared_secret(&sw, &dev_pub, b, &bl), 0);
+	assert_int_equal(al, size);
+	assert_int_equal(bl, size);
+	assert_memory_equal(a, b, (size_t)size);
+	wc_ecc_free(&dev);
+	wc_ecc_free(&sw);
+	wc_ecc_free(&dev_pub);
+	wc_ecc_free(&sw_pub);
+}
+
 static void test_ecdh_agrees(void **state)
 {
 	unsigned long kg = ec_offload_ops(EC_OFF_KEYGEN);
 	unsigned long dh = ec_offload_ops(EC_OFF_ECDH);
-	ecc_key dev, sw, dev_pub, sw_pub;
-	uint8_t a[32], b[32];
-	word32 al = sizeof(a), bl = sizeof(b);
 
 	(void)state;
-	for (int i = 0; i < 20; i++) {
-		make_key(&dev, AEAD_OFFLOAD_DEVID, ECC_SECP256R1, 32);
-		make_key(&sw, INVALID_DEVID, ECC_SECP256R1, 32);
-		public_of(&sw, &sw_pub, AEAD_OFFLOAD_DEVID);
-		public_of(&dev, &dev_pub, INVALID_DEVID);
-		al = bl = 32;
-		/* The device's key, its ECDH on the device. */
-		assert_int_equal(wc_ecc_shared_secret(&dev, &sw_pub, a, &al), 0);
-		/* wolfSSL's, in C, with the device's public point. */
-		assert_int_equal(wc_ecc_shared_secret(&sw, &dev_pub, b, &bl), 0);
-		assert_int_equal(al, 32);
-		assert_int_equal(bl, 32);
-		assert_memory_equal(a, b, 32);
-		wc_ecc_free(&dev);
-		wc_ecc_free(&sw);
-		wc_ecc_free(&dev_pub);
-		wc_ecc_free(&sw_pub);
-	}
+	for (int i = 0; i < 20; i++)
+		ecdh_both_ways(ECC_SECP256R1, 32);
 	assert_int_equal(ec_offload_ops(EC_OFF_KEYGEN), kg + 20);
 	assert_int_equal(ec_offload_ops(EC_OFF_ECDH), dh + 20);
 }
@@ -128,24 +132,11 @@ static void test_p384_left_to_wolfssl(void **state)
 {
 	unsigned long kg = ec_offload_ops(EC_OFF_KEYGEN);
 	unsigned long dh = ec_offload_ops(EC_OFF_ECDH);
-	ecc_key dev, sw, dev_pub, sw_pub;
-	uint8_t a[48], b[48];
-	word32 al = sizeof(a), bl = sizeof(b);
 
 	(void)state;
-	make_key(&dev, AEAD_OFFLOAD_DEVID, ECC_SECP384R1, 48);
-	make_key(&sw, INVALID_DEVID, ECC_SECP384R1, 48);
-	public_of(&sw, &sw_pub, AEAD_OFFLOAD_DEVID);
-	public_of(&dev, &dev_pub, INVALID_DEVID);
-	assert_int_equal(wc_ecc_shared_secret(&dev, &sw_pub, a, &al), 0);
-	assert_int_equal(wc_ecc_shared_secret(&sw, &dev_pub, b, &bl), 0);
-	assert_memory_equal(a, b, 48);
+	ecdh_both_ways(ECC_SECP384R1, 48);
 	assert_int_equal(ec_offload_ops(EC_OFF_KEYGEN), kg);
 	assert_int_equal(ec_offload_ops(EC_OFF_ECDH), dh);
-	wc_ecc_free(&dev);
-	wc_ecc_free(&sw);
-	wc_ecc_free(&dev_pub);
-	wc_ecc_free(&sw_pub);
 }
 
 int main(void)
