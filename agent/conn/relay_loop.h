@@ -1,9 +1,10 @@
 /* The event loop that holds established relays, and connections that
  * wait (for their program's request, for a TCP connect to complete): one
  * thread per core (at most RELAY_LOOPS_MAX) with an epoll set each, so
- * that an idle connection costs its state, not a thread. Nothing here blocks: a job's bytes move
- * with non-blocking sockets and wolfSSL, and the token is never asked
- * (the handshake is over, and tls.c refuses to sign after it). */
+ * that an idle connection costs its state, not a thread. Nothing here
+ * blocks: a job's bytes move with non-blocking sockets and wolfSSL, and
+ * the token is never asked (the handshake is over, and tls.c refuses to
+ * sign after it). */
 #ifndef MTLS_RELAY_LOOP_H
 #define MTLS_RELAY_LOOP_H
 

@@ -48,19 +48,19 @@ agent_start "$conf"
 rss() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$AGENT_PID/status"; }
 fds() { ls "/proc/$AGENT_PID/fd" | wc -l; }
 threads() { sed -n 's/^Threads:\t//p' "/proc/$AGENT_PID/status"; }
-# Threads but the handshake pool's: the pool may grow to max_handshakes (8)
-# whenever its workers are all busy, which is no leak.
-# pool: the handshake workers, counted in the same pass.
-others() {
-	local f name n=0
-	pool=0
+# "OTHERS POOL": the threads but the handshake pool's, and the pool's, in
+# one pass. The pool may grow to max_handshakes (8) whenever its workers
+# are all busy, which is no leak.
+thread_counts() {
+	local f name n=0 pool=0
 	for f in /proc/"$AGENT_PID"/task/*/comm; do
 		# A thread may end between the listing and the read.
 		name=$(cat "$f" 2>/dev/null) || continue
 		if [ "$name" = mtls-hs ]; then pool=$((pool + 1)); else n=$((n + 1)); fi
 	done
-	echo "$n"
+	echo "$n $pool"
 }
+others() { local c; c=$(thread_counts); echo "${c% *}"; }
 # settled: the agent holds no connection to nginx any more (it closes that
 # side once its client has hung up).
 settled() { ! ss -Htanp "dport = :$port" | grep -q "pid=$AGENT_PID,"; }
@@ -162,8 +162,7 @@ wait_children
 released() { [ "$(fds)" -le $((fd0 + 2)) ] && [ "$(others)" -le $((ot0 + 1)) ]; }
 t_until 60 released || true
 fd1=$(fds) th=$(threads)
-others >"$T/others" # not in $(...): pool is set here
-ot=$(cat "$T/others")
+read -r ot pool <<<"$(thread_counts)"
 [ "$fd1" -le $((fd0 + 2)) ] || t_fail "fds $fd0 -> $fd1 after 200 hang-ups"
 [ "$ot" -le $((ot0 + 1)) ] || t_fail "$ot threads besides the handshake pool left after 200 hang-ups (before: $ot0)"
 [ "$pool" -le 8 ] || t_fail "$pool handshake workers with max_handshakes = 8"
