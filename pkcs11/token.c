@@ -552,6 +552,24 @@ mtls_err_t p11_token_set_so_source(struct p11_token *t, const char *source,
 	return MTLS_OK;
 }
 
+/* A module can fail one kind of call while the rest still work: ykcs11
+ * on a PIV card answers CKR_DEVICE_ERROR to every key generation after
+ * the first in one C_Initialize, and signs on (virtual-piv, quirk 4).
+ * Sessions and signatures keep the lookup from finding it broken, so an
+ * SO operation that failed so re-initialises it, for the caller's retry.
+ * Only CKR_DEVICE_ERROR: CKR_GENERAL_ERROR from an operation is also a
+ * template refusal (tpm2-pkcs11's keygen). Called with nothing held;
+ * EPOCH is the module's while the operation ran. */
+static void op_failed(struct p11_token *t, CK_RV rv, unsigned long epoch)
+{
+	struct mtls_error ignored = { 0 };
+
+	if (rv != CKR_DEVICE_ERROR)
+		return;
+	p11_module_note(t->m, rv);
+	(void)p11_module_reinit(t->m, epoch, t->uri, &ignored);
+}
+
 mtls_err_t p11_token_as_so(struct p11_token *t,
 			   CK_RV (*fn)(struct p11_token *t, CK_SESSION_HANDLE s,
 				       void *ctx),
@@ -560,6 +578,7 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 	struct mtls_secret *so = NULL;
 	struct timespec deadline;
 	struct p11_session ps;
+	unsigned long epoch;
 	mtls_err_t r;
 	CK_RV rv;
 
@@ -569,8 +588,10 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 		r = p11_session_get(t, &ps, err);
 		if (r != MTLS_OK)
 			return r;
+		epoch = p11_module_epoch(t->m); /* entered while ps is out */
 		rv = fn(t, ps.h, ctx);
 		p11_session_put(t, &ps, rv);
+		op_failed(t, rv, epoch);
 		if (rv == CKR_USER_TYPE_INVALID)
 			return mtls_error_set(err, MTLS_ERR_TOKEN,
 					      "%s: CKR_USER_TYPE_INVALID: this "
@@ -584,8 +605,9 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 	 * the end: the SO session is out meanwhile. */
 	pthread_mutex_unlock(&t->lock);
 	p11_module_enter(t->m);
+	epoch = p11_module_epoch(t->m); /* fixed while entered */
 	pthread_mutex_lock(&t->lock);
-	if (t->mod_epoch != p11_module_epoch(t->m))
+	if (t->mod_epoch != epoch)
 		token_lost(t);
 	/* One SO operation at a time, and no user operation under way: the
 	 * logout below would pull the login out from under it. */
@@ -656,6 +678,7 @@ mtls_err_t p11_token_as_so(struct p11_token *t,
 	pthread_cond_broadcast(&t->idle_cv);
 	pthread_mutex_unlock(&t->lock);
 	p11_module_leave(t->m);
+	op_failed(t, rv, epoch);
 	return r;
 }
 

@@ -22,9 +22,15 @@
  *                      pcscd restarts: every call answers CKR_DEVICE_ERROR,
  *                      and goes on doing so after the line is gone, until
  *                      C_Finalize + C_Initialize
+ *   keygen_per_init=N  after N key pairs in one C_Initialize, the next
+ *                      C_GenerateKeyPair makes its pair and answers
+ *                      CKR_DEVICE_ERROR, and so do all later ones until
+ *                      C_Finalize + C_Initialize: ykcs11 on the virtual
+ *                      PIV card (its README, quirk 4)
  *
- * Every C_Login, C_Sign and C_Initialize is counted in FAULT_P11_LOG (one
- * line each), so tests can see retries and re-initialisations. */
+ * Every C_Login, C_Sign, C_GenerateKeyPair and C_Initialize is counted in
+ * FAULT_P11_LOG (one line each), so tests can see retries and
+ * re-initialisations. */
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
@@ -49,8 +55,10 @@ static struct {
 	CK_MECHANISM_TYPE hide[HIDE_MAX];
 	unsigned n_hide;
 	int wedged;
+	long keygen_per_init;
 } F;
 static int broken; /* wedged since; lock held */
+static long keygens; /* since the last C_Initialize; lock held */
 
 static const struct {
 	const char *name;
@@ -161,6 +169,8 @@ static void refresh(void)
 			hide_parse(line + 10);
 		else if (strcmp(line, "wedged") == 0)
 			F.wedged = 1;
+		else if (strncmp(line, "keygen_per_init=", 16) == 0)
+			F.keygen_per_init = atol(line + 16);
 	}
 	if (f != NULL)
 		fclose(f);
@@ -202,6 +212,8 @@ static CK_RV w_Initialize(CK_VOID_PTR args)
 	pthread_mutex_lock(&lock);
 	if (rv == CKR_OK && !F.wedged)
 		broken = 0;
+	if (rv == CKR_OK)
+		keygens = 0;
 	pthread_mutex_unlock(&lock);
 	return rv;
 }
@@ -340,6 +352,28 @@ static CK_RV w_FindObjectsInit(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG
 	return real->C_FindObjectsInit(s, t, n);
 }
 
+static CK_RV w_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m,
+				CK_ATTRIBUTE_PTR pub, CK_ULONG npub,
+				CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
+				CK_OBJECT_HANDLE_PTR hpub, CK_OBJECT_HANDLE_PTR hpriv)
+{
+	int b = wedged(), stale;
+	CK_RV rv;
+
+	count("C_GenerateKeyPair");
+	if (b)
+		return CKR_DEVICE_ERROR;
+	if (F.removed)
+		return CKR_DEVICE_REMOVED;
+	/* As on the card: the pair is made, the answer is an error. */
+	rv = real->C_GenerateKeyPair(s, m, pub, npub, priv, npriv, hpub, hpriv);
+	pthread_mutex_lock(&lock);
+	stale = F.keygen_per_init > 0 && keygens >= F.keygen_per_init;
+	keygens++;
+	pthread_mutex_unlock(&lock);
+	return stale ? CKR_DEVICE_ERROR : rv;
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out);
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
@@ -369,6 +403,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 		wrapped.C_FindObjectsInit = w_FindObjectsInit;
 		wrapped.C_GetMechanismList = w_GetMechanismList;
 		wrapped.C_GetMechanismInfo = w_GetMechanismInfo;
+		wrapped.C_GenerateKeyPair = w_GenerateKeyPair;
 	}
 	*out = &wrapped;
 	return CKR_OK;

@@ -9,7 +9,9 @@
 #  - slot 9c's key has CKA_ALWAYS_AUTHENTICATE: every signature is preceded
 #    by C_Login(CKU_CONTEXT_SPECIFIC) (seen in OpenSC's pkcs11-spy trace);
 #  - two renewals generate the next key on the card, in the slots key_ids
-#    names (9a -> retired slot 82 -> 9a), and the agent uses each;
+#    names (9a -> retired slot 82 -> 9a), and the agent uses each; then an
+#    RSA renewal (9e -> 83), which this card may refuse once in the same
+#    C_Initialize (the agent then re-initialises the module and retries);
 #  - the card pulled mid-traffic: an established connection keeps working,
 #    new handshakes fail with reason token_absent, and once the card is back
 #    the agent signs again without a restart.
@@ -59,8 +61,24 @@ cat >>"$conf" <<-EOF
 	cert_file = $T/ec-chain.pem
 	; 9a and the first retired slot (82)
 	key_ids = 01, 05
+	; ykcs11 on this card may refuse a second key pair in one
+	; C_Initialize (CKR_DEVICE_ERROR; the kit's quirk 4): the agent then
+	; re-initialises the module, and the retry comes within seconds
+	retry_min = 3s
+	retry_max = 8s
 	EOF
 card_conf_identity "$conf" rsa card 04 "$T/ca/ca.pem"
+cat >>"$conf" <<-EOF
+	enroll = exec
+	exec = $exec_ca $T/ca 86400
+	issuer_ca = $T/ca/ca.pem
+	subject = CN=card-rsa
+	cert_file = $T/rsa-chain.pem
+	; 9e and the second retired slot (83)
+	key_ids = 04, 06
+	retry_min = 3s
+	retry_max = 8s
+	EOF
 card_conf_identity "$conf" sig card 02 "$T/ca/ca.pem"
 identity_provision "$conf" ec ec-p256 "$T/ca" "CN=card-ec"
 identity_provision "$conf" rsa rsa-2048 "$T/ca" "CN=card-rsa"
@@ -137,6 +155,23 @@ renew_to 2 01
 grep -q "event=renew_reuse_slot identity=ec" "$T/agent.log" ||
 	t_fail "the second renewal did not say it overwrote the first slot"
 echo "ok: two renewals generated keys in 82 then 9a, each used"
+
+# An RSA key pair after EC ones in the same agent: on this card ykcs11
+# refused that one always when the kit measured it (quirk 4), unless a
+# re-initialisation came between. The agent re-initialises the module when
+# a key generation fails so, and the retry renews.
+agent_log_mark
+"$MTLSCTL" -c "$conf" renew rsa >/dev/null
+agent_log_wait "event=renewed identity=rsa generation=1" 120
+agent_log_wait "event=reload result=ok" 60
+"$MTLSCTL" -c "$conf" key-info rsa >"$T/rsa.info.1"
+t_assert_contains "$T/rsa.info.1" "id: 06"
+t_assert_contains "$T/rsa.info.1" "type: rsa-2048"
+s_server_check "$T/rsa12.sock" card-rsa TLSv1.2 RSA
+refused=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=renew_failed identity=rsa .*CKR_DEVICE_ERROR' || true)
+reinits=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=module_reinit .*cause=CKR_DEVICE_ERROR .*result=ok' || true)
+[ "$reinits" -ge "$refused" ] || t_fail "$refused keygens refused, $reinits re-initialisations"
+echo "ok: RSA renewed into 83 after the EC renewals ($refused attempts refused with CKR_DEVICE_ERROR first, $reinits re-initialisations)"
 
 # 9c wants the PIN before every signature: a trace of the agent's calls
 # (pkcs11-spy in front of ykcs11) shows one context login per C_Sign.
