@@ -33,6 +33,18 @@
 
 static _Atomic unsigned long reinits_ok, reinits_failed;
 
+/* The modules open in this process, one per file. p11-kit gives each
+ * p11_kit_module_load its own managed instance, but counts their
+ * C_Initialize calls and finalises the module only at the last
+ * C_Finalize (measured with tests/faultmod: two instances initialised,
+ * one finalised and initialised again, the module saw one C_Initialize).
+ * With an instance per token, or per runtime across a reload, a
+ * re-initialisation never reached the module. So every token on a file
+ * shares one instance; a reload's old and new tokens keep their own
+ * sessions, and closing the old ones leaves the new ones alone. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct p11_module *open_list;
+
 static int module_locks_init(struct p11_module *m)
 {
 	pthread_rwlockattr_t a;
@@ -100,74 +112,121 @@ static CK_FUNCTION_LIST *load_by_name(const char *name,
 	return found;
 }
 
+static CK_FUNCTION_LIST *load(const char *name_or_path, struct mtls_error *err)
+{
+	CK_FUNCTION_LIST *fn;
+
+	if (strchr(name_or_path, '/') == NULL)
+		return load_by_name(name_or_path, err);
+	fn = p11_kit_module_load(name_or_path, 0);
+	if (fn == NULL)
+		mtls_error_set(err, MTLS_ERR_MODULE, "%s: %s", name_or_path,
+			       p11_kit_message());
+	return fn;
+}
+
+/* The open module of FILE, one more reference taken; open_lock held. */
+static struct p11_module *open_find(const char *file)
+{
+	for (struct p11_module *m = open_list; m != NULL; m = m->next)
+		if (strcmp(m->file, file) == 0) {
+			m->refs++;
+			return m;
+		}
+	return NULL;
+}
+
 mtls_err_t p11_module_open(const char *name_or_path, struct p11_module **out,
 			   struct mtls_error *err)
 {
+	static const char tpm2[] = "tpm2-software.github.io";
 	struct p11_module *m;
+	CK_FUNCTION_LIST *fn;
+	char *file;
+	CK_INFO info;
 	CK_RV rv;
 
 	*out = NULL;
 	if (name_or_path == NULL || *name_or_path == '\0')
 		return mtls_error_set(err, MTLS_ERR_ARG, "empty module name");
-	m = calloc(1, sizeof(*m));
-	if (m == NULL)
+	/* Held while a new module initialises (at start and at a reload
+	 * only), so that two tokens on it never both create it. */
+	pthread_mutex_lock(&open_lock);
+	fn = load(name_or_path, err);
+	if (fn == NULL) {
+		pthread_mutex_unlock(&open_lock);
+		return MTLS_ERR_MODULE;
+	}
+	file = p11_kit_module_get_filename(fn);
+	if (file == NULL) {
+		p11_kit_module_release(fn);
+		pthread_mutex_unlock(&open_lock);
 		return mtls_error_set(err, MTLS_ERR_NOMEM, NULL);
-	snprintf(m->name, sizeof(m->name), "%s", name_or_path);
-	if (module_locks_init(m) != 0) {
+	}
+	if ((m = open_find(file)) != NULL) {
+		/* A name and a path of the same file meet here too. */
+		p11_kit_module_release(fn);
+		free(file);
+		pthread_mutex_unlock(&open_lock);
+		*out = m;
+		return MTLS_OK;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || module_locks_init(m) != 0) {
 		free(m);
-		return mtls_error_set(err, MTLS_ERR_NOMEM, "module locks");
+		free(file);
+		p11_kit_module_release(fn);
+		pthread_mutex_unlock(&open_lock);
+		return mtls_error_set(err, MTLS_ERR_NOMEM, "module");
 	}
-
-	if (strchr(name_or_path, '/') != NULL) {
-		m->fn = p11_kit_module_load(name_or_path, 0);
-		if (m->fn == NULL) {
-			mtls_error_set(err, MTLS_ERR_MODULE, "%s: %s",
-				       name_or_path, p11_kit_message());
-			module_locks_destroy(m);
-			free(m);
-			return MTLS_ERR_MODULE;
-		}
-	} else {
-		m->fn = load_by_name(name_or_path, err);
-		if (m->fn == NULL) {
-			module_locks_destroy(m);
-			free(m);
-			return MTLS_ERR_MODULE;
-		}
-	}
+	snprintf(m->name, sizeof(m->name), "%s", name_or_path);
+	m->fn = fn;
+	m->file = file;
 	rv = p11_kit_module_initialize(m->fn);
 	if (rv != CKR_OK) {
+		pthread_mutex_unlock(&open_lock);
 		mtls_error_set(err, MTLS_ERR_MODULE, "%s: C_Initialize: %s",
 			       name_or_path, p11_rv_name(rv));
 		p11_kit_module_release(m->fn);
 		module_locks_destroy(m);
+		free(m->file);
 		free(m);
 		return MTLS_ERR_MODULE;
 	}
-	{
-		static const char tpm2[] = "tpm2-software.github.io";
-		CK_INFO info;
-
-		if (m->fn->C_GetInfo(&info) == CKR_OK)
-			m->rsa_signs_by_decrypt =
-				memcmp(info.manufacturerID, tpm2,
-				       sizeof(tpm2) - 1) == 0;
-	}
+	if (m->fn->C_GetInfo(&info) == CKR_OK)
+		m->rsa_signs_by_decrypt =
+			memcmp(info.manufacturerID, tpm2, sizeof(tpm2) - 1) == 0;
 	m->initialized = 1;
 	m->backoff_ms = REINIT_FIRST_MS;
+	m->refs = 1;
+	m->next = open_list;
+	open_list = m;
+	pthread_mutex_unlock(&open_lock);
 	*out = m;
 	return MTLS_OK;
 }
 
 void p11_module_close(struct p11_module *m)
 {
+	struct p11_module **pp;
+
 	if (m == NULL)
 		return;
+	pthread_mutex_lock(&open_lock);
+	if (--m->refs > 0) {
+		pthread_mutex_unlock(&open_lock);
+		return;
+	}
+	for (pp = &open_list; *pp != m; pp = &(*pp)->next)
+		;
+	*pp = m->next;
+	pthread_mutex_unlock(&open_lock);
 	/* A failed re-initialisation left it finalised already. */
 	if (m->initialized)
 		p11_kit_module_finalize(m->fn);
 	p11_kit_module_release(m->fn);
 	module_locks_destroy(m);
+	free(m->file);
 	free(m);
 }
 

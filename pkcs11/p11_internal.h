@@ -56,6 +56,12 @@ struct p11_module {
 	uint64_t next_reinit_ms; /* monotonic; 0: due now */
 	unsigned backoff_ms;
 	unsigned attempts; /* re-initialisations since the last working session */
+
+	/* One per module file in the process (module.c's list, under its
+	 * lock): every token and runtime on the module shares it. */
+	char *file;
+	unsigned refs;
+	struct p11_module *next;
 };
 
 struct p11_token {

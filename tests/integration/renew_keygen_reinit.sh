@@ -11,6 +11,12 @@
 # re-initialises the module at that failure, and the retry renews. The
 # failed attempt's pair is removed; a client through the tunnel never
 # fails meanwhile.
+#
+# A second [token] on the same module, with an identity in use: the
+# re-initialisation must reach the module all the same. (p11-kit counts
+# the C_Initialize of each managed instance and finalises the module only
+# at the last C_Finalize: with one instance per token, the agent's
+# re-initialisation of one never reached it.)
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/softhsm.sh"
@@ -20,6 +26,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/fault.sh"
 
 t_init renew_keygen_reinit
+softhsm_init otoken 12345678 oPIN-0815zz
+printf 'oPIN-0815zz\n' >"$T/opin" && chmod 600 "$T/opin"
 softhsm_init itoken 87654321 tPIN-4711xq
 printf 'tPIN-4711xq\n' >"$T/pin" && chmod 600 "$T/pin"
 fault_init "$SOFTHSM_MODULE"
@@ -51,13 +59,30 @@ cat >>"$conf" <<-EOF
 	retry_min = 3s
 	retry_max = 8s
 	EOF
+cat >>"$conf" <<-EOF
+
+	[token other]
+	module = $FAULT_MODULE
+	uri = pkcs11:token=otoken
+	pin_source = file:$T/opin
+
+	[identity other]
+	token = other
+	key = pkcs11:object=other-key;type=private
+	cert = pkcs11:object=other-cert;type=cert
+	ca = $T/ca/ca.pem
+	EOF
+identity_provision "$conf" other ec-p256 "$T/ca" "CN=other-device"
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
+agent_conf_tunnel "$conf" oweb "$T/oweb.sock" "localhost:$port" other
 # The first enrollment in its own process (its own C_Initialize).
 "$MTLSCTL" -c "$conf" enroll dev >"$T/enroll.out"
 t_assert_contains "$T/enroll.out" 'generation 1 in service'
 agent_start "$conf"
 req() { curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/ 2>&1; }
 [[ $(req) == *"dn=CN=keygen-device verify=SUCCESS"* ]] || t_fail "baseline: $(req)"
+oreq() { curl -sS --max-time 30 --unix-socket "$T/oweb.sock" http://localhost/ 2>&1; }
+[[ $(oreq) == *"dn=CN=other-device verify=SUCCESS"* ]] || t_fail "baseline, other token: $(oreq)"
 
 (
 	ok=0 bad=0
@@ -95,7 +120,8 @@ fails=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=renew_failed 
 [ "$fails" = 1 ] || t_fail "$fails failed attempts before generation 3 (one expected)"
 [ "$(inits)" -gt "$init0" ] || t_fail "the module was not re-initialised"
 [ "$(($(keygens) - kg0))" = 2 ] || t_fail "$(($(keygens) - kg0)) key pairs for one renewal retried once"
-echo "ok: second key pair in one C_Initialize refused with CKR_DEVICE_ERROR; module re-initialised (C_Initialize $init0 -> $(inits)); renewed on the retry"
+[[ $(oreq) == *"dn=CN=other-device verify=SUCCESS"* ]] || t_fail "the other token after the re-initialisation: $(oreq)"
+echo "ok: second key pair in one C_Initialize refused with CKR_DEVICE_ERROR; module re-initialised (C_Initialize $init0 -> $(inits)); renewed on the retry; the module's other token signs on"
 
 touch "$T/stop-client"
 wait $client || true
@@ -106,7 +132,7 @@ read -r ok bad <"$T/client.result"
 
 # On the token: generations 2 and 3 (1 retired), and nothing of the
 # refused attempt.
-objs=$(pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin tPIN-4711xq \
+objs=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label itoken --login --pin tPIN-4711xq \
 	--list-objects --type privkey 2>/dev/null)
 n=$(grep -c '^Private Key Object' <<<"$objs" || true)
 [ "$n" = 2 ] || t_fail "$n private keys on the token, 2 expected: $objs"
