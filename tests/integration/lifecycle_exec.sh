@@ -53,22 +53,7 @@ t_assert_contains "$T/enroll.out" 'generation 1 in service'
 agent_start "$conf"
 
 # A client that never stops: one request every 100 ms, each must succeed.
-(
-	ok=0 bad=0
-	while [ ! -e "$T/stop-client" ]; do
-		if out=$(curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/ 2>&1) &&
-			[[ $out == *"dn=CN=lifecycle-device verify=SUCCESS"* ]]; then
-			ok=$((ok + 1))
-		else
-			bad=$((bad + 1))
-			echo "$(date +%T) $out" >>"$T/client-failures.log"
-		fi
-		sleep 0.1 # pacing, not synchronisation
-	done
-	echo "$ok $bad" >"$T/client.result"
-) &
-client=$!
-t_on_exit "touch $T/stop-client; kill $client"
+client_start "$T/web.sock" "dn=CN=lifecycle-device verify=SUCCESS"
 
 # Each wait: until the certificate in service would expire.
 agent_log_wait 'event=renewed identity=dev generation=2' 90
@@ -85,13 +70,12 @@ rm "$T/ca/down"
 agent_log_wait 'event=renewed identity=dev generation=4' 60
 echo "ok: CA down: $fails failed attempts with backoff, then renewed"
 
-touch "$T/stop-client"
-wait $client || true
+client_stop
 # Stopped here, so that what follows sees generation 4 (the next renewal
 # is due 30 s after it) however slow the machine is; mtlsctl status reads
 # the tokens and state_dir without it.
 agent_stop || t_fail "mtls-agent did not stop cleanly"
-read -r ok bad <"$T/client.result"
+ok=$CLIENT_OK bad=$CLIENT_BAD
 [ "$bad" -eq 0 ] || t_fail "$bad of $((ok + bad)) requests failed: $(head -3 "$T/client-failures.log")"
 # About 10 a second when idle; at least one every 3 s even when loaded.
 [ "$ok" -gt 30 ] || t_fail "only $ok requests made"

@@ -84,21 +84,7 @@ req() { curl -sS --max-time 30 --unix-socket "$T/web.sock" http://localhost/ 2>&
 oreq() { curl -sS --max-time 30 --unix-socket "$T/oweb.sock" http://localhost/ 2>&1; }
 [[ $(oreq) == *"dn=CN=other-device verify=SUCCESS"* ]] || t_fail "baseline, other token: $(oreq)"
 
-(
-	ok=0 bad=0
-	while [ ! -e "$T/stop-client" ]; do
-		if out=$(req) && [[ $out == *"dn=CN=keygen-device verify=SUCCESS"* ]]; then
-			ok=$((ok + 1))
-		else
-			bad=$((bad + 1))
-			echo "$(date +%T) $out" >>"$T/client-failures.log"
-		fi
-		sleep 0.1 # pacing, not synchronisation
-	done
-	echo "$ok $bad" >"$T/client.result"
-) &
-client=$!
-t_on_exit "touch $T/stop-client; kill $client"
+client_start "$T/web.sock" "dn=CN=keygen-device verify=SUCCESS"
 
 inits() { grep -c '^C_Initialize$' "$T/fault.calls" || true; }
 keygens() { grep -c '^C_GenerateKeyPair$' "$T/fault.calls" || true; }
@@ -123,10 +109,9 @@ fails=$(tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -c 'event=renew_failed 
 [[ $(oreq) == *"dn=CN=other-device verify=SUCCESS"* ]] || t_fail "the other token after the re-initialisation: $(oreq)"
 echo "ok: second key pair in one C_Initialize refused with CKR_DEVICE_ERROR; module re-initialised (C_Initialize $init0 -> $(inits)); renewed on the retry; the module's other token signs on"
 
-touch "$T/stop-client"
-wait $client || true
+client_stop
 agent_stop || t_fail "mtls-agent did not stop cleanly"
-read -r ok bad <"$T/client.result"
+ok=$CLIENT_OK bad=$CLIENT_BAD
 [ "$bad" -eq 0 ] || t_fail "$bad of $((ok + bad)) requests failed: $(head -3 "$T/client-failures.log")"
 [ "$ok" -gt 5 ] || t_fail "only $ok requests made"
 

@@ -120,3 +120,34 @@ agent_log_wait() {
 _agent_log_has() { # PATTERN
 	tail -n +"${AGENT_LOG_FROM:-1}" "$T/agent.log" 2>/dev/null | grep -cE -- "$1" >/dev/null
 }
+
+# client_start SOCKET WANT: a client that never stops, in the background:
+# one request through SOCKET every 100 ms, each answer must contain WANT
+# (a failure is logged in $T/client-failures.log). client_stop ends it.
+client_start() {
+	local sock=$1 want=$2
+	(
+		ok=0 bad=0
+		while [ ! -e "$T/stop-client" ]; do
+			if out=$(curl -sS --max-time 30 --unix-socket "$sock" http://localhost/ 2>&1) &&
+				[[ $out == *"$want"* ]]; then
+				ok=$((ok + 1))
+			else
+				bad=$((bad + 1))
+				echo "$(date +%T) $out" >>"$T/client-failures.log"
+			fi
+			sleep 0.1 # pacing, not synchronisation
+		done
+		echo "$ok $bad" >"$T/client.result"
+	) &
+	CLIENT_PID=$!
+	t_on_exit "touch $T/stop-client; kill $CLIENT_PID"
+}
+
+# client_stop: ends client_start's client; CLIENT_OK and CLIENT_BAD count
+# its requests.
+client_stop() {
+	touch "$T/stop-client"
+	wait "$CLIENT_PID" || true
+	read -r CLIENT_OK CLIENT_BAD <"$T/client.result"
+}
