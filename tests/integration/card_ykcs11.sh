@@ -52,33 +52,27 @@ chmod 600 "$T/card.mgmt"
 
 conf=$T/agent.conf
 card_conf "$conf" card "$CARD_YKCS11" "$CARD_YKCS11_URI"
+# renewed_by_exec NAME SECONDS KEY_IDS: the identity just written renews
+# through the exec CA, with certificates of SECONDS, into the slots of
+# KEY_IDS. ykcs11 on this card may refuse a second key pair in one
+# C_Initialize (CKR_DEVICE_ERROR; the kit's quirk 4): the agent then
+# re-initialises the module, and the retry comes within seconds.
+renewed_by_exec() {
+	cat >>"$conf" <<-EOF
+	enroll = exec
+	exec = $exec_ca $T/ca $2
+	issuer_ca = $T/ca/ca.pem
+	subject = CN=card-$1
+	cert_file = $T/$1-chain.pem
+	key_ids = $3
+	retry_min = 3s
+	retry_max = 8s
+	EOF
+}
 card_conf_identity "$conf" ec card 01 "$T/ca/ca.pem"
-cat >>"$conf" <<-EOF
-	enroll = exec
-	exec = $exec_ca $T/ca 3600
-	issuer_ca = $T/ca/ca.pem
-	subject = CN=card-ec
-	cert_file = $T/ec-chain.pem
-	; 9a and the first retired slot (82)
-	key_ids = 01, 05
-	; ykcs11 on this card may refuse a second key pair in one
-	; C_Initialize (CKR_DEVICE_ERROR; the kit's quirk 4): the agent then
-	; re-initialises the module, and the retry comes within seconds
-	retry_min = 3s
-	retry_max = 8s
-	EOF
+renewed_by_exec ec 3600 "01, 05" # 9a and the first retired slot (82)
 card_conf_identity "$conf" rsa card 04 "$T/ca/ca.pem"
-cat >>"$conf" <<-EOF
-	enroll = exec
-	exec = $exec_ca $T/ca 86400
-	issuer_ca = $T/ca/ca.pem
-	subject = CN=card-rsa
-	cert_file = $T/rsa-chain.pem
-	; 9e and the second retired slot (83)
-	key_ids = 04, 06
-	retry_min = 3s
-	retry_max = 8s
-	EOF
+renewed_by_exec rsa 86400 "04, 06" # 9e and the second retired slot (83)
 card_conf_identity "$conf" sig card 02 "$T/ca/ca.pem"
 identity_provision "$conf" ec ec-p256 "$T/ca" "CN=card-ec"
 identity_provision "$conf" rsa rsa-2048 "$T/ca" "CN=card-rsa"

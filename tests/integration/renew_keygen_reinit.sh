@@ -43,14 +43,9 @@ agent_conf_token "$conf" itoken "$T/pin"
 sed -i "s#^module = .*#module = $FAULT_MODULE#" "$conf"
 # mtlsctl renew asks the running agent, through its control socket.
 sed -i "/^\[agent\]/a control = $T/control.sock" "$conf"
+agent_conf_identity "$conf" dev "$T/ca/ca.pem"
 # A day's certificates: only the forced renewals below happen.
 cat >>"$conf" <<-EOF
-
-	[identity dev]
-	token = soft
-	key = pkcs11:object=dev-key;type=private
-	cert = pkcs11:object=dev-cert;type=cert
-	ca = $T/ca/ca.pem
 	enroll = exec
 	exec = $exec_ca $T/ca 86400
 	issuer_ca = $T/ca/ca.pem
@@ -58,20 +53,13 @@ cat >>"$conf" <<-EOF
 	cert_file = $T/dev-chain.pem
 	retry_min = 3s
 	retry_max = 8s
-	EOF
-cat >>"$conf" <<-EOF
 
 	[token other]
 	module = $FAULT_MODULE
 	uri = pkcs11:token=otoken
 	pin_source = file:$T/opin
-
-	[identity other]
-	token = other
-	key = pkcs11:object=other-key;type=private
-	cert = pkcs11:object=other-cert;type=cert
-	ca = $T/ca/ca.pem
 	EOF
+agent_conf_identity "$conf" other "$T/ca/ca.pem" "" other
 identity_provision "$conf" other ec-p256 "$T/ca" "CN=other-device"
 agent_conf_tunnel "$conf" web "$T/web.sock" "localhost:$port" dev
 agent_conf_tunnel "$conf" oweb "$T/oweb.sock" "localhost:$port" other

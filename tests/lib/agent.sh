@@ -23,15 +23,16 @@ agent_conf_token() {
 	EOF
 }
 
-# agent_conf_identity FILE NAME CA [CERT]: an identity whose key and
-# certificate live on the token (object=NAME-key / NAME-cert) unless CERT
-# (a PEM file) is given.
+# agent_conf_identity FILE NAME CA [CERT [TOKEN]]: an identity whose key
+# and certificate live on the token (object=NAME-key / NAME-cert) unless
+# CERT (a PEM file) is given; on [token soft] unless TOKEN is given.
 agent_conf_identity() {
 	local file=$1 name=$2 ca=$3 cert=${4:-pkcs11:object=$2-cert;type=cert}
+	local token=${5:-soft}
 	cat >>"$file" <<-EOF
 
 	[identity $name]
-	token = soft
+	token = $token
 	key = pkcs11:object=$name-key;type=private
 	cert = $cert
 	ca = $ca
